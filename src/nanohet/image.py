@@ -1,0 +1,86 @@
+"""A minimal in-memory image model that carries physical metadata.
+
+Sections use micrometres, volumes millimetres. Axes follow SimpleITK: the
+spacing and origin tuples are ``(x, y)`` while arrays are indexed ``[y, x]``.
+The origin is the physical position of the *centre* of pixel ``[0, 0]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+
+
+@dataclass
+class SectionImage:
+    """A multi-channel 2-D image of a tissue section.
+
+    Attributes
+    ----------
+    data : ndarray, shape (C, Y, X)
+        Channel stack. RGB images are stored as three channels named
+        ``R``, ``G`` and ``B``.
+    channels : list of str
+        One name per channel.
+    spacing : tuple of float
+        Pixel size ``(x, y)`` in micrometres.
+    origin : tuple of float, optional
+        Physical position ``(x, y)`` of the centre of pixel [0, 0], in µm.
+    """
+
+    data: np.ndarray
+    channels: list[str]
+    spacing: tuple[float, float]
+    origin: tuple[float, float] = (0.0, 0.0)
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.data.ndim != 3:
+            raise ValueError(f"SectionImage data must be (C, Y, X), got shape {self.data.shape}")
+        if len(self.channels) != self.data.shape[0]:
+            raise ValueError(
+                f"{len(self.channels)} channel names for {self.data.shape[0]} channels"
+            )
+        if not all(np.isfinite(s) and s > 0 for s in self.spacing):
+            raise ValueError(f"pixel spacing must be positive, got {self.spacing}")
+
+    def channel(self, name: str) -> np.ndarray:
+        """Return the 2-D array of the channel called ``name``."""
+        try:
+            return self.data[self.channels.index(name)]
+        except ValueError:
+            raise KeyError(
+                f"no channel named {name!r}; the image has {self.channels}"
+            ) from None
+
+    @property
+    def shape_yx(self) -> tuple[int, int]:
+        return int(self.data.shape[1]), int(self.data.shape[2])
+
+
+def to_sitk(array: np.ndarray, spacing, origin=(0.0, 0.0)) -> sitk.Image:
+    """Wrap a 2-D array as a float32 SimpleITK image with physical metadata."""
+    img = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=np.float32))
+    img.SetSpacing(tuple(float(s) for s in spacing))
+    img.SetOrigin(tuple(float(o) for o in origin))
+    return img
+
+
+def block_reduce_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """Average non-overlapping ``factor x factor`` blocks (NaN-aware).
+
+    Trailing rows/columns that do not fill a whole block are dropped.
+    """
+    if factor == 1:
+        return array.astype(np.float64)
+    ny, nx = (array.shape[0] // factor) * factor, (array.shape[1] // factor) * factor
+    blocks = array[:ny, :nx].astype(np.float64).reshape(ny // factor, factor, nx // factor, factor)
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(blocks, axis=(1, 3)) if np.isnan(blocks).any() else blocks.mean(axis=(1, 3))
+
+
+def block_origin(origin, spacing, factor: int):
+    """Physical origin of the grid produced by :func:`block_reduce_mean`."""
+    return tuple(o + (factor - 1) * s / 2.0 for o, s in zip(origin, spacing))

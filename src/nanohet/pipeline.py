@@ -1,0 +1,481 @@
+"""One function per workflow step: read inputs, call the library, write outputs.
+
+The Snakemake rules call these through thin scripts; tests call them
+directly. Each takes file paths and plain config dictionaries and writes its
+outputs atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from . import microscopy as mic
+from .atomic import atomic_path, write_table
+from .errors import InputError
+from .image import SectionImage, block_origin, block_reduce_mean, to_sitk
+from .imzml import read_imzml_index
+from .msi import IonTarget, clip_hotspots, extract_ion_images, normalise
+from .ometiff import read_ome_tiff, write_ome_tiff
+from .quantify import distance_to_mask_um, map_metrics
+from .registration import (RegistrationSettings, dice, prepare_image, reference_grid, register,
+                           resample_to, target_registration_error)
+
+log = logging.getLogger("nanohet")
+
+MASK_CHANNELS = ["tissue", "necrosis", "viable", "vessels"]
+
+
+def _channels_arg(channels: str | None):
+    return [c.strip() for c in channels.split(",")] if channels else None
+
+
+def _float_or_none(value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return float(value)
+
+
+# ----------------------------------------------------------------------------- demo
+
+def make_demo_sample(sample: str, group: str, demo_cfg: dict, thresholds: dict, outputs: dict,
+                     truth_dir: str) -> None:
+    """Simulate one demo sample (all modalities) and its ground truth."""
+    from .phantom import generate_sample, params_from_config
+
+    params = params_from_config(demo_cfg, group, sample)
+    log.info("simulating %s (group %s, seed %d)", sample, group, params.seed)
+    record = generate_sample(sample, outputs, truth_dir, params, thresholds=thresholds)
+    log.info("%s: %d vessels, NP half-distance %.1f µm, dose factor %.2f, %d MSI spectra",
+             sample, record["section"]["n_vessels"], record["section"]["np_half_distance_um"],
+             record["section"]["dose_factor"], record["msi_acquired_pixels"])
+
+
+# ----------------------------------------------------------------------------- MSI
+
+def msi_unit(msi_cfg: dict) -> str:
+    """Unit of the normalised analyte images for a given MSI config."""
+    method = msi_cfg["normalisation"]
+    if method == "internal_standard":
+        return "ug/g-equivalent" if msi_cfg["internal_standard"].get("concentration") else "ratio to standard"
+    return {"none": "counts", "tic": "fraction of TIC", "rms": "ratio to RMS",
+            "median": "ratio to median"}[method]
+
+
+def extract_msi(imzml: str, msi_cfg: dict, out_ions: str, out_stats: str, out_spectrum: str,
+                pixel_size_um: float | None = None, sample: str = "") -> None:
+    """Ion images of the configured analytes, normalised, as an OME-TIFF stack.
+
+    Channels: one per analyte (normalised), ``TIC``, the internal standard
+    (raw counts, when configured) and ``acquired`` (1 where a spectrum
+    exists). Non-acquired pixels are NaN in every signal channel.
+    """
+    index = read_imzml_index(imzml)
+    analytes = [IonTarget(a["name"], float(a["mz"]), float(a["ppm"])) for a in msi_cfg["analytes"]]
+    targets = list(analytes)
+    is_cfg = msi_cfg.get("internal_standard")
+    if is_cfg:
+        targets.append(IonTarget(is_cfg["name"], float(is_cfg["mz"]), float(is_cfg["ppm"])))
+    method = msi_cfg["normalisation"]
+    if method == "internal_standard" and not is_cfg:
+        raise InputError("msi.normalisation is internal_standard but msi.internal_standard is not configured")
+    log.info("%s: %d spectra (%s, m/z %s, intensity %s), pixel %s µm; %d targets; normalisation %s",
+             imzml, index.n_spectra, "continuous" if index.continuous else "processed",
+             index.mz_dtype, index.int_dtype, index.pixel_size or pixel_size_um, len(targets), method)
+
+    def progress(done, total):
+        log.info("  %d / %d spectra (%.0f %%)", done, total, 100.0 * done / total)
+
+    res = extract_ion_images(index, targets, pixel_size_um=pixel_size_um,
+                             reduce=msi_cfg.get("reduce", "sum"), progress=progress)
+    if is_cfg:
+        is_img = res.images[is_cfg["name"]]
+        if not np.nanmax(np.nan_to_num(is_img, nan=0.0)) > 0:
+            raise InputError(f"{imzml} (sample {sample}): the internal standard {is_cfg['name']} "
+                             f"(m/z {is_cfg['mz']} ± {is_cfg['ppm']} ppm) has no signal in any pixel")
+    channels, planes, rows = [], [], []
+    unit = msi_unit(msi_cfg)
+    for t in analytes:
+        img = normalise(res.images[t.name], method, msi=res, reference=is_cfg["name"] if is_cfg else None)
+        if method == "internal_standard" and is_cfg.get("concentration"):
+            img = img * float(is_cfg["concentration"])
+        img = clip_hotspots(img, msi_cfg.get("hotspot_percentile"))
+        channels.append(t.name)
+        planes.append(img)
+        finite = img[np.isfinite(img)]
+        raw = res.images[t.name][res.acquired]
+        rows.append({
+            "analyte": t.name, "mz": t.mz, "ppm": t.ppm, "normalisation": method, "unit": unit,
+            "n_acquired": int(res.acquired.sum()), "fraction_detected": float((raw > 0).mean()),
+            "mean": float(finite.mean()) if finite.size else np.nan,
+            "median": float(np.median(finite)) if finite.size else np.nan,
+            "p99": float(np.percentile(finite, 99)) if finite.size else np.nan,
+            "max": float(finite.max()) if finite.size else np.nan,
+        })
+    channels.append("TIC")
+    planes.append(res.tic)
+    if is_cfg:
+        channels.append(is_cfg["name"])
+        planes.append(res.images[is_cfg["name"]])
+    channels.append("acquired")
+    planes.append(res.acquired.astype(np.float64))
+    stack = SectionImage(np.stack(planes).astype(np.float32), channels, res.pixel_size, res.origin)
+    write_ome_tiff(out_ions, stack)
+    write_table(pd.DataFrame(rows), out_stats)
+    mz, mean = res.mean_spectrum
+    keep = mean > 0
+    write_table(pd.DataFrame({"mz": mz[keep], "mean_intensity": mean[keep]}), out_spectrum)
+    log.info("wrote %s with channels %s", out_ions, channels)
+
+
+# ----------------------------------------------------------------------------- microscopy
+
+def role_channel(image: SectionImage, mic_cfg: dict, role: str, path: str) -> np.ndarray:
+    """The channel playing ``role`` (nuclei, vessels, ...) with a clear error if absent."""
+    name = mic_cfg["channels"].get(role)
+    if name is None:
+        raise InputError(f"microscopy.channels.{role} is not configured")
+    if name not in image.channels:
+        raise InputError(f"{path}: channel {name!r} (configured for role {role}) is not in the file; "
+                         f"its channels are {image.channels}")
+    return image.channel(name)
+
+
+def preprocess_microscopy(fluorescence: str, mic_cfg: dict, out_masks: str, out_stats: str,
+                          pixel_size_um: float | None = None, channels: str | None = None,
+                          sample: str = "") -> None:
+    """Tissue, necrosis, viable and vessel masks of a fluorescence section, plus section statistics."""
+    img = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
+    p = float(img.spacing[0])
+    nuclei = role_channel(img, mic_cfg, "nuclei", fluorescence)
+    cd31 = role_channel(img, mic_cfg, "vessels", fluorescence)
+    tissue = mic.tissue_mask(nuclei, p, mic_cfg.get("tissue_smooth_um", 10.0))
+    necrosis = mic.necrosis_mask(nuclei, tissue, p, mic_cfg.get("necrosis_smooth_um", 30.0))
+    vessels = mic.vessel_mask(cd31, tissue & ~necrosis, p, mic_cfg.get("vessel_min_area_um2", 20.0))
+    viable = tissue & ~necrosis
+    masks = np.stack([tissue, necrosis, viable, vessels]).astype(np.uint8)
+    write_ome_tiff(out_masks, SectionImage(masks, list(MASK_CHANNELS), img.spacing, img.origin))
+    from scipy import ndimage
+
+    n_vessels = ndimage.label(vessels)[1]
+    viable_mm2 = viable.sum() * p * p / 1e6
+    stats = {
+        "sample": sample, "tissue_area_mm2": tissue.sum() * p * p / 1e6,
+        "necrotic_fraction": necrosis.sum() / max(tissue.sum(), 1),
+        "vessel_count": n_vessels, "vessel_density_per_mm2": n_vessels / viable_mm2 if viable_mm2 else np.nan,
+        "vessel_area_fraction": vessels.sum() / max(viable.sum(), 1),
+    }
+    if not vessels.any():
+        log.warning("%s: no vessels found in channel %s", fluorescence, mic_cfg["channels"]["vessels"])
+    write_table(pd.DataFrame([stats]), out_stats)
+    log.info("%s: tissue %.2f mm², necrotic fraction %.2f, %d vessels (%.0f /mm² viable)", fluorescence,
+             stats["tissue_area_mm2"], stats["necrotic_fraction"], n_vessels, stats["vessel_density_per_mm2"])
+
+
+# ----------------------------------------------------------------------------- registration
+
+def registration_settings(reg_cfg: dict) -> RegistrationSettings:
+    """Map the config's ``registration`` section to :class:`RegistrationSettings`."""
+    s = RegistrationSettings()
+    for key in ("transform", "histogram_bins", "sampling_percentage", "seed", "shrink_factors",
+                "iterations", "rotation_search_deg", "threads"):
+        if key in reg_cfg:
+            setattr(s, key, reg_cfg[key])
+    if "smoothing_sigmas_um" in reg_cfg:
+        s.smoothing_sigmas = list(reg_cfg["smoothing_sigmas_um"])
+    if len(s.smoothing_sigmas) != len(s.shrink_factors):
+        raise InputError("registration.smoothing_sigmas_um needs one value per registration.shrink_factors level")
+    return s
+
+
+def analysis_grid(fluo: SectionImage, spacing_um: float):
+    """Block factor, shape, spacing and origin of the analysis grid over a microscopy image."""
+    factor = max(int(round(spacing_um / fluo.spacing[0])), 1)
+    shape = (fluo.shape_yx[0] // factor, fluo.shape_yx[1] // factor)
+    spacing = (fluo.spacing[0] * factor, fluo.spacing[1] * factor)
+    return factor, shape, spacing, block_origin(fluo.origin, fluo.spacing, factor)
+
+
+def _msi_tissue(tic: np.ndarray, acquired: np.ndarray, spacing: float) -> np.ndarray:
+    filled = np.where(acquired, tic, np.nanmin(tic))
+    return mic.tissue_mask(np.nan_to_num(filled), spacing, smooth_um=spacing)
+
+
+def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg: dict,
+                 mic_cfg: dict, out_transform: str, out_registered: str, out_qc: str,
+                 sample: str = "", pixel_size_um: float | None = None, channels: str | None = None) -> None:
+    """Register the MSI stack onto the fluorescence section and resample it to the analysis grid."""
+    stack = read_ome_tiff(ions)
+    fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
+    mask_img = read_ome_tiff(masks)
+    settings = registration_settings(reg_cfg)
+    acquired = stack.channel("acquired") > 0
+    msi_name = reg_cfg.get("msi_image", "tic")
+    moving_arr = stack.channel("TIC" if msi_name.lower() == "tic" else msi_name)
+    moving = prepare_image(moving_arr, stack.spacing, stack.origin)
+    moving_mask = sitk.GetImageFromArray(acquired.astype(np.uint8))
+    moving_mask.CopyInformation(moving)
+
+    fixed_arr = role_channel(fluo, mic_cfg, reg_cfg.get("fixed_channel", "nuclei"), fluorescence)
+    wf = max(int(round(reg_cfg.get("working_spacing_um", 15.0) / fluo.spacing[0])), 1)
+    fixed = prepare_image(block_reduce_mean(fixed_arr, wf), (fluo.spacing[0] * wf, fluo.spacing[1] * wf),
+                          block_origin(fluo.origin, fluo.spacing, wf))
+    log.info("%s: registering MSI %s (%s, %.1f µm) onto %s (%.1f µm working spacing), %s",
+             sample, msi_name, stack.shape_yx, stack.spacing[0], fluorescence, fluo.spacing[0] * wf,
+             settings.transform)
+    result = register(fixed, moving, settings, moving_mask=moving_mask)
+    with atomic_path(out_transform) as tmp:
+        sitk.WriteTransform(result.transform, str(tmp))
+
+    factor, shape, spacing, origin = analysis_grid(fluo, quant_cfg.get("analysis_spacing_um", 10.0))
+    ref = reference_grid(shape, spacing, origin)
+    planes = []
+    for name in stack.channels:
+        arr = stack.channel(name).astype(np.float64)
+        if name != "acquired":
+            arr = np.where(acquired, arr, np.nan)
+        planes.append(resample_to(to_sitk(arr, stack.spacing, stack.origin), ref, result.transform))
+    planes = np.nan_to_num(np.stack(planes), nan=np.nan)
+    acq_idx = stack.channels.index("acquired")
+    planes[acq_idx] = np.nan_to_num(planes[acq_idx], nan=0.0)
+    write_ome_tiff(out_registered, SectionImage(planes.astype(np.float32), list(stack.channels), spacing, origin))
+
+    # QC: tissue overlap before (centring only) and after registration.
+    tissue_ref = block_reduce_mean(mask_img.channel("tissue").astype(np.float32), factor) >= 0.5
+    msi_tissue = _msi_tissue(stack.channel("TIC"), acquired, stack.spacing[0]).astype(np.float32)
+    msi_tissue_img = to_sitk(msi_tissue, stack.spacing, stack.origin)
+    centred = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler2DTransform(),
+                                                sitk.CenteredTransformInitializerFilter.MOMENTS)
+    dice_before = dice(tissue_ref, np.nan_to_num(resample_to(msi_tissue_img, ref, centred)) >= 0.5)
+    dice_after = dice(tissue_ref, np.nan_to_num(resample_to(msi_tissue_img, ref, result.transform)) >= 0.5)
+    flagged = bool(result.metric_after > result.metric_before or dice_after < dice_before)
+    qc = {
+        "sample": sample, "edge": "msi->fluorescence", "transform": settings.transform,
+        "metric": "mattes_mi", "metric_before": result.metric_before, "metric_after": result.metric_after,
+        "dice_before": dice_before, "dice_after": dice_after, "iterations": result.iterations,
+        "stop_condition": result.stop_condition, "runtime_s": round(result.runtime_s, 2), "flagged": flagged,
+    }
+    if flagged:
+        log.warning("%s: registration QC is worse than the initialisation: %s", sample, qc)
+    write_table(pd.DataFrame([qc]), out_qc)
+    log.info("%s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, %d iterations", sample,
+             result.metric_before, result.metric_after, dice_before, dice_after, result.iterations)
+
+
+# ----------------------------------------------------------------------------- quantification
+
+def quantify_section(fluorescence: str, masks: str, registered: str, msi_cfg: dict, mic_cfg: dict,
+                     quant_cfg: dict, out_metrics: str, out_profiles: str, sample: str = "",
+                     pixel_size_um: float | None = None, channels: str | None = None) -> None:
+    """Heterogeneity metrics of the nanoparticle (microscopy) and MSI analyte maps of one section."""
+    fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
+    m = read_ome_tiff(masks)
+    reg = read_ome_tiff(registered)
+    tissue, viable, vessels = (m.channel(c) > 0 for c in ("tissue", "viable", "vessels"))
+    if not tissue.any():
+        raise InputError(f"{masks} (sample {sample}): the tissue mask is empty")
+    thresholds = quant_cfg.get("coverage_thresholds", {})
+    bin_um, max_um = quant_cfg.get("profile_bin_um", 10.0), quant_cfg.get("profile_max_um", 150.0)
+    dist = distance_to_mask_um(vessels, fluo.spacing)
+    rows, profiles = [], []
+
+    def add(modality, analyte, unit, values, t_mask, v_mask, d):
+        metrics, profile = map_metrics(values, t_mask, v_mask, d, thresholds.get(analyte), bin_um, max_um)
+        units = {"mean": unit, "median": unit, "cv": "1", "coverage": "fraction", "n_pixels": "pixels",
+                 "l50_um": "um", "auc_100um": f"{unit} x um"}
+        for k, v in metrics.items():
+            rows.append({"sample": sample, "modality": modality, "analyte": analyte, "metric": k,
+                         "value": v, "unit": units[k]})
+        profile.insert(0, "analyte", analyte)
+        profile.insert(0, "modality", modality)
+        profile.insert(0, "sample", sample)
+        profiles.append(profile)
+
+    np_img = role_channel(fluo, mic_cfg, "nanoparticle", fluorescence).astype(np.float64)
+    np_img = np_img - mic.background_level(np_img, tissue)
+    add("fluorescence", "nanoparticle", "counts", np_img, tissue, viable, dist)
+
+    factor, shape, _, _ = analysis_grid(fluo, quant_cfg.get("analysis_spacing_um", 10.0))
+    if reg.shape_yx != shape:
+        raise InputError(f"{registered}: grid {reg.shape_yx} does not match the analysis grid {shape}")
+    tissue_g = block_reduce_mean(tissue.astype(np.float32), factor) >= 0.5
+    viable_g = block_reduce_mean(viable.astype(np.float32), factor) >= 0.5
+    dist_g = block_reduce_mean(dist, factor)
+    covered = reg.channel("acquired") > 0.5
+    frac = float((covered & tissue_g).sum() / max(tissue_g.sum(), 1))
+    if frac < 0.9:
+        log.warning("%s: MSI acquisition covers only %.0f %% of the tissue", sample, 100 * frac)
+    unit = msi_unit(msi_cfg)
+    for a in msi_cfg["analytes"]:
+        add("msi", a["name"], unit, reg.channel(a["name"]).astype(np.float64), tissue_g, viable_g, dist_g)
+    df = pd.DataFrame(rows)
+    df = pd.concat([df, pd.DataFrame([{"sample": sample, "modality": "msi", "analyte": "all",
+                                       "metric": "tissue_coverage_by_acquisition", "value": frac,
+                                       "unit": "fraction"}])], ignore_index=True)
+    write_table(df, out_metrics)
+    write_table(pd.concat(profiles, ignore_index=True), out_profiles)
+
+
+def quantify_volume(volume: str, mask: str, out_metrics: str, sample: str = "") -> None:
+    """Uptake statistics of an in vivo volume inside its tumour mask."""
+    from .volume import read_volume, volume_metrics
+
+    img, msk = read_volume(volume), read_volume(mask)
+    try:
+        metrics = volume_metrics(img, msk)
+    except InputError as exc:
+        raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
+    units = {"mean": "image units", "median": "image units", "cv": "1", "p90": "image units",
+             "volume_mm3": "mm3"}
+    write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", "metric": k,
+                               "value": v, "unit": units[k]} for k, v in metrics.items()]), out_metrics)
+
+
+def cohort_table(metric_files: list[str], section_stats: list[str], sheet: pd.DataFrame,
+                 out_metrics: str, out_summary: str) -> None:
+    """Gather per-sample metrics into one tidy cohort table and a per-group summary.
+
+    The summary gives, per group, modality, analyte and metric, the number of
+    samples, mean, SD and the between-sample CV (interpatient heterogeneity).
+    """
+    frames = [pd.read_csv(f, sep="\t") for f in metric_files]
+    for f in section_stats:
+        s = pd.read_csv(f, sep="\t")
+        long = s.melt(id_vars=["sample"], var_name="metric", value_name="value")
+        long.insert(1, "modality", "fluorescence")
+        long.insert(2, "analyte", "section")
+        long["unit"] = long["metric"].map({"tissue_area_mm2": "mm2", "necrotic_fraction": "fraction",
+                                           "vessel_count": "count", "vessel_density_per_mm2": "1/mm2",
+                                           "vessel_area_fraction": "fraction"})
+        frames.append(long)
+    df = pd.concat(frames, ignore_index=True)
+    info = sheet.drop_duplicates("sample")[["sample", "subject", "group", "tumour"]]
+    df = info.merge(df, on="sample", how="right")
+    df = df.sort_values(["sample", "modality", "analyte", "metric"], kind="stable").reset_index(drop=True)
+    write_table(df, out_metrics)
+    g = df.groupby(["group", "modality", "analyte", "metric", "unit"], sort=True)["value"]
+    summary = g.agg(n="count", mean="mean", sd="std").reset_index()
+    summary["between_sample_cv"] = summary["sd"] / summary["mean"]
+    write_table(summary, out_summary)
+
+
+# ----------------------------------------------------------------------------- validation (demo only)
+
+def validate_sample(truth_json: str, landmarks: str, truth_masks: str, transform: str, metrics: str,
+                    volume_metrics: str | None, out_tre: str, out_compare: str, sample: str = "") -> None:
+    """Compare one demo sample's registration and metrics with its ground truth.
+
+    TRE is measured on the landmark pairs and on a dense grid of MSI pixel
+    centres (every pixel) whose true position lies inside the tissue, in µm
+    and in MSI pixels.
+    """
+    from .phantom import msi_to_section
+
+    truth = json.loads(Path(truth_json).read_text())
+    geom = truth["msi_geometry"]
+    pm = float(geom["pixel_size_um"])
+    tx = sitk.ReadTransform(transform)
+    lm = pd.read_csv(landmarks, sep="\t")
+    rows = []
+    tre = target_registration_error(tx, lm[["section_x_um", "section_y_um"]].to_numpy(),
+                                    lm[["msi_x_um", "msi_y_um"]].to_numpy())
+    masks = read_ome_tiff(truth_masks)
+    tissue = masks.channel("tissue") > 0
+    ny, nx = geom["grid_shape"]
+    ys, xs = np.mgrid[0:ny, 0:nx]
+    u = np.stack([xs.ravel(), ys.ravel()], axis=1) * pm
+    x = msi_to_section(u, geom)
+    ij = np.round((x - np.asarray(masks.origin)) / np.asarray(masks.spacing)).astype(int)
+    ok = (ij >= 0).all(1) & (ij[:, 0] < tissue.shape[1]) & (ij[:, 1] < tissue.shape[0])
+    ok[ok] = tissue[ij[ok, 1], ij[ok, 0]]
+    dense = target_registration_error(tx, x[ok], u[ok])
+    for name, e in (("landmarks", tre), ("dense_tissue_grid", dense)):
+        rows.append({"sample": sample, "edge": "msi->fluorescence", "points": name, "n": int(e.size),
+                     "median_um": float(np.median(e)), "p95_um": float(np.percentile(e, 95)),
+                     "max_um": float(e.max()), "median_msi_px": float(np.median(e) / pm),
+                     "p95_msi_px": float(np.percentile(e, 95) / pm), "msi_pixel_um": pm})
+    write_table(pd.DataFrame(rows), out_tre)
+
+    rec = pd.read_csv(metrics, sep="\t")
+    comp = []
+    for analyte, tm in truth["metrics"].items():
+        if analyte == "section":
+            continue
+        modality = "fluorescence" if analyte == "nanoparticle" else "msi"
+        for metric in ("mean", "cv", "coverage", "l50_um"):
+            t = tm.get(metric)
+            if t is None or not np.isfinite(t):
+                continue
+            if analyte != "doxorubicin" and metric in ("mean", "coverage"):
+                continue  # only the drug is calibrated (µg/g); others are in arbitrary units
+            sel = rec[(rec.modality == modality) & (rec.analyte == analyte) & (rec.metric == metric)]
+            if sel.empty:
+                continue
+            r = float(sel["value"].iloc[0])
+            comp.append({"sample": sample, "modality": modality, "analyte": analyte, "metric": metric,
+                         "recovered": r, "truth": t, "abs_error": abs(r - t),
+                         "rel_error": abs(r - t) / abs(t) if t else np.nan})
+    if volume_metrics:
+        v = pd.read_csv(volume_metrics, sep="\t")
+        r = float(v.loc[v.metric == "mean", "value"].iloc[0])
+        t = float(truth["volume_true_mean_uptake_pct_id_per_g"])
+        comp.append({"sample": sample, "modality": "volume", "analyte": "uptake", "metric": "mean",
+                     "recovered": r, "truth": t, "abs_error": abs(r - t), "rel_error": abs(r - t) / abs(t)})
+    write_table(pd.DataFrame(comp), out_compare)
+
+
+def concat_tables(inputs: list[str], output: str) -> None:
+    """Concatenate tab-separated tables with the same columns."""
+    write_table(pd.concat([pd.read_csv(f, sep="\t") for f in inputs], ignore_index=True), output)
+
+
+# ----------------------------------------------------------------------------- figures
+
+def sample_figure(sample: str, fluorescence: str, masks: str, registered: str, profiles: str,
+                  metrics: str, mic_cfg: dict, msi_cfg: dict, out_png: str,
+                  pixel_size_um: float | None = None, channels: str | None = None) -> None:
+    """Per-sample overview panel (see :func:`nanohet.figures.sample_panel`)."""
+    from .figures import sample_panel
+
+    sample_panel(out_png, sample,
+                 read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels)),
+                 read_ome_tiff(masks), read_ome_tiff(registered), pd.read_csv(profiles, sep="\t"),
+                 pd.read_csv(metrics, sep="\t"), mic_cfg["channels"], msi_cfg["analytes"][0]["name"])
+
+
+def cohort_figure(cohort_tsv: str, msi_cfg: dict, out_png: str) -> None:
+    """Cohort strip plots of the key heterogeneity metrics."""
+    from .figures import cohort_summary
+
+    df = pd.read_csv(cohort_tsv, sep="\t")
+    drug = msi_cfg["analytes"][0]["name"]
+    panels = [("msi", drug, "mean", f"{drug}: mean in tumour"), ("msi", drug, "cv", f"{drug}: CV"),
+              ("msi", drug, "coverage", f"{drug}: coverage"), ("msi", drug, "l50_um", f"{drug}: L50 (µm)"),
+              ("fluorescence", "nanoparticle", "l50_um", "nanoparticle: L50 (µm)"),
+              ("fluorescence", "nanoparticle", "cv", "nanoparticle: CV"),
+              ("fluorescence", "section", "necrotic_fraction", "necrotic fraction"),
+              ("fluorescence", "section", "vessel_density_per_mm2", "vessel density (/mm² viable)")]
+    if (df.modality == "volume").any():
+        panels.append(("volume", "uptake", "mean", "in vivo uptake: mean in tumour"))
+    cohort_summary(out_png, df, panels)
+
+
+def validation_outputs(tre_files: list[str], compare_files: list[str], out_tre: str, out_compare: str,
+                       out_png: str) -> None:
+    """Cohort registration-error and metrics-vs-truth tables, and their figure."""
+    from .figures import validation_figure
+
+    concat_tables(tre_files, out_tre)
+    concat_tables(compare_files, out_compare)
+    tre = pd.read_csv(out_tre, sep="\t")
+    comp = pd.read_csv(out_compare, sep="\t")
+    validation_figure(out_png, tre, comp)
+    dense = tre[tre.points == "dense_tissue_grid"]
+    log.info("registration error (dense grid): median %.2f MSI px (worst sample), p95 %.2f MSI px",
+             dense["median_msi_px"].max(), dense["p95_msi_px"].max())

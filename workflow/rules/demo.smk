@@ -1,0 +1,93 @@
+# The embedded demo cohort: simulated raw data with ground truth, and its validation.
+# Only active when demo.enabled is true; the analysis rules never read the truth.
+
+if DEMO:
+    DEMO_DATA = config["demo"].get("data_dir", "results/demo/data")
+    DEMO_TRUTH = config["demo"].get("truth_dir", "results/demo/truth")
+
+    rule demo_sample:
+        output:
+            fluorescence=f"{DEMO_DATA}/{{sample}}/fluorescence.ome.tif",
+            he=f"{DEMO_DATA}/{{sample}}/he.ome.tif",
+            msi=f"{DEMO_DATA}/{{sample}}/msi.imzML",
+            ibd=f"{DEMO_DATA}/{{sample}}/msi.ibd",
+            volume=f"{DEMO_DATA}/{{sample}}/volume.nii.gz",
+            volume_mask=f"{DEMO_DATA}/{{sample}}/volume_mask.nii.gz",
+            truth=f"{DEMO_TRUTH}/{{sample}}/truth.json",
+            landmarks=f"{DEMO_TRUTH}/{{sample}}/landmarks_msi.csv",
+            truth_maps=f"{DEMO_TRUTH}/{{sample}}/truth_maps.ome.tif",
+            truth_masks=f"{DEMO_TRUTH}/{{sample}}/truth_masks.ome.tif",
+        params:
+            group=lambda wc: group_of(wc.sample),
+            demo=config["demo"],
+            thresholds=config["quantify"].get("coverage_thresholds", {}),
+            truth_dir=lambda wc: f"{DEMO_TRUTH}/{wc.sample}",
+        log:
+            f"{LOGS}/demo_sample/{{sample}}.log",
+        benchmark:
+            f"{BENCH}/demo_sample/{{sample}}.tsv"
+        resources:
+            mem_mb=lambda wc, attempt: int(2500 * config["demo"].get("scale", 1.0) ** 2 * attempt),
+            runtime=lambda wc, attempt: 15 * attempt,
+        conda:
+            ENV
+        script:
+            "../scripts/demo_sample.py"
+
+    rule validate_sample:
+        input:
+            truth=f"{DEMO_TRUTH}/{{sample}}/truth.json",
+            landmarks=f"{DEMO_TRUTH}/{{sample}}/landmarks_msi.csv",
+            truth_masks=f"{DEMO_TRUTH}/{{sample}}/truth_masks.ome.tif",
+            transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
+            metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
+            volume_metrics=lambda wc: (
+                [f"{RESULTS}/quantify/{wc.sample}/volume_metrics.tsv"]
+                if wc.sample in samples_with("volume") else []
+            ),
+        output:
+            tre=f"{RESULTS}/validation/{{sample}}/registration_error.tsv",
+            compare=f"{RESULTS}/validation/{{sample}}/metrics_vs_truth.tsv",
+        log:
+            f"{LOGS}/validate_sample/{{sample}}.log",
+        benchmark:
+            f"{BENCH}/validate_sample/{{sample}}.tsv"
+        resources:
+            mem_mb=1500,
+            runtime=5,
+        conda:
+            ENV
+        script:
+            "../scripts/validate_sample.py"
+
+    rule validation_tables:
+        input:
+            tre=expand(f"{RESULTS}/validation/{{sample}}/registration_error.tsv", sample=SAMPLES),
+            compare=expand(f"{RESULTS}/validation/{{sample}}/metrics_vs_truth.tsv", sample=SAMPLES),
+        output:
+            tre=report(
+                f"{RESULTS}/tables/registration_error.tsv",
+                caption="../report/registration_error.rst",
+                category="Validation",
+            ),
+            compare=report(
+                f"{RESULTS}/tables/metrics_vs_truth.tsv",
+                caption="../report/metrics_vs_truth.rst",
+                category="Validation",
+            ),
+            figure=report(
+                f"{RESULTS}/figures/validation.png",
+                caption="../report/validation.rst",
+                category="Validation",
+            ),
+        log:
+            f"{LOGS}/validation_tables.log",
+        benchmark:
+            f"{BENCH}/validation_tables.tsv"
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        conda:
+            ENV
+        script:
+            "../scripts/validation_tables.py"

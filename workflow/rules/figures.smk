@@ -1,0 +1,57 @@
+# Figures: one panel per sample and a cohort summary.
+
+
+rule sample_figure:
+    input:
+        fluorescence=sample_path("fluorescence"),
+        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+        registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
+        profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",
+        metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
+    output:
+        report(
+            f"{RESULTS}/figures/samples/{{sample}}.png",
+            caption="../report/sample_figure.rst",
+            category="Samples",
+            labels={"sample": "{sample}"},
+        ),
+    params:
+        microscopy=config["microscopy"],
+        msi=config["msi"],
+        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
+        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+    log:
+        f"{LOGS}/sample_figure/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/sample_figure/{{sample}}.tsv"
+    resources:
+        mem_mb=lambda wc, input, attempt: int((1500 + 10 * input.size_mb) * attempt),
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/sample_figure.py"
+
+
+rule cohort_figure:
+    input:
+        f"{RESULTS}/tables/cohort_metrics.tsv",
+    output:
+        report(
+            f"{RESULTS}/figures/cohort_summary.png",
+            caption="../report/cohort_figure.rst",
+            category="Cohort",
+        ),
+    params:
+        msi=config["msi"],
+    log:
+        f"{LOGS}/cohort_figure.log",
+    benchmark:
+        f"{BENCH}/cohort_figure.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/cohort_figure.py"

@@ -1,0 +1,24 @@
+# Fluorescence microscopy: channel roles, tissue, necrosis and vessel masks.
+
+
+rule microscopy_preprocess:
+    input:
+        fluorescence=sample_path("fluorescence"),
+    output:
+        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+        stats=f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv",
+    params:
+        microscopy=config["microscopy"],
+        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
+        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+    log:
+        f"{LOGS}/microscopy_preprocess/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/microscopy_preprocess/{{sample}}.tsv"
+    resources:
+        mem_mb=lambda wc, input, attempt: int((1500 + 25 * input.size_mb) * attempt),
+        runtime=lambda wc, attempt: 10 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/microscopy_preprocess.py"

@@ -1,0 +1,26 @@
+# Mass spectrometry imaging: one streaming pass over each imzML file.
+
+
+rule msi_extract:
+    input:
+        imzml=sample_path("msi"),
+        ibd=ibd_path,
+    output:
+        ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
+        stats=f"{RESULTS}/msi/{{sample}}/ion_stats.tsv",
+        spectrum=f"{RESULTS}/msi/{{sample}}/mean_spectrum.tsv",
+    params:
+        msi=config["msi"],
+        pixel_size=lambda wc: sample_option(wc.sample, "msi", "pixel_size"),
+    log:
+        f"{LOGS}/msi_extract/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/msi_extract/{{sample}}.tsv"
+    resources:
+        # streaming keeps the .ibd out of memory; the parsed XML index scales with the .imzML
+        mem_mb=lambda wc, input, attempt: int((1000 + 0.5 * input.size_mb) * attempt),
+        runtime=lambda wc, input, attempt: int((10 + input.size_mb / 200) * attempt),
+    conda:
+        ENV
+    script:
+        "../scripts/msi_extract.py"

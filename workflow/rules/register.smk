@@ -1,0 +1,30 @@
+# Registration of MSI onto the fluorescence section (the sample's reference frame).
+
+
+rule register_msi:
+    input:
+        ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
+        fluorescence=sample_path("fluorescence"),
+        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+    output:
+        transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
+        registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
+        qc=f"{RESULTS}/registration/{{sample}}/msi_qc.tsv",
+    params:
+        registration=config["registration"],
+        quantify=config["quantify"],
+        microscopy=config["microscopy"],
+        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
+        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+    log:
+        f"{LOGS}/register_msi/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/register_msi/{{sample}}.tsv"
+    threads: config["registration"].get("threads", 1)
+    resources:
+        mem_mb=lambda wc, input, attempt: int((1500 + 20 * input.size_mb) * attempt),
+        runtime=lambda wc, attempt: 15 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/register_msi.py"
