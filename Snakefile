@@ -19,6 +19,12 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    sample="|".join(re.escape(s) for s in SAMPLES),
+
+
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/msi.smk"
 include: "workflow/rules/microscopy.smk"

@@ -74,7 +74,7 @@ def sample_panel(path, sample: str, fluo, masks, registered, profiles: pd.DataFr
     d = registered.channel(drug)
     im = ax[0, 2].imshow(np.where(np.isfinite(d), d, np.nan), extent=reg_ext, cmap="magma")
     ax[0, 2].contour(tissue, levels=[0.5], colors="c", linewidths=0.7, extent=ext, origin="upper")
-    fig.colorbar(im, ax=ax[0, 2], shrink=0.8, label=str(metrics.loc[metrics.analyte == drug, "unit"].iloc[0]))
+    fig.colorbar(im, ax=ax[0, 2], shrink=0.8, label=str(metrics.loc[(metrics.analyte == drug) & (metrics.metric == "mean"), "unit"].iloc[0]))
     ax[0, 2].set_title(f"MSI {drug} in the reference frame (cyan: tissue)", fontsize=9)
     ax[1, 0].imshow(_norm(registered.channel("TIC")), extent=reg_ext, cmap="gray")
     ax[1, 0].contour(tissue, levels=[0.5], colors="r", linewidths=0.8, extent=ext, origin="upper")

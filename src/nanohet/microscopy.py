@@ -52,19 +52,20 @@ def necrosis_mask(nuclei: np.ndarray, tissue: np.ndarray, spacing_um: float,
     (< ``min_area_um2``) are dropped. Necrosis is excluded from vessel-distance
     analysis (Fenton et al., Br J Cancer 2002).
     """
-    smooth = ndimage.gaussian_filter(nuclei.astype(np.float32), smooth_um / spacing_um)
+    sigma = smooth_um / spacing_um
+    # normalised convolution: background outside the tissue must not lower the density at the edge
+    weight = ndimage.gaussian_filter(tissue.astype(np.float32), sigma)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smooth = ndimage.gaussian_filter(np.where(tissue, nuclei, 0).astype(np.float32), sigma) / weight
     inside = smooth[tissue]
     if inside.size == 0:
         raise InputError("the tissue mask is empty")
     low = tissue & (smooth < filters.threshold_otsu(inside))
     # only call it necrosis when the low-density class is clearly poorer in nuclei
-    if low.any() and smooth[low].mean() > 0.85 * smooth[tissue & ~low].mean():
+    if not low.any() or smooth[low].mean() > 0.85 * smooth[tissue & ~low].mean():
         return np.zeros_like(tissue)
     min_px = int(min_area_um2 / spacing_um ** 2)
-    low = morphology.remove_small_objects(low, max_size=min_px) if min_px > 0 else low
-    # stay clear of the section edge, where nuclear density drops by partial volume
-    edge = ndimage.binary_erosion(tissue, iterations=max(int(smooth_um / spacing_um), 1))
-    return low & edge
+    return morphology.remove_small_objects(low, max_size=min_px) if min_px > 0 else low
 
 
 def vessel_mask(cd31: np.ndarray, tissue: np.ndarray, spacing_um: float,

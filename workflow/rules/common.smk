@@ -1,4 +1,4 @@
-# Helpers shared by all rule files: the validated sample sheet and path lookups.
+# Shared helpers: the validated sample sheet and path lookups used by every stage.
 import re
 from pathlib import Path
 
@@ -22,10 +22,6 @@ except InputError as exc:
     raise WorkflowError(f"nanohet: {exc}") from None
 
 SAMPLES = sorted(SHEET["sample"].unique())
-
-
-wildcard_constraints:
-    sample="|".join(re.escape(s) for s in SAMPLES),
 
 
 def _row(sample, modality):

@@ -1,0 +1,107 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from conftest import sample_outputs, tiny_params
+from nanohet.imzml import read_imzml_index
+from nanohet.msi import IonTarget, extract_ion_images, normalise
+from nanohet.ometiff import read_ome_tiff
+from nanohet.phantom import (ANALYTE_IONS, generate_sample, msi_to_section, simulate_section)
+from nanohet.quantify import footprint_grid
+
+
+def test_section_is_biologically_plausible():
+    t = simulate_section(tiny_params(tumour_diameter_mm=3.0, seed=5))
+    p = t.spacing_um
+    diameter_mm = 2 * np.sqrt(t.tissue.sum() * p * p / np.pi) / 1000
+    assert 2.5 < diameter_mm < 3.5
+    assert 100 <= t.params["vessel_density_per_mm2"] <= 250
+    assert 0.03 < t.necrosis.sum() / t.tissue.sum() < 0.4
+    assert not (t.vessels & t.necrosis).any()
+    # nanoparticles are higher near vessels than far from them
+    from nanohet.quantify import distance_to_mask_um
+    d = distance_to_mask_um(t.vessels, (p, p))
+    near = t.nanoparticle[t.viable & (d < 10)].mean()
+    far = t.nanoparticle[t.viable & (d > 60)].mean()
+    assert near > 2 * far
+
+
+def test_images_agree_with_ground_truth(tiny_sample):
+    out, truth_dir, rec = tiny_sample["outputs"], tiny_sample["truth_dir"], tiny_sample["record"]
+    fl = read_ome_tiff(out["fluorescence"])
+    assert fl.channels == ["DAPI", "CD31", "NP", "F4/80"] and fl.spacing == (2.0, 2.0)
+    masks = read_ome_tiff(truth_dir / "truth_masks.ome.tif")
+    vessels = masks.channel("vessels") > 0
+    tissue = masks.channel("tissue") > 0
+    cd31 = fl.channel("CD31").astype(float)
+    assert cd31[vessels].mean() > 5 * cd31[tissue & ~vessels].mean()
+    he = read_ome_tiff(out["he"])
+    assert he.channels == ["R", "G", "B"] and he.data.dtype == np.uint8
+
+
+def test_msi_signal_follows_the_true_transform_and_concentration(tiny_sample):
+    out, truth_dir, rec = tiny_sample["outputs"], tiny_sample["truth_dir"], tiny_sample["record"]
+    idx = read_imzml_index(out["msi"])
+    geom = rec["msi_geometry"]
+    assert idx.pixel_size == (geom["pixel_size_um"],) * 2
+    targets = [IonTarget("dox", ANALYTE_IONS["doxorubicin"], 10), IonTarget("is", ANALYTE_IONS["daunorubicin_is"], 10)]
+    res = extract_ion_images(idx, targets)
+    conc = normalise(res.images["dox"], "internal_standard", msi=res, reference="is") * 2.0
+    # true drug averaged over the MSI footprint, sampled at the true position of each MSI pixel
+    drug = read_ome_tiff(truth_dir / "truth_maps.ome.tif")
+    ys, xs = np.nonzero(res.acquired)
+    u = np.stack([xs, ys], 1) * geom["pixel_size_um"] + np.asarray(res.origin)
+    x = msi_to_section(u, geom)
+    from nanohet.image import block_reduce_mean  # noqa: F401
+    grid = footprint_grid(drug.channel("drug"), drug.spacing[0], geom["pixel_size_um"], drug.spacing[0])
+    ij = np.round((x - np.asarray(drug.origin)) / drug.spacing[0]).astype(int)
+    ok = (ij >= 0).all(1) & (ij < grid.shape[0]).all(1)
+    true_vals = grid[ij[ok, 1], ij[ok, 0]]
+    meas = conc[ys[ok], xs[ok]]
+    strong = (true_vals > 2.0) & np.isfinite(meas)
+    assert strong.sum() > 50
+    # Poisson noise only: ratio unbiased within a few percent, well correlated
+    assert np.median(meas[strong] / true_vals[strong]) == pytest.approx(1.0, abs=0.08)
+    assert np.corrcoef(meas[strong], true_vals[strong])[0, 1] > 0.8
+
+
+def test_landmarks_follow_the_true_transform(tiny_sample):
+    lm = pd.read_csv(tiny_sample["truth_dir"] / "landmarks_msi.csv", sep="\t")
+    geom = tiny_sample["record"]["msi_geometry"]
+    mapped = msi_to_section(lm[["msi_x_um", "msi_y_um"]].to_numpy(), geom)
+    np.testing.assert_allclose(mapped, lm[["section_x_um", "section_y_um"]].to_numpy(), atol=1e-6)
+    assert len(lm) == 20
+
+
+def test_volume_and_mask(tiny_sample):
+    out, rec = tiny_sample["outputs"], tiny_sample["record"]
+    img, mask = sitk.ReadImage(str(out["volume"])), sitk.ReadImage(str(out["volume_mask"]))
+    assert img.GetSpacing() == pytest.approx((0.2, 0.2, 0.2))
+    m = sitk.GetArrayFromImage(mask) > 0
+    r = rec["section"]["tumour_radius_um"] / 1000
+    ellipsoid = 4 / 3 * np.pi * r ** 3 * 0.9 * 0.75
+    assert m.sum() * 0.008 == pytest.approx(ellipsoid, rel=0.25)
+    assert rec["volume_true_mean_uptake_pct_id_per_g"] > 0
+
+
+def test_generation_is_reproducible(tmp_path, tiny_sample):
+    out = sample_outputs(tmp_path / "again")
+    generate_sample("s1_T1", out, tmp_path / "truth", tiny_params(), thresholds={"doxorubicin": 2.0})
+    for key in ("msi", "fluorescence", "he"):
+        assert out[key].read_bytes() == tiny_sample["outputs"][key].read_bytes()
+    assert out["msi"].with_suffix(".ibd").read_bytes() == tiny_sample["outputs"]["msi"].with_suffix(".ibd").read_bytes()
+    a = json.loads((tmp_path / "truth" / "truth.json").read_text())
+    assert a == tiny_sample["record"] or a["metrics"] == json.loads(
+        (tiny_sample["truth_dir"] / "truth.json").read_text())["metrics"]
+
+
+def test_continuous_mode(tmp_path):
+    out = sample_outputs(tmp_path)
+    generate_sample("c_T1", out, tmp_path / "truth", tiny_params(msi_mode="continuous", tumour_diameter_mm=0.8))
+    idx = read_imzml_index(out["msi"])
+    assert idx.continuous
+    res = extract_ion_images(idx, [IonTarget("dox", ANALYTE_IONS["doxorubicin"], 10)])
+    assert np.nanmax(res.images["dox"]) > 0

@@ -1,0 +1,95 @@
+"""Workflow steps called directly: outputs, and clean failures on bad input."""
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import IMZML, REPO
+from nanohet import pipeline
+from nanohet.errors import InputError
+from nanohet.ometiff import read_ome_tiff
+
+CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def _outs(tmp_path):
+    return dict(out_ions=str(tmp_path / "o" / "ions.ome.tif"), out_stats=str(tmp_path / "o" / "stats.tsv"),
+                out_spectrum=str(tmp_path / "o" / "spectrum.tsv"))
+
+
+def test_extract_msi_writes_normalised_stack(tmp_path, tiny_sample):
+    outs = _outs(tmp_path)
+    pipeline.extract_msi(str(tiny_sample["outputs"]["msi"]), CONFIG["msi"], **outs, sample="s1_T1")
+    stack = read_ome_tiff(outs["out_ions"])
+    names = [a["name"] for a in CONFIG["msi"]["analytes"]]
+    assert stack.channels == names + ["TIC", "daunorubicin_is", "acquired"]
+    assert stack.spacing == (30.0, 30.0)
+    acquired = stack.channel("acquired") > 0
+    assert not acquired.all() and np.isnan(stack.channel("TIC")[~acquired]).all()
+    stats = pd.read_csv(outs["out_stats"], sep="\t")
+    assert set(stats.unit) == {"ug/g-equivalent"}
+    assert stats.set_index("analyte").loc["doxorubicin", "fraction_detected"] > 0.3
+
+
+def test_extract_msi_with_tic_normalisation(tmp_path, tiny_sample):
+    outs = _outs(tmp_path)
+    cfg = dict(CONFIG["msi"], normalisation="tic")
+    pipeline.extract_msi(str(tiny_sample["outputs"]["msi"]), cfg, **outs)
+    stack = read_ome_tiff(outs["out_ions"])
+    dox = stack.channel("doxorubicin")
+    assert np.nanmax(dox) < 1.0  # a fraction of the TIC
+    assert set(pd.read_csv(outs["out_stats"], sep="\t").unit) == {"fraction of TIC"}
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate", "truncated"), ("uuid", "UUID"), ("no_ibd", "missing"), ("garbage", "XML|imzML"),
+])
+def test_bad_msi_inputs_fail_clearly_and_leave_no_output(tmp_path, damage, message):
+    src = IMZML / "pyimzml_example"
+    for f in src.glob("Example_Processed.*"):
+        shutil.copy(f, tmp_path / f.name)
+    imzml, ibd = tmp_path / "Example_Processed.imzML", tmp_path / "Example_Processed.ibd"
+    if damage == "truncate":
+        ibd.write_bytes(ibd.read_bytes()[: ibd.stat().st_size // 2])
+    elif damage == "uuid":
+        ibd.write_bytes(b"\x01" * 16 + ibd.read_bytes()[16:])
+    elif damage == "no_ibd":
+        ibd.unlink()
+    else:
+        imzml.write_text("this is not XML")
+    outs = _outs(tmp_path)
+    cfg = dict(CONFIG["msi"], analytes=[{"name": "x", "mz": 300.0, "ppm": 100}], normalisation="tic")
+    cfg.pop("internal_standard")
+    with pytest.raises(InputError, match=message) as err:
+        pipeline.extract_msi(str(imzml), cfg, **outs)
+    assert "Example_Processed" in str(err.value)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_missing_internal_standard_signal_names_sample(tmp_path):
+    outs = _outs(tmp_path)
+    cfg = dict(CONFIG["msi"], analytes=[{"name": "x", "mz": 300.0, "ppm": 100}])
+    with pytest.raises(InputError, match="sample s9.*internal standard"):
+        pipeline.extract_msi(str(IMZML / "pyimzml_example" / "Example_Processed.imzML"), cfg, **outs, sample="s9")
+    assert not (tmp_path / "o" / "ions.ome.tif").exists()
+
+
+def test_wrong_channel_name_is_reported(tmp_path, tiny_sample):
+    cfg = dict(CONFIG["microscopy"], channels=dict(CONFIG["microscopy"]["channels"], vessels="CD34"))
+    with pytest.raises(InputError, match="'CD34' .*role vessels.*DAPI"):
+        pipeline.preprocess_microscopy(str(tiny_sample["outputs"]["fluorescence"]), cfg,
+                                       str(tmp_path / "m.ome.tif"), str(tmp_path / "s.tsv"))
+    assert not (tmp_path / "m.ome.tif").exists()
+
+
+def test_volume_with_empty_mask_names_files(tmp_path, tiny_sample):
+    import SimpleITK as sitk
+
+    mask = sitk.ReadImage(str(tiny_sample["outputs"]["volume_mask"])) * 0
+    sitk.WriteImage(mask, str(tmp_path / "empty.nii.gz"))
+    with pytest.raises(InputError, match="empty.nii.gz.*sample s1.*empty"):
+        pipeline.quantify_volume(str(tiny_sample["outputs"]["volume"]), str(tmp_path / "empty.nii.gz"),
+                                 str(tmp_path / "v.tsv"), sample="s1")
+    assert not (tmp_path / "v.tsv").exists()

@@ -1,0 +1,60 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nanohet.quantify import (distance_profile, distance_to_mask_um, half_distance_um, map_metrics,
+                              profile_auc, region_stats)
+
+
+def test_distance_uses_physical_anisotropic_spacing():
+    mask = np.zeros((5, 5), bool)
+    mask[2, 2] = True
+    d = distance_to_mask_um(mask, (2.0, 3.0))  # x spacing 2, y spacing 3
+    assert d[2, 4] == pytest.approx(4.0) and d[4, 2] == pytest.approx(6.0)
+
+
+def test_region_stats_and_coverage():
+    v = np.array([[1.0, 2.0, 3.0, np.nan], [4.0, 100.0, 6.0, 7.0]])
+    region = np.array([[1, 1, 1, 1], [1, 0, 0, 0]], bool)
+    s = region_stats(v, region, threshold=2.5)
+    vals = np.array([1, 2, 3, 4.0])
+    assert s["n_pixels"] == 4 and s["mean"] == pytest.approx(2.5)
+    assert s["cv"] == pytest.approx(vals.std() / vals.mean())
+    assert s["coverage"] == pytest.approx(0.5)
+    assert math.isnan(region_stats(v, np.zeros_like(region))["mean"])
+
+
+def test_l50_of_an_exponential_decay_from_a_line_vessel():
+    # a straight vessel along y; intensity exp(-d / lam) with half-distance 30 µm
+    p = 1.0
+    mask = np.zeros((50, 400), bool)
+    mask[:, 0] = True
+    d = distance_to_mask_um(mask, (p, p))
+    lam = 30.0 / math.log(2)
+    img = np.exp(-d / lam)
+    region = np.ones_like(mask)
+    prof = distance_profile(img, d, region, bin_um=2.0, max_um=150)
+    l50 = half_distance_um(prof)
+    # first bin centre is at ~0.5 µm (pixels at d=0 and 1), so L50 is 30 µm beyond it
+    assert l50 == pytest.approx(30.0 + prof["distance_um"].iloc[0] - 0.0, abs=1.5)
+    auc = profile_auc(prof, 100)
+    assert auc == pytest.approx(lam * (1 - math.exp(-100 / lam)), rel=0.05)
+
+
+def test_l50_is_nan_when_the_profile_never_halves():
+    prof = pd.DataFrame({"distance_um": [5, 15, 25], "mean": [1.0, 0.8, 0.7], "n_pixels": [1, 1, 1]})
+    assert math.isnan(half_distance_um(prof))
+
+
+def test_map_metrics_restricts_profile_to_viable():
+    mask = np.zeros((20, 20), bool)
+    mask[:, 0] = True
+    d = distance_to_mask_um(mask, (1, 1))
+    vals = np.ones((20, 20))
+    viable = np.zeros_like(mask)
+    viable[:, :5] = True
+    m, prof = map_metrics(vals, np.ones_like(mask), viable, d, threshold=1.0, bin_um=1, max_um=10)
+    assert m["coverage"] == 1.0
+    assert prof["n_pixels"].sum() == viable.sum()

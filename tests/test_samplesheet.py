@@ -1,0 +1,69 @@
+import pytest
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO
+import yaml
+
+from nanohet.errors import InputError
+from nanohet.samplesheet import check_demo_paths, load_sample_sheet
+
+SCHEMA = REPO / "workflow" / "schemas" / "samples.schema.yaml"
+HEADER = "subject\tgroup\ttumour\tmodality\tpath\tpixel_size\tmask\tchannels\n"
+
+
+def _sheet(tmp_path, rows):
+    p = tmp_path / "samples.tsv"
+    p.write_text(HEADER + "".join("\t".join(r) + "\n" for r in rows))
+    return p
+
+
+GOOD = [["m1", "a", "T1", "fluorescence", "f.ome.tif", "", "", ""],
+        ["m1", "a", "T1", "msi", "m.imzML", "20", "", ""]]
+
+
+def test_good_sheet(tmp_path):
+    df = load_sample_sheet(_sheet(tmp_path, GOOD), SCHEMA)
+    assert list(df["sample"].unique()) == ["m1_T1"]
+    assert df.loc[df.modality == "msi", "pixel_size"].iloc[0] == 20.0
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([GOOD[0], ["m1", "a", "T1", "msi", "m.imzML", "abc", "", ""]], "row 3.*pixel_size 'abc' is not a number"),
+    ([GOOD[0], ["m1", "a", "T1", "maldi", "m.imzML", "", "", ""]], "row 3.*column modality.*'maldi'"),
+    ([GOOD[0], ["m_1", "a", "T1", "msi", "m.imzML", "", "", ""]], "row 3.*column subject"),
+    ([GOOD[0]], "m1_T1 has no msi"),
+    (GOOD + [GOOD[1]], "more than one msi"),
+    (GOOD + [["m1", "a", "T1", "volume", "v.nii.gz", "", "", ""]], "needs a tumour mask"),
+    (GOOD + [["m1", "b", "T2", "fluorescence", "x", "", "", ""], ["m1", "b", "T2", "msi", "y", "", "", ""]],
+     "several groups"),
+])
+def test_bad_rows_are_named(tmp_path, rows, message):
+    with pytest.raises(InputError, match=message):
+        load_sample_sheet(_sheet(tmp_path, rows), SCHEMA)
+
+
+def test_demo_paths_must_match(tmp_path):
+    df = load_sample_sheet(_sheet(tmp_path, GOOD), SCHEMA)
+    with pytest.raises(InputError, match="demo.enabled is true"):
+        check_demo_paths(df, "results/demo/data")
+
+
+def test_shipped_config_and_sheet_are_valid():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    df = load_sample_sheet(REPO / "config" / "samples.tsv", SCHEMA)
+    check_demo_paths(df, config["demo"]["data_dir"])
+    assert df["group"].nunique() >= 2 and df.groupby("group")["subject"].nunique().min() >= 3
+
+
+@pytest.mark.parametrize("key, value, message", [
+    (("msi", "normalisation"), "totalion", "normalisation"),
+    (("registration", "transform"), "bspline-ish", "transform"),
+    (("msi", "analytes"), [{"name": "dox", "mz": -1, "ppm": 5}], "mz"),
+])
+def test_bad_config_values_name_the_key(key, value, message):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config[key[0]][key[1]] = value
+    with pytest.raises(WorkflowError, match=message):
+        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))

@@ -1,0 +1,123 @@
+"""End-to-end: snakemake runs the whole graph on a tiny demo cohort in a temporary directory."""
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+SAMPLES = [("a01", "liposomal"), ("b01", "thermosensitive")]
+MODALITY_FILES = {"fluorescence": "fluorescence.ome.tif", "he": "he.ome.tif", "msi": "msi.imzML",
+                  "volume": "volume.nii.gz"}
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(workdir / "config" / "config.yaml"), *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    if check and res.returncode != 0:
+        raise AssertionError(f"snakemake failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}")
+    return res
+
+
+def write_cohort(workdir, samples=SAMPLES):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["demo"]["phantom"].update(tumour_diameter_mm=1.6, margin_mm=0.25)
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = ["subject\tgroup\ttumour\tmodality\tpath\tpixel_size\tmask\tchannels"]
+    for subject, group in samples:
+        for modality, name in MODALITY_FILES.items():
+            mask = f"results/demo/data/{subject}_T1/volume_mask.nii.gz" if modality == "volume" else ""
+            rows.append(f"{subject}\t{group}\tT1\t{modality}\tresults/demo/data/{subject}_T1/{name}\t\t{mask}\t")
+    (workdir / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
+    return config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    write_cohort(workdir)
+    run = snakemake(workdir, "--cores", "2")
+    return workdir, run
+
+
+def test_dry_run_lists_every_stage(tmp_path):
+    write_cohort(tmp_path)
+    out = snakemake(tmp_path, "-n", "--quiet", "rules").stdout
+    for rule in ("demo_sample", "msi_extract", "microscopy_preprocess", "register_msi", "quantify_section",
+                 "quantify_volume", "cohort_table", "sample_figure", "cohort_figure", "validate_sample",
+                 "validation_tables"):
+        assert rule in out, rule
+
+
+def test_outputs_exist_and_every_job_logged(finished_run):
+    workdir, _ = finished_run
+    r = workdir / "results"
+    for rel in ("tables/cohort_metrics.tsv", "tables/cohort_summary.tsv", "tables/registration_error.tsv",
+                "tables/metrics_vs_truth.tsv", "figures/cohort_summary.png", "figures/validation.png",
+                "figures/samples/a01_T1.png", "figures/samples/b01_T1.png",
+                "registration/a01_T1/msi_to_reference.tfm", "registration/a01_T1/msi_in_reference.ome.tif"):
+        assert (r / rel).stat().st_size > 0, rel
+    logs = list((r / "logs").rglob("*.log"))
+    assert len(logs) >= 15 and all("finished in" in p.read_text() for p in logs)
+    assert list((r / "benchmarks").rglob("*.tsv"))
+
+
+def test_registration_error_within_bounds(finished_run):
+    workdir, _ = finished_run
+    tre = pd.read_csv(workdir / "results" / "tables" / "registration_error.tsv", sep="\t")
+    dense = tre[tre.points == "dense_tissue_grid"]
+    assert len(dense) == 2 and (dense.n > 100).all()
+    assert (dense.median_msi_px < 0.5).all(), dense
+    assert (dense.p95_msi_px < 1.0).all(), dense
+
+
+def test_recovered_metrics_close_to_truth(finished_run):
+    workdir, _ = finished_run
+    comp = pd.read_csv(workdir / "results" / "tables" / "metrics_vs_truth.tsv", sep="\t")
+    dox = comp[comp.analyte == "doxorubicin"].set_index(["sample", "metric"])
+    for sample, _ in SAMPLES:
+        s = f"{sample}_T1"
+        assert dox.loc[(s, "mean"), "rel_error"] < 0.10
+        assert dox.loc[(s, "cv"), "rel_error"] < 0.10
+        assert dox.loc[(s, "coverage"), "abs_error"] < 0.05
+        assert dox.loc[(s, "l50_um"), "rel_error"] < 0.25
+    np_l50 = comp[(comp.analyte == "nanoparticle") & (comp.metric == "l50_um")]
+    assert (np_l50.rel_error < 0.3).all()
+
+
+def test_cohort_table_is_complete(finished_run):
+    workdir, _ = finished_run
+    df = pd.read_csv(workdir / "results" / "tables" / "cohort_metrics.tsv", sep="\t")
+    assert set(df.group) == {"liposomal", "thermosensitive"}
+    assert set(df.modality) == {"msi", "fluorescence", "volume"}
+    key = df[(df.analyte == "doxorubicin") & (df.metric.isin(["mean", "cv", "coverage", "l50_um"]))]
+    assert len(key) == 8 and np.isfinite(key.value).all()
+    assert (df[(df.metric == "mean") & (df.analyte == "doxorubicin")].unit == "ug/g-equivalent").all()
+
+
+def test_rerun_is_a_no_op_and_report_builds(finished_run):
+    workdir, _ = finished_run
+    res = snakemake(workdir, "--cores", "1", "-n")
+    assert "Nothing to be done" in res.stdout + res.stderr
+    snakemake(workdir, "--report", "results/report.html")
+    html = (workdir / "results" / "report.html").read_text(errors="ignore")
+    assert "cohort_metrics.tsv" in html
+
+
+def test_bad_sample_sheet_stops_before_any_job(tmp_path):
+    write_cohort(tmp_path)
+    sheet = tmp_path / "config" / "samples.tsv"
+    sheet.write_text(sheet.read_text().replace("\tmsi\t", "\tmaldi\t", 1))
+    res = snakemake(tmp_path, "-n", check=False)
+    assert res.returncode != 0
+    text = res.stdout + res.stderr
+    assert "samples.tsv" in text and "row 4" in text and "maldi" in text, text
+    assert not (tmp_path / "results").exists()
