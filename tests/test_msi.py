@@ -100,3 +100,69 @@ def test_hotspot_clipping():
     clipped = clip_hotspots(img, 50)
     assert clipped.max() == pytest.approx(2.5)
     assert clip_hotspots(img, None) is img
+
+
+def _shifted_file(tmp_path, mode):
+    """Spectra whose m/z axis is off by a known ppm error per pixel (lock mass 500, target 700)."""
+    rng = np.random.default_rng(3)
+    n = 12
+    errors_ppm = rng.uniform(-15, 15, n)
+    coords = np.array([(i % 4 + 1, i // 4 + 1) for i in range(n)])
+    true_mz = np.array([300.0, 500.0, 700.0, 700.02])
+    ints = np.tile(np.array([5.0, 100.0, 10.0, 3.0], np.float32), (n, 1)) * (1 + np.arange(n))[:, None]
+    if mode == "processed":
+        mzs = (true_mz[None, :] * (1 + errors_ppm[:, None] * 1e-6)).ravel()
+        with ImzMLWriter(tmp_path / "s.imzML", 10.0, uuid=deterministic_uuid("lock")) as w:
+            w.add_spectra(coords, ints.ravel(), mzs, np.full(n, 4))
+    else:
+        axis = np.arange(299.0, 701.0, 0.0005)
+        block = np.zeros((n, axis.size), np.float32)
+        for i in range(n):
+            idx = np.searchsorted(axis, true_mz * (1 + errors_ppm[i] * 1e-6))
+            block[i, idx] = ints[i]
+        with ImzMLWriter(tmp_path / "s.imzML", 10.0, "continuous", uuid=deterministic_uuid("lock"),
+                         mz_axis=axis) as w:
+            w.add_spectra(coords, block)
+    return read_imzml_index(tmp_path / "s.imzML"), errors_ppm, ints
+
+
+@pytest.mark.parametrize("mode", ["processed", "continuous"])
+def test_lock_mass_recalibration_recovers_narrow_windows(tmp_path, mode):
+    idx, errors_ppm, ints = _shifted_file(tmp_path, mode)
+    target = [IonTarget("t", 700.0, 3.0)]
+    plain = extract_ion_images(idx, target)
+    fixed = extract_ion_images(idx, target, lock_mass=IonTarget("lock", 500.0, 30.0))
+    expected = ints[:, 2]
+    got_plain = plain.images["t"][plain.acquired]
+    got_fixed = fixed.images["t"][fixed.acquired]
+    assert (got_plain == 0).sum() >= 6  # most pixels miss a 3 ppm window without recalibration
+    np.testing.assert_allclose(np.sort(got_fixed), np.sort(expected))
+    tol = 1.5 if mode == "continuous" else 1e-6  # continuous axis has 0.0005 (~1 ppm) steps
+    np.testing.assert_allclose(np.sort(fixed.lock_mass_ppm[fixed.acquired]), np.sort(errors_ppm), atol=tol)
+
+
+def test_top_n_peak_images(tmp_path):
+    idx, _, ints = _shifted_file(tmp_path, "processed")
+    res = extract_ion_images(idx, [IonTarget("t", 700.0, 30.0)], top_n=2, mz_range=(250, 750))
+    assert len(res.top_peaks) == 2
+    mzs = sorted(float(name[2:]) for name in res.top_peaks)
+    assert mzs[0] == pytest.approx(300.0, abs=0.02) and mzs[1] == pytest.approx(500.0, abs=0.02)
+    assert np.nansum(res.images[res.top_peaks[1]]) == pytest.approx(ints[:, 1].sum())
+
+
+def test_absolute_stage_origin_is_kept():
+    idx = read_imzml_index(IMZML / "pym2aia" / "test.imzML")
+    assert idx.stage_origin == (24260.0, 16060.0)
+    res = extract_ion_images(idx, [])
+    assert res.origin == (24260.0, 16060.0) and res.pixel_size == (20.0, 20.0)
+
+
+def test_index_cache_round_trip(tmp_path):
+    from nanohet.imzml import ImzMLIndex
+
+    idx = read_imzml_index(IMZML / "metaspace_spheroid" / "Untreated_3_434_tiny.imzML")
+    idx.save(tmp_path / "index.npz")
+    back = ImzMLIndex.load(tmp_path / "index.npz")
+    t = [IonTarget("a", 798.54, 10)]
+    np.testing.assert_array_equal(extract_ion_images(back, t, pixel_size_um=5).images["a"],
+                                  extract_ion_images(idx, t, pixel_size_um=5).images["a"])

@@ -24,7 +24,11 @@ def test_extract_msi_writes_normalised_stack(tmp_path, tiny_sample):
     pipeline.extract_msi(str(tiny_sample["outputs"]["msi"]), CONFIG["msi"], **outs, sample="s1_T1")
     stack = read_ome_tiff(outs["out_ions"])
     names = [a["name"] for a in CONFIG["msi"]["analytes"]]
-    assert stack.channels == names + ["TIC", "daunorubicin_is", "acquired"]
+    assert stack.channels[:len(names) + 3] == names + ["TIC", "daunorubicin_is", "acquired"]
+    peaks = stack.channels[len(names) + 3:]
+    assert len(peaks) == CONFIG["msi"]["top_n_peaks"] and all(p.startswith("mz") for p in peaks)
+    # the most intense species of the phantom (PC 34:1, m/z 760.585) is among the top peaks
+    assert any(abs(float(p[2:]) - 760.5851) < 0.05 for p in peaks)
     assert stack.spacing == (30.0, 30.0)
     acquired = stack.channel("acquired") > 0
     assert not acquired.all() and np.isnan(stack.channel("TIC")[~acquired]).all()

@@ -10,6 +10,7 @@ Format reference: imzML 1.1 specification (Schramm et al., J Proteomics
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid as uuidlib
@@ -46,6 +47,10 @@ class ImzMLIndex:
         ``(x, y)`` pixel size in µm as declared in the file.
     uuid : str
         32 lower-case hex digits, as in the file and the .ibd header.
+    stage_origin : tuple of float
+        Physical ``(x, y)`` position (µm) of instrument pixel (1, 1) when the
+        file declares one (M2aia's ``origin x/y`` or IMS ``absolute position
+        offset x/y``), else ``(0, 0)``.
     """
 
     imzml_path: Path
@@ -60,10 +65,39 @@ class ImzMLIndex:
     continuous: bool
     pixel_size: tuple[float, float] | None
     uuid: str
+    stage_origin: tuple[float, float] = (0.0, 0.0)
 
     @property
     def n_spectra(self) -> int:
         return int(self.coords.shape[0])
+
+    _ARRAYS = ("coords", "mz_offsets", "mz_lengths", "int_offsets", "int_lengths")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Cache the parsed index (``.npz``) so later steps need not parse the XML again."""
+        from .atomic import atomic_path
+
+        meta = {"imzml_path": str(self.imzml_path), "ibd_path": str(self.ibd_path),
+                "mz_dtype": self.mz_dtype.str, "int_dtype": self.int_dtype.str,
+                "continuous": self.continuous, "pixel_size": self.pixel_size, "uuid": self.uuid,
+                "stage_origin": list(self.stage_origin), "ibd_size": self.ibd_path.stat().st_size}
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, meta=np.array(json.dumps(meta)), **{k: getattr(self, k) for k in self._ARRAYS})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ImzMLIndex":
+        """Load a cached index; raises InputError if its .ibd changed since it was written."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in cls._ARRAYS}
+        ibd = Path(meta["ibd_path"])
+        if not ibd.is_file() or ibd.stat().st_size != meta["ibd_size"]:
+            raise InputError(f"{path}: cached index no longer matches {ibd}; delete the cache to re-parse")
+        return cls(imzml_path=Path(meta["imzml_path"]), ibd_path=ibd, mz_dtype=np.dtype(meta["mz_dtype"]),
+                   int_dtype=np.dtype(meta["int_dtype"]), continuous=meta["continuous"],
+                   pixel_size=tuple(meta["pixel_size"]) if meta["pixel_size"] else None, uuid=meta["uuid"],
+                   stage_origin=tuple(meta["stage_origin"]), **arrays)
 
 
 def _normalise_uuid(value: str) -> str:
@@ -85,12 +119,30 @@ def find_ibd(imzml_path: str | os.PathLike) -> Path:
     return candidates[0]
 
 
-def _reject_entities(path: Path) -> None:
-    # Entity declarations enable entity-expansion attacks; imzML never needs them.
+def _read_head(path: Path, size: int = 1 << 16) -> bytes:
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
+        return fh.read(size)
+
+
+def _reject_entities(path: Path, head: bytes) -> None:
+    # Entity declarations enable entity-expansion attacks; imzML never needs them.
     if re.search(rb"<!DOCTYPE|<!ENTITY", head, re.IGNORECASE):
         raise InputError(f"{path}: the XML declares a DOCTYPE/ENTITY; refusing to expand entities")
+
+
+_UM_PER_UNIT = {b"micrometer": 1.0, b"nanometer": 1e-3, b"millimeter": 1e3}
+
+
+def _stage_origin(head: bytes) -> tuple[float, float]:
+    """Physical position of pixel (1, 1) from the scan settings, if declared."""
+    out = []
+    for axis in (b"x", b"y"):
+        m = re.search(rb'name="(?:origin|absolute position offset) ' + axis + rb'"\s+value="([-+0-9.eE]+)"'
+                      rb'(?:[^>]*unitName="(\w+)")?', head)
+        if m is None:
+            return (0.0, 0.0)
+        out.append(float(m.group(1)) * _UM_PER_UNIT.get(m.group(2) or b"micrometer", 1.0))
+    return (out[0], out[1])
 
 
 def read_imzml_index(path: str | os.PathLike) -> ImzMLIndex:
@@ -121,9 +173,9 @@ def read_imzml_index(path: str | os.PathLike) -> ImzMLIndex:
     if path.suffix.lower() != ".imzml":
         raise InputError(f"{path}: expected an .imzML file")
     ibd = find_ibd(path)
-    _reject_entities(path)
-    text_head = path.read_bytes()[: 1 << 16]
-    if re.search(rb"zlib compression|MS:1000574", text_head):
+    head = _read_head(path)
+    _reject_entities(path, head)
+    if re.search(rb"zlib compression|MS:1000574", head):
         raise InputError(f"{path}: compressed binary arrays are not supported; export uncompressed imzML")
     try:
         with warnings.catch_warnings():
@@ -187,6 +239,7 @@ def read_imzml_index(path: str | os.PathLike) -> ImzMLIndex:
         imzml_path=path, ibd_path=ibd, coords=coords[:, :2], mz_offsets=mz_off, mz_lengths=mz_len,
         int_offsets=int_off, int_lengths=int_len, mz_dtype=mz_dtype, int_dtype=int_dtype,
         continuous=continuous, pixel_size=pixel_size, uuid=file_uuid or header.hex(),
+        stage_origin=_stage_origin(head),
     )
 
 

@@ -55,10 +55,15 @@ class MSIImages:
     pixel_size : tuple of float
         ``(x, y)`` in µm.
     origin : tuple of float
-        Physical ``(x, y)`` position of pixel [0, 0] in µm, relative to the
-        instrument's pixel (1, 1).
+        Physical ``(x, y)`` position of pixel [0, 0] in µm: the file's stage
+        origin (if declared) plus the grid offset of the first acquired
+        column/row relative to instrument pixel (1, 1).
     mean_spectrum : (ndarray, ndarray)
         Bin centres (m/z) and mean intensity per acquired pixel.
+    lock_mass_ppm : ndarray or None
+        Per-pixel ppm error found at the lock mass (NaN where not found).
+    top_peaks : list of str
+        Names of the images of the mean spectrum's most intense peaks.
     """
 
     images: dict[str, np.ndarray]
@@ -69,6 +74,8 @@ class MSIImages:
     pixel_size: tuple[float, float]
     origin: tuple[float, float]
     mean_spectrum: tuple[np.ndarray, np.ndarray] = field(default=(np.zeros(0), np.zeros(0)))
+    lock_mass_ppm: np.ndarray | None = None
+    top_peaks: list[str] = field(default_factory=list)
 
 
 def _gather(mm: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -136,6 +143,8 @@ def extract_ion_images(
     chunk_peaks: int = 4_000_000,
     mean_spectrum_bin_ppm: float = 20.0,
     mz_range: tuple[float, float] | None = None,
+    lock_mass: IonTarget | None = None,
+    top_n: int = 0,
     progress=None,
 ) -> MSIImages:
     """Extract ion images and normalisation factors in one streaming pass.
@@ -157,7 +166,17 @@ def extract_ion_images(
     mean_spectrum_bin_ppm : float
         Bin width of the mean spectrum, in ppm (log-spaced bins).
     mz_range : (float, float), optional
-        m/z range of the mean spectrum; defaults to the targets' range ±10 %.
+        m/z range of the mean spectrum; by default the m/z extent of up to
+        500 evenly strided spectra (and of the targets), ±1 %.
+    lock_mass : IonTarget, optional
+        Reference ion for recalibration: in each spectrum the most intense
+        peak within ``lock_mass.ppm`` of ``lock_mass.mz`` gives that
+        spectrum's ppm error, which is removed from all its m/z values
+        before windowing (spectra without the peak are left as they are).
+    top_n : int
+        Also image the ``top_n`` most intense peaks of the mean spectrum
+        (estimated from an evenly strided subset of at most 2000 spectra, so
+        the full data are still read once); they are named ``mz<value>``.
     progress : callable, optional
         Called as ``progress(done_spectra, total_spectra)`` after each chunk.
 
@@ -182,6 +201,12 @@ def extract_ion_images(
         )
 
     n = index.n_spectra
+    if mz_range is None:
+        mz_range = _mz_extent(index, [t.mz for t in targets])
+    top_targets = []
+    if top_n > 0:
+        top_targets = _top_peaks(index, targets, top_n, mean_spectrum_bin_ppm, mz_range, pixel_size)
+        targets = list(targets) + top_targets
     k_targets = len(targets)
     values = np.zeros((n, k_targets))
     tic = np.zeros(n)
@@ -191,12 +216,10 @@ def extract_ion_images(
     hi = np.array([t.window[1] for t in targets])
     layers = _window_layers(targets)
 
-    if mz_range is None:
-        mzs = [t.mz for t in targets] or [100.0, 1000.0]
-        mz_range = (0.9 * min(mzs), 1.1 * max(mzs))
     step = np.log1p(mean_spectrum_bin_ppm * 1e-6)
     n_bins = int(np.ceil(np.log(mz_range[1] / mz_range[0]) / step))
     spectrum_sum = np.zeros(n_bins)
+    lock_ppm = np.full(n, np.nan)
 
     mm = np.memmap(index.ibd_path, dtype=np.uint8, mode="r")
     try:
@@ -218,15 +241,35 @@ def extract_ion_images(
             sumsq[start:stop] = np.bincount(spec, weights=ints * ints, minlength=m)
             if index.continuous:
                 block = ints.reshape(m, axis.size)
-                for k in range(k_targets):
-                    seg = block[:, cols_lo[k]:cols_hi[k]]
-                    if seg.shape[1]:
-                        values[start:stop, k] = seg.sum(axis=1) if reduce == "sum" else seg.max(axis=1)
+                if lock_mass is None:
+                    for k in range(k_targets):
+                        seg = block[:, cols_lo[k]:cols_hi[k]]
+                        if seg.shape[1]:
+                            values[start:stop, k] = seg.sum(axis=1) if reduce == "sum" else seg.max(axis=1)
+                else:
+                    err = _lock_error_continuous(axis, block, lock_mass)
+                    lock_ppm[start:stop] = err * 1e6
+                    shift = 1 + np.nan_to_num(err)[:, None]
+                    rlo = np.searchsorted(axis, lo[None, :] * shift, side="left")
+                    rhi = np.searchsorted(axis, hi[None, :] * shift, side="right")
+                    for k in range(k_targets):
+                        a, b = rlo[:, k].min(), rhi[:, k].max()
+                        if b <= a:
+                            continue
+                        cols = np.arange(a, b)
+                        inside = (cols >= rlo[:, k:k + 1]) & (cols < rhi[:, k:k + 1])
+                        seg = block[:, a:b]
+                        values[start:stop, k] = (np.where(inside, seg, 0).sum(axis=1) if reduce == "sum"
+                                                 else np.where(inside, seg, 0).max(axis=1))
                 median[start:stop] = np.median(block, axis=1)
                 spectrum_sum += np.bincount(bins_axis[in_range], weights=block[:, in_range].sum(axis=0),
                                             minlength=n_bins)
             else:
                 mz = _gather(mm, index.mz_offsets[start:stop], lens, index.mz_dtype).astype(np.float64)
+                if lock_mass is not None:
+                    err = _lock_error_processed(mz, ints, spec, m, lock_mass)
+                    lock_ppm[start:stop] = err * 1e6
+                    mz = mz / (1 + np.nan_to_num(err)[spec])
                 local = np.zeros(m * k_targets)
                 for layer in layers:
                     layer_lo, layer_hi = lo[layer], hi[layer]
@@ -261,11 +304,71 @@ def extract_ion_images(
     acquired[rows, cols] = True
     centres = mz_range[0] * np.exp((np.arange(n_bins) + 0.5) * step)
     return MSIImages(
+        lock_mass_ppm=to_image(lock_ppm) if lock_mass is not None else None,
+        top_peaks=[t.name for t in top_targets],
         images={t.name: to_image(values[:, k]) for k, t in enumerate(targets)},
         tic=to_image(tic), rms=to_image(rms), median=to_image(median), acquired=acquired,
-        pixel_size=pixel_size, origin=(x0 * pixel_size[0], y0 * pixel_size[1]),
+        pixel_size=pixel_size,
+        origin=(index.stage_origin[0] + x0 * pixel_size[0], index.stage_origin[1] + y0 * pixel_size[1]),
         mean_spectrum=(centres, spectrum_sum / n),
     )
+
+
+def _mz_extent(index: ImzMLIndex, target_mzs) -> tuple[float, float]:
+    stride = max(1, index.n_spectra // 500)
+    sel = slice(None, None, stride) if not index.continuous else slice(0, 1)
+    mm = np.memmap(index.ibd_path, dtype=np.uint8, mode="r")
+    try:
+        mz = _gather(mm, index.mz_offsets[sel], index.mz_lengths[sel], index.mz_dtype)
+    finally:
+        del mm
+    values = np.concatenate([mz[np.isfinite(mz) & (mz > 0)], np.asarray(target_mzs, float)])
+    if values.size == 0:
+        return (100.0, 1000.0)
+    return (0.99 * float(values.min()), 1.01 * float(values.max()))
+
+
+def _lock_error_processed(mz, ints, spec, m, lock: IonTarget) -> np.ndarray:
+    """Relative m/z error of each spectrum at its most intense peak near the lock mass (NaN if none)."""
+    lo, hi = lock.window
+    sel = np.flatnonzero((mz >= lo) & (mz <= hi))
+    err = np.full(m, np.nan)
+    if sel.size:
+        order = sel[np.lexsort((ints[sel], spec[sel]))]
+        last = np.r_[spec[order][1:] != spec[order][:-1], True]  # most intense per spectrum
+        best = order[last]
+        err[spec[best]] = (mz[best] - lock.mz) / lock.mz
+    return err
+
+
+def _lock_error_continuous(axis, block, lock: IonTarget) -> np.ndarray:
+    lo, hi = lock.window
+    a, b = np.searchsorted(axis, lo, "left"), np.searchsorted(axis, hi, "right")
+    err = np.full(block.shape[0], np.nan)
+    if b > a:
+        seg = block[:, a:b]
+        found = seg.max(axis=1) > 0
+        err[found] = (axis[a + seg[found].argmax(axis=1)] - lock.mz) / lock.mz
+    return err
+
+
+def _top_peaks(index: ImzMLIndex, targets, top_n: int, bin_ppm: float, mz_range, pixel_size):
+    """Targets for the ``top_n`` most intense local maxima of a subsampled mean spectrum."""
+    from dataclasses import replace
+
+    stride = max(1, index.n_spectra // 2000)
+    sub = replace(index, **{k: getattr(index, k)[::stride] for k in
+                            ("coords", "mz_offsets", "mz_lengths", "int_offsets", "int_lengths")})
+    mz, mean = extract_ion_images(sub, [], pixel_size_um=pixel_size[0], mz_range=mz_range,
+                                  mean_spectrum_bin_ppm=bin_ppm).mean_spectrum
+    peak = (mean > np.roll(mean, 1)) & (mean >= np.roll(mean, -1)) & (mean > 0)
+    taken = np.zeros(mz.size, bool)
+    for t in targets:
+        lo, hi = t.window
+        taken |= (mz >= lo) & (mz <= hi)
+    candidates = np.flatnonzero(peak & ~taken)
+    best = candidates[np.argsort(mean[candidates])[::-1][:top_n]]
+    return [IonTarget(f"mz{mz[i]:.4f}", float(mz[i]), bin_ppm) for i in sorted(best)]
 
 
 def _segment_median(values: np.ndarray, seg: np.ndarray, lengths: np.ndarray, m: int) -> np.ndarray:

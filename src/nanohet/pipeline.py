@@ -69,14 +69,21 @@ def msi_unit(msi_cfg: dict) -> str:
 
 
 def extract_msi(imzml: str, msi_cfg: dict, out_ions: str, out_stats: str, out_spectrum: str,
-                pixel_size_um: float | None = None, sample: str = "") -> None:
+                pixel_size_um: float | None = None, sample: str = "", out_index: str | None = None) -> None:
     """Ion images of the configured analytes, normalised, as an OME-TIFF stack.
 
     Channels: one per analyte (normalised), ``TIC``, the internal standard
-    (raw counts, when configured) and ``acquired`` (1 where a spectrum
-    exists). Non-acquired pixels are NaN in every signal channel.
+    (raw counts, when configured), ``acquired`` (1 where a spectrum exists),
+    the lock-mass ppm error (when configured) and the top-N mean-spectrum
+    peaks (raw counts). Non-acquired pixels are NaN in every signal channel.
+    The parsed imzML index is cached to ``out_index`` when given.
     """
-    index = read_imzml_index(imzml)
+    try:
+        index = read_imzml_index(imzml)
+    except InputError as exc:
+        raise InputError(f"sample {sample}: {exc}" if sample else str(exc)) from None
+    if out_index:
+        index.save(out_index)
     analytes = [IonTarget(a["name"], float(a["mz"]), float(a["ppm"])) for a in msi_cfg["analytes"]]
     targets = list(analytes)
     is_cfg = msi_cfg.get("internal_standard")
@@ -92,8 +99,15 @@ def extract_msi(imzml: str, msi_cfg: dict, out_ions: str, out_stats: str, out_sp
     def progress(done, total):
         log.info("  %d / %d spectra (%.0f %%)", done, total, 100.0 * done / total)
 
+    lock = msi_cfg.get("lock_mass")
+    lock = IonTarget(lock.get("name", "lock_mass"), float(lock["mz"]), float(lock["ppm"])) if lock else None
     res = extract_ion_images(index, targets, pixel_size_um=pixel_size_um,
-                             reduce=msi_cfg.get("reduce", "sum"), progress=progress)
+                             reduce=msi_cfg.get("reduce", "sum"), lock_mass=lock,
+                             top_n=int(msi_cfg.get("top_n_peaks", 0)), progress=progress)
+    if lock is not None:
+        found = np.isfinite(res.lock_mass_ppm[res.acquired])
+        log.info("lock mass %.4f: found in %.1f %% of spectra, median |error| %.2f ppm", lock.mz,
+                 100 * found.mean(), np.nanmedian(np.abs(res.lock_mass_ppm)) if found.any() else np.nan)
     if is_cfg:
         is_img = res.images[is_cfg["name"]]
         if not np.nanmax(np.nan_to_num(is_img, nan=0.0)) > 0:
@@ -125,6 +139,12 @@ def extract_msi(imzml: str, msi_cfg: dict, out_ions: str, out_stats: str, out_sp
         planes.append(res.images[is_cfg["name"]])
     channels.append("acquired")
     planes.append(res.acquired.astype(np.float64))
+    if lock is not None:
+        channels.append("lock_mass_ppm")
+        planes.append(res.lock_mass_ppm)
+    for name in res.top_peaks:
+        channels.append(name)
+        planes.append(res.images[name])
     stack = SectionImage(np.stack(planes).astype(np.float32), channels, res.pixel_size, res.origin)
     write_ome_tiff(out_ions, stack)
     write_table(pd.DataFrame(rows), out_stats)

@@ -45,6 +45,22 @@ def sample_option(sample, modality, column):
     return None if value is None or value != value else value
 
 
+def input_mb(input):
+    """Total size (MB) of a job's existing input files, for resource estimates."""
+    total = 0
+    for f in input:
+        try:
+            total += Path(f).stat().st_size
+        except OSError:
+            pass
+    return total / 1e6
+
+
+def mem_mb(base, per_input_mb):
+    """Resource callable: base + per_input_mb x input MB, doubled on each retry."""
+    return lambda wc, input, attempt: int((base + per_input_mb * input_mb(input)) * attempt)
+
+
 def samples_with(modality):
     return [s for s in SAMPLES if _row(s, modality) is not None]
 

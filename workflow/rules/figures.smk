@@ -25,7 +25,7 @@ rule sample_figure:
     benchmark:
         f"{BENCH}/sample_figure/{{sample}}.tsv"
     resources:
-        mem_mb=lambda wc, input, attempt: int((1500 + 10 * input.size_mb) * attempt),
+        mem_mb=mem_mb(1500, 10),
         runtime=5,
     conda:
         ENV

@@ -16,7 +16,7 @@ rule microscopy_preprocess:
     benchmark:
         f"{BENCH}/microscopy_preprocess/{{sample}}.tsv"
     resources:
-        mem_mb=lambda wc, input, attempt: int((1500 + 25 * input.size_mb) * attempt),
+        mem_mb=mem_mb(1500, 25),
         runtime=lambda wc, attempt: 10 * attempt,
     conda:
         ENV

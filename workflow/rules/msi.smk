@@ -9,6 +9,7 @@ rule msi_extract:
         ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
         stats=f"{RESULTS}/msi/{{sample}}/ion_stats.tsv",
         spectrum=f"{RESULTS}/msi/{{sample}}/mean_spectrum.tsv",
+        index=f"{RESULTS}/msi/{{sample}}/imzml_index.npz",
     params:
         msi=config["msi"],
         pixel_size=lambda wc: sample_option(wc.sample, "msi", "pixel_size"),
@@ -18,8 +19,8 @@ rule msi_extract:
         f"{BENCH}/msi_extract/{{sample}}.tsv"
     resources:
         # streaming keeps the .ibd out of memory; the parsed XML index scales with the .imzML
-        mem_mb=lambda wc, input, attempt: int((1000 + 0.5 * input.size_mb) * attempt),
-        runtime=lambda wc, input, attempt: int((10 + input.size_mb / 200) * attempt),
+        mem_mb=mem_mb(1000, 0.5),
+        runtime=lambda wc, input, attempt: int((10 + input_mb(input) / 200) * attempt),
     conda:
         ENV
     script:

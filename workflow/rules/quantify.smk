@@ -20,7 +20,7 @@ rule quantify_section:
     benchmark:
         f"{BENCH}/quantify_section/{{sample}}.tsv"
     resources:
-        mem_mb=lambda wc, input, attempt: int((1500 + 25 * input.size_mb) * attempt),
+        mem_mb=mem_mb(1500, 25),
         runtime=lambda wc, attempt: 10 * attempt,
     conda:
         ENV

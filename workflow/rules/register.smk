@@ -22,7 +22,7 @@ rule register_msi:
         f"{BENCH}/register_msi/{{sample}}.tsv"
     threads: config["registration"].get("threads", 1)
     resources:
-        mem_mb=lambda wc, input, attempt: int((1500 + 20 * input.size_mb) * attempt),
+        mem_mb=mem_mb(1500, 20),
         runtime=lambda wc, attempt: 15 * attempt,
     conda:
         ENV

@@ -12,7 +12,7 @@ rule quantify_volume:
     benchmark:
         f"{BENCH}/quantify_volume/{{sample}}.tsv"
     resources:
-        mem_mb=lambda wc, input, attempt: int((1000 + 20 * input.size_mb) * attempt),
+        mem_mb=mem_mb(1000, 20),
         runtime=lambda wc, attempt: 5 * attempt,
     conda:
         ENV
