@@ -145,6 +145,7 @@ def extract_ion_images(
     mz_range: tuple[float, float] | None = None,
     lock_mass: IonTarget | None = None,
     top_n: int = 0,
+    median: bool = False,
     progress=None,
 ) -> MSIImages:
     """Extract ion images and normalisation factors in one streaming pass.
@@ -173,6 +174,9 @@ def extract_ion_images(
         peak within ``lock_mass.ppm`` of ``lock_mass.mz`` gives that
         spectrum's ppm error, which is removed from all its m/z values
         before windowing (spectra without the peak are left as they are).
+    median : bool
+        Also compute each spectrum's median intensity (a sort of every
+        peak: only when median normalisation is wanted); else NaN.
     top_n : int
         Also image the ``top_n`` most intense peaks of the mean spectrum
         (estimated from an evenly strided subset of at most 2000 spectra, so
@@ -211,7 +215,7 @@ def extract_ion_images(
     values = np.zeros((n, k_targets))
     tic = np.zeros(n)
     sumsq = np.zeros(n)
-    median = np.zeros(n)
+    medians = np.full(n, np.nan)
     lo = np.array([t.window[0] for t in targets])
     hi = np.array([t.window[1] for t in targets])
     layers = _window_layers(targets)
@@ -261,7 +265,8 @@ def extract_ion_images(
                         seg = block[:, a:b]
                         values[start:stop, k] = (np.where(inside, seg, 0).sum(axis=1) if reduce == "sum"
                                                  else np.where(inside, seg, 0).max(axis=1))
-                median[start:stop] = np.median(block, axis=1)
+                if median:
+                    medians[start:stop] = np.median(block, axis=1)
                 spectrum_sum += np.bincount(bins_axis[in_range], weights=block[:, in_range].sum(axis=0),
                                             minlength=n_bins)
             else:
@@ -282,7 +287,8 @@ def extract_ion_images(
                     else:
                         np.maximum.at(local, key, ints[ok])
                 values[start:stop] = local.reshape(m, k_targets)
-                median[start:stop] = _segment_median(ints, spec, lens, m)
+                if median:
+                    medians[start:stop] = _segment_median(ints, spec, lens, m)
                 b = np.floor(np.log(mz / mz_range[0]) / step).astype(np.int64)
                 sel = (b >= 0) & (b < n_bins)
                 spectrum_sum += np.bincount(b[sel], weights=ints[sel], minlength=n_bins)
@@ -307,7 +313,7 @@ def extract_ion_images(
         lock_mass_ppm=to_image(lock_ppm) if lock_mass is not None else None,
         top_peaks=[t.name for t in top_targets],
         images={t.name: to_image(values[:, k]) for k, t in enumerate(targets)},
-        tic=to_image(tic), rms=to_image(rms), median=to_image(median), acquired=acquired,
+        tic=to_image(tic), rms=to_image(rms), median=to_image(medians), acquired=acquired,
         pixel_size=pixel_size,
         origin=(index.stage_origin[0] + x0 * pixel_size[0], index.stage_origin[1] + y0 * pixel_size[1]),
         mean_spectrum=(centres, spectrum_sum / n),

@@ -389,7 +389,9 @@ def write_msi(path_imzml: Path, truth: SectionTruth, params: PhantomParams, geom
     sp_kind = [s[1] for s in species]
     sp_rel = np.array([s[2] for s in species])
     gain = params.msi_counts_per_ug_per_g
-    mz_axis = np.unique(np.round(sp_mz, 4))
+    # continuous mode: one shared axis = species + a fixed set of chemical-noise positions
+    noise_axis = np.sort(np.random.default_rng(params.seed + 7).uniform(100.0, 1000.0, int(params.msi_noise_peaks)))
+    mz_axis = np.unique(np.round(np.concatenate([sp_mz, noise_axis]), 4))
     writer = ImzMLWriter(path_imzml, pm, params.msi_mode, uuid=uuid, mz_axis=mz_axis)
     with writer:
         for r0 in range(0, ny, chunk_rows):
@@ -424,6 +426,9 @@ def write_msi(path_imzml: Path, truth: SectionTruth, params: PhantomParams, geom
                 pos = np.searchsorted(mz_axis, np.round(sp_mz[order], 4))
                 mat = np.zeros((m, mz_axis.size), dtype=np.float32)
                 np.add.at(mat, (slice(None), pos), counts[:, order])
+                npos = np.searchsorted(mz_axis, np.round(noise_axis, 4))
+                present = rng.random((m, noise_axis.size)) < 0.5
+                mat[:, npos] += np.where(present, rng.geometric(0.2, (m, noise_axis.size)), 0).astype(np.float32)
                 writer.add_spectra(np.stack([gx + 1, gy + 1], axis=1), mat)
                 continue
             ppm = rng.normal(0, params.msi_ppm_sigma, m)[:, None] + rng.normal(0, 0.5, counts.shape)

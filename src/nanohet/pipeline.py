@@ -103,7 +103,8 @@ def extract_msi(imzml: str, msi_cfg: dict, out_ions: str, out_stats: str, out_sp
     lock = IonTarget(lock.get("name", "lock_mass"), float(lock["mz"]), float(lock["ppm"])) if lock else None
     res = extract_ion_images(index, targets, pixel_size_um=pixel_size_um,
                              reduce=msi_cfg.get("reduce", "sum"), lock_mass=lock,
-                             top_n=int(msi_cfg.get("top_n_peaks", 0)), progress=progress)
+                             top_n=int(msi_cfg.get("top_n_peaks", 0)), median=method == "median",
+                             progress=progress)
     if lock is not None:
         found = np.isfinite(res.lock_mass_ppm[res.acquired])
         log.info("lock mass %.4f: found in %.1f %% of spectra, median |error| %.2f ppm", lock.mz,

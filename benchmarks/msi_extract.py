@@ -1,0 +1,169 @@
+"""Benchmark: nanohet's one-pass ion-image extraction against pyimzML and imzy.
+
+Generates (with the phantom) a processed imzML of >= 100,000 spectra x ~500 peaks and a continuous one,
+then prints in one run, for K target ions with a ppm window:
+
+* pyimzML: a ``getionimage`` loop over the K targets (timed on a subset of targets and scaled to K
+  unless --full-pyimzml; each call reads every spectrum, so time grows linearly with K);
+* imzy: batch ``get_ion_images`` (benchmark-only dependency: ``pip install imzy==0.3.0``);
+* nanohet: ``read_imzml_index`` (XML) + ``extract_ion_images`` (one streaming pass), in a child process
+  whose peak memory (max RSS) is reported;
+* a plain sequential read of the .ibd (64 MiB blocks), the throughput ceiling;
+* the ratios, and the largest relative difference between nanohet's and pyimzML's images.
+
+All timings are warm-cache (each file is read once before timing). Usage:
+
+    .venv/bin/python benchmarks/msi_extract.py --workdir /tmp/nanohet-bench
+    .venv/bin/python benchmarks/msi_extract.py --workdir /tmp/nanohet-bench --big   # also a ~5 GB .ibd
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from nanohet.phantom import ANALYTE_IONS, PhantomParams, msi_geometry, simulate_section, write_msi
+
+
+def make_file(path: Path, n_spectra: int, peaks: int, mode: str, seed: int = 1) -> Path:
+    """Phantom MSI acquisition with about ``n_spectra`` spectra of about ``peaks`` peaks each."""
+    if path.exists() and path.with_suffix(".ibd").exists():
+        return path
+    pixel = 30.0
+    side_um = math.sqrt(n_spectra / 0.97) * pixel / 0.95   # msi_geometry covers 95 % of the field
+    diameter_mm = (side_um - 2 * 200.0) / 1.25 / 1000.0
+    params = PhantomParams(seed=seed, tumour_diameter_mm=diameter_mm, margin_mm=0.1, microscopy_pixel_um=10.0,
+                           msi_pixel_um=pixel, msi_mode=mode, msi_noise_peaks=max(peaks - 35, 0))
+    rng = np.random.default_rng(seed)
+    truth = simulate_section(params)
+    geom = msi_geometry(truth, params, rng)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_msi(path, truth, params, geom, rng, uuid="0c3f6d0e-7f1b-4a59-9b2e-6f0d7d1e2a3b", chunk_rows=8)
+    return path
+
+
+def targets_for(k: int) -> list[float]:
+    mzs = list(ANALYTE_IONS.values()) + [734.5694, 760.5851, 798.5410, 496.3398, 155.0339]
+    rng = np.random.default_rng(0)
+    mzs += list(rng.uniform(150, 950, max(k - len(mzs), 0)))
+    return sorted(mzs[:k])
+
+
+def plain_read(ibd: Path) -> float:
+    t = time.perf_counter()
+    with open(ibd, "rb", buffering=0) as fh:
+        buf = bytearray(64 << 20)
+        view = memoryview(buf)
+        while fh.readinto(view):
+            pass
+    return time.perf_counter() - t
+
+
+NANOHET_CHILD = r"""
+import json, sys, time, resource
+import numpy as np
+from nanohet.imzml import read_imzml_index
+from nanohet.msi import IonTarget, extract_ion_images
+path, mzs, ppm, out = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+t0 = time.perf_counter()
+idx = read_imzml_index(path)
+t1 = time.perf_counter()
+res = extract_ion_images(idx, [IonTarget(f"t{i}", m, ppm) for i, m in enumerate(mzs)])
+t2 = time.perf_counter()
+np.save(out, np.stack([res.images[f"t{i}"] for i in range(len(mzs))]))
+print(json.dumps({"parse_s": t1 - t0, "extract_s": t2 - t1,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_nanohet(path: Path, mzs, ppm, out: Path) -> dict:
+    res = subprocess.run([sys.executable, "-c", NANOHET_CHILD, str(path), json.dumps(mzs), str(ppm), str(out)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run_pyimzml(path: Path, mzs, ppm, n_timed: int):
+    from pyimzml.ImzMLParser import ImzMLParser, getionimage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = ImzMLParser(str(path))
+    images = {}
+    t = time.perf_counter()
+    for m in mzs[:n_timed]:
+        images[m] = getionimage(p, m, tol=m * ppm * 1e-6)
+    elapsed = time.perf_counter() - t
+    return elapsed * len(mzs) / n_timed, elapsed, images
+
+
+def run_imzy(path: Path, mzs, ppm):
+    try:
+        from imzy import get_reader
+    except ImportError:
+        return None
+    reader = get_reader(str(path))
+    t = time.perf_counter()
+    reader.get_ion_images(mzs, ppm=ppm, silent=True)
+    return time.perf_counter() - t
+
+
+def bench(path: Path, k: int, ppm: float, n_pyimzml: int, label: str) -> None:
+    ibd = path.with_suffix(".ibd")
+    mzs = targets_for(k)
+    plain_read(ibd)  # warm the page cache for everybody
+    t_read = plain_read(ibd)
+    nh = run_nanohet(path, mzs, ppm, path.parent / "nanohet_images.npy")
+    t_py, t_py_measured, py_images = run_pyimzml(path, mzs, ppm, n_pyimzml)
+    t_imzy = run_imzy(path, mzs, ppm)
+    mine = np.load(path.parent / "nanohet_images.npy")
+    worst = 0.0
+    for i, m in enumerate(mzs[:n_pyimzml]):
+        ref = py_images[m]
+        a = np.nan_to_num(mine[i])
+        worst = max(worst, float(np.max(np.abs(a - ref)) / max(np.max(np.abs(ref)), 1e-300)))
+    gb = ibd.stat().st_size / 1e9
+    nh_total = nh["parse_s"] + nh["extract_s"]
+    print(f"\n== {label}: {path.name}, .ibd {gb:.2f} GB, K={k} targets at ±{ppm} ppm")
+    print(f"plain sequential read of .ibd : {t_read:8.2f} s  ({gb / t_read:.2f} GB/s)")
+    print(f"pyimzML getionimage x {k:<3}      : {t_py:8.2f} s  (measured {t_py_measured:.2f} s on "
+          f"{n_pyimzml} targets, scaled)")
+    print(f"imzy get_ion_images            : " + (f"{t_imzy:8.2f} s" if t_imzy is not None else "  not installed"))
+    print(f"nanohet parse XML + one pass    : {nh_total:8.2f} s  (XML {nh['parse_s']:.2f} s, "
+          f"pass {nh['extract_s']:.2f} s), peak memory {nh['max_rss_mb']:.0f} MB")
+    print(f"speed-up vs pyimzML loop        : {t_py / nh_total:8.1f} x   (target >= 20 x)")
+    if t_imzy is not None:
+        print(f"speed-up vs imzy                : {t_imzy / nh_total:8.1f} x   (target >= 3 x)")
+    print(f"pass throughput vs plain read   : {100 * t_read / nh['extract_s']:8.1f} %   (target >= 50 %)")
+    print(f"max relative difference vs pyimzML: {worst:.2e}   (target < 1e-6)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/nanohet-bench"))
+    ap.add_argument("--spectra", type=int, default=100_000)
+    ap.add_argument("--peaks", type=int, default=500)
+    ap.add_argument("--targets", type=int, default=50)
+    ap.add_argument("--ppm", type=float, default=10.0)
+    ap.add_argument("--pyimzml-targets", type=int, default=5, help="targets actually timed for pyimzML")
+    ap.add_argument("--big", action="store_true", help="also a ~5 GB .ibd (peak-memory check)")
+    args = ap.parse_args(argv)
+    proc = make_file(args.workdir / "processed" / "bench.imzML", args.spectra, args.peaks, "processed")
+    bench(proc, args.targets, args.ppm, args.pyimzml_targets, "processed")
+    cont = make_file(args.workdir / "continuous" / "bench.imzML", args.spectra, args.peaks, "continuous")
+    bench(cont, args.targets, args.ppm, args.pyimzml_targets, "continuous")
+    if args.big:
+        big = make_file(args.workdir / "big" / "bench.imzML", 420_000, 1000, "processed")
+        bench(big, args.targets, args.ppm, 1, "big")
+
+
+if __name__ == "__main__":
+    main()
