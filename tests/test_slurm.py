@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, snakemake, write_cohort
 from slurm_cluster import SlurmCluster, missing_reason
-from test_workflow import snakemake, write_cohort
 
 pytestmark = pytest.mark.slurm
 COHORT = [("a01", "liposomal")]

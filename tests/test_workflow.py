@@ -1,51 +1,13 @@
 """End-to-end: snakemake runs the whole graph on a tiny demo cohort in a temporary directory."""
-import shutil
-import subprocess
-import sys
+import filecmp
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO
+from conftest import SAMPLES, snakemake, write_cohort
 
 pytestmark = pytest.mark.workflow
-
-SAMPLES = [("a01", "liposomal"), ("b01", "thermosensitive")]
-MODALITY_FILES = {"fluorescence": "fluorescence.ome.tif", "he": "he.ome.tif", "msi": "msi.imzML",
-                  "volume": "volume.nii.gz"}
-
-
-def snakemake(workdir, *args, check=True):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(workdir / "config" / "config.yaml"), *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
-    if check and res.returncode != 0:
-        raise AssertionError(f"snakemake failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}")
-    return res
-
-
-def write_cohort(workdir, samples=SAMPLES):
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["demo"]["phantom"].update(tumour_diameter_mm=1.6, margin_mm=0.25)
-    (workdir / "config").mkdir(parents=True)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    rows = ["subject\tgroup\ttumour\tmodality\tpath\tpixel_size\tmask\tchannels"]
-    for subject, group in samples:
-        for modality, name in MODALITY_FILES.items():
-            mask = f"results/demo/data/{subject}_T1/volume_mask.nii.gz" if modality == "volume" else ""
-            rows.append(f"{subject}\t{group}\tT1\t{modality}\tresults/demo/data/{subject}_T1/{name}\t\t{mask}\t")
-    (workdir / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
-    return config
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("wf")
-    write_cohort(workdir)
-    run = snakemake(workdir, "--cores", "2")
-    return workdir, run
 
 
 def test_dry_run_lists_every_stage(tmp_path):
@@ -121,3 +83,15 @@ def test_bad_sample_sheet_stops_before_any_job(tmp_path):
     text = res.stdout + res.stderr
     assert "samples.tsv" in text and "row 4" in text and "maldi" in text, text
     assert not (tmp_path / "results").exists()
+
+
+def test_one_core_and_two_core_runs_are_identical(finished_run, tmp_path):
+    workdir, _ = finished_run
+    write_cohort(tmp_path)
+    snakemake(tmp_path, "--cores", "1")
+    files = sorted(p.relative_to(workdir) for pattern in ("tables/*.tsv", "quantify/*/*.tsv", "figures/**/*.png",
+                                                          "registration/*/*.tfm", "registration/*/*.tsv")
+                   for p in (workdir / "results").glob(pattern))
+    assert len(files) >= 12
+    for rel in files:
+        assert filecmp.cmp(workdir / rel, tmp_path / rel, shallow=False), f"{rel} differs between 1 and 2 cores"

@@ -280,13 +280,14 @@ def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_
         "sample": sample, "edge": "msi->fluorescence", "transform": settings.transform,
         "metric": "mattes_mi", "metric_before": result.metric_before, "metric_after": result.metric_after,
         "dice_before": dice_before, "dice_after": dice_after, "iterations": result.iterations,
-        "stop_condition": result.stop_condition, "runtime_s": round(result.runtime_s, 2), "flagged": flagged,
-    }
+        "stop_condition": result.stop_condition, "flagged": flagged,
+    }  # run time goes to the log and results/benchmarks/: tables must be identical on every rerun
     if flagged:
         log.warning("%s: registration QC is worse than the initialisation: %s", sample, qc)
     write_table(pd.DataFrame([qc]), out_qc)
-    log.info("%s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, %d iterations", sample,
-             result.metric_before, result.metric_after, dice_before, dice_after, result.iterations)
+    log.info("%s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, %d iterations in %.1f s", sample,
+             result.metric_before, result.metric_after, dice_before, dice_after, result.iterations,
+             result.runtime_s)
 
 
 # ----------------------------------------------------------------------------- quantification

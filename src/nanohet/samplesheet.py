@@ -32,8 +32,8 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
     Returns
     -------
     DataFrame
-        The rows with an added ``sample`` column (``subject_tumour``) and
-        empty optional cells as ``None``.
+        The rows with an added ``sample`` column (``subject_tumour``); read
+        optional cells with :func:`optional` (pandas stores empty ones as NaN).
 
     Raises
     ------
@@ -97,6 +97,13 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
     return out
 
 
+def optional(value):
+    """An optional sample-sheet cell as a value or None (empty cells read back as NaN)."""
+    if value is None or (isinstance(value, float) and value != value) or value == "":
+        return None
+    return value
+
+
 def check_demo_paths(df: pd.DataFrame, data_dir: str) -> None:
     """With the demo enabled, every path must be the one the demo rule writes."""
     for i, row in df.iterrows():
@@ -109,6 +116,6 @@ def check_demo_paths(df: pd.DataFrame, data_dir: str) -> None:
             )
         if row["modality"] == "volume":
             mask = f"{data_dir}/{row['sample']}/volume_mask.nii.gz"
-            if os.path.normpath(row["mask"] or "") != os.path.normpath(mask):
+            if os.path.normpath(optional(row["mask"]) or "") != os.path.normpath(mask):
                 raise InputError(f"demo.enabled is true but the volume mask of {row['sample']} is "
                                  f"{row['mask']!r}; the demo writes {mask!r}")
