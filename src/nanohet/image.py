@@ -84,3 +84,32 @@ def block_reduce_mean(array: np.ndarray, factor: int) -> np.ndarray:
 def block_origin(origin, spacing, factor: int):
     """Physical origin of the grid produced by :func:`block_reduce_mean`."""
     return tuple(o + (factor - 1) * s / 2.0 for o, s in zip(origin, spacing))
+
+
+def resolve_pixel_size(declared, given, path, what: str = "the file") -> tuple[float, float]:
+    """Reconcile the pixel size a file declares with the one given in the sample sheet.
+
+    Parameters
+    ----------
+    declared : (float, float) or None
+        ``(x, y)`` in µm from the file's metadata, or None (or a None member) if absent.
+    given : float or None
+        The sample sheet's ``pixel_size`` (µm).
+    path : path-like
+        Named in error messages.
+
+    Raises
+    ------
+    InputError
+        No pixel size from either source, or the two disagree by more than 1 %.
+    """
+    from .errors import InputError
+
+    if declared is None or declared[0] is None or declared[1] is None:
+        if given is None:
+            raise InputError(f"{path}: no pixel size in {what} and none given in the sample sheet "
+                             "(column pixel_size)")
+        return (float(given), float(given))
+    if given is not None and abs(declared[0] - given) > 0.01 * given:
+        raise InputError(f"{path}: the file says {declared[0]} µm/pixel but the sample sheet says {given} µm")
+    return (float(declared[0]), float(declared[1]))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
+from .image import resolve_pixel_size
 from .imzml import ImzMLIndex
 
 
@@ -190,20 +191,7 @@ def extract_ion_images(
     """
     if reduce not in ("sum", "max"):
         raise ValueError(f"reduce must be 'sum' or 'max', got {reduce!r}")
-    pixel_size = index.pixel_size
-    if pixel_size is None:
-        if pixel_size_um is None:
-            raise InputError(
-                f"{index.imzml_path}: no pixel size in the file and none given in the sample sheet "
-                "(column pixel_size)"
-            )
-        pixel_size = (float(pixel_size_um), float(pixel_size_um))
-    elif pixel_size_um is not None and abs(pixel_size[0] - pixel_size_um) > 0.01 * pixel_size_um:
-        raise InputError(
-            f"{index.imzml_path}: the file says {pixel_size[0]} µm/pixel but the sample sheet says "
-            f"{pixel_size_um} µm"
-        )
-
+    pixel_size = resolve_pixel_size(index.pixel_size, pixel_size_um, index.imzml_path)
     n = index.n_spectra
     if mz_range is None:
         mz_range = _mz_extent(index, [t.mz for t in targets])

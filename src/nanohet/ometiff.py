@@ -17,7 +17,7 @@ import tifffile
 
 from .atomic import atomic_path
 from .errors import InputError
-from .image import SectionImage
+from .image import SectionImage, resolve_pixel_size
 
 # Length units OME allows for PhysicalSize, as micrometres per unit.
 _UM_PER_UNIT = {
@@ -164,15 +164,5 @@ def read_ome_tiff(
     if len(names) != data.shape[0]:
         raise InputError(f"{path}: {len(names)} channel names given for {data.shape[0]} channels")
 
-    if spacing[0] is None or spacing[1] is None:
-        if pixel_size_um is None:
-            raise InputError(
-                f"{path}: no pixel size in the file (OME PhysicalSizeX/Y) and none given "
-                "in the sample sheet (column pixel_size)"
-            )
-        spacing = (float(pixel_size_um), float(pixel_size_um))
-    elif pixel_size_um is not None and abs(spacing[0] - pixel_size_um) > 0.01 * pixel_size_um:
-        raise InputError(
-            f"{path}: the file says {spacing[0]} µm/pixel but the sample sheet says {pixel_size_um} µm"
-        )
+    spacing = resolve_pixel_size(spacing, pixel_size_um, path, "the file (OME PhysicalSizeX/Y)")
     return SectionImage(data=data, channels=names, spacing=spacing, origin=origin)
