@@ -167,3 +167,39 @@ def test_index_cache_round_trip(tmp_path):
     t = [IonTarget("a", 798.54, 10)]
     np.testing.assert_array_equal(extract_ion_images(back, t, pixel_size_um=5).images["a"],
                                   extract_ion_images(idx, t, pixel_size_um=5).images["a"])
+
+
+@pytest.mark.parametrize("rel", ["metaspace_spheroid/Untreated_3_434_tiny.imzML",
+                                 "pyimzml_example/Example_Processed.imzML"])
+def test_compiled_kernel_equals_numpy_reference_on_real_files(rel):
+    idx = read_imzml_index(IMZML / rel)
+    mz = [798.54, 760.585, 496.34, 200.0, 300.0]
+    targets = [IonTarget(f"t{i}", m, 50) for i, m in enumerate(mz)] + [IonTarget("wide", 798.54, 500)]
+    px = None if idx.pixel_size else 10.0
+    for kw in ({}, {"reduce": "max"}, {"lock_mass": IonTarget("lock", 798.54, 30)}):
+        a = extract_ion_images(idx, targets, pixel_size_um=px, engine="numba", **kw)
+        b = extract_ion_images(idx, targets, pixel_size_um=px, engine="numpy", **kw)
+        for name in a.images:
+            np.testing.assert_array_equal(a.images[name], b.images[name])
+        np.testing.assert_array_equal(a.tic, b.tic)
+        np.testing.assert_array_equal(a.mean_spectrum[1], b.mean_spectrum[1])
+
+
+def test_compiled_kernel_is_thread_count_independent(tiny_sample):
+    import numba
+
+    idx = read_imzml_index(tiny_sample["outputs"]["msi"])
+    targets = [IonTarget("dox", 544.1813, 10), IonTarget("pc", 760.5851, 10)]
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = extract_ion_images(idx, targets, engine="numba", chunk_peaks=20_000)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = extract_ion_images(idx, targets, engine="numba", chunk_peaks=20_000)
+    finally:
+        numba.set_num_threads(old)
+    ref = extract_ion_images(idx, targets, engine="numpy", chunk_peaks=20_000)
+    for name in targets:
+        np.testing.assert_array_equal(one.images[name.name], two.images[name.name])
+        np.testing.assert_array_equal(one.images[name.name], ref.images[name.name])
+    assert one.mean_spectrum[1].tobytes() == two.mean_spectrum[1].tobytes()

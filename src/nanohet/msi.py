@@ -7,6 +7,7 @@ bounded by the chunk size whatever the size of the file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,8 +80,13 @@ class MSIImages:
     top_peaks: list[str] = field(default_factory=list)
 
 
-def _gather(mm: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Concatenate the arrays at byte ``offsets`` (``lengths`` elements each) from a uint8 memmap."""
+def _gather(mm: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: np.dtype, kern=None) -> np.ndarray:
+    """Concatenate the arrays at byte ``offsets`` (``lengths`` elements each) from a uint8 memmap.
+
+    Offsets need not be aligned: spectra are grouped by ``offset % itemsize``
+    and each group is read through a typed view at that residue. With
+    ``kern`` (the compiled kernels) the copy is one compiled loop.
+    """
     total = int(lengths.sum())
     out = np.empty(total, dtype=dtype.newbyteorder("="))
     if total == 0:
@@ -94,11 +100,53 @@ def _gather(mm: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: np.
         view = mm[r: r + n_elem * item].view(dtype)
         lens = lengths[sel]
         first = (offsets[sel] - r) // item
+        if kern is not None:
+            kern.copy_segments(view, first.astype(np.int64), lens.astype(np.int64), out,
+                               starts_out[sel].astype(np.int64))
+            continue
         # element index for every peak of the selected spectra
         idx = np.repeat(first - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
         dest = np.repeat(starts_out[sel] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
         out[dest] = view[idx]
     return out
+
+
+def _typed_view(src: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype: np.dtype, kern):
+    """A typed array over ``src`` and each spectrum's element start in it.
+
+    When every offset has the same alignment the bytes are viewed in place
+    (no copy); otherwise the spectra are gathered into a new array.
+    """
+    item = dtype.itemsize
+    residues = offsets % item
+    r = int(residues[0]) if residues.size else 0
+    if residues.size and np.all(residues == r):
+        n_elem = (src.size - r) // item
+        return src[r: r + n_elem * item].view(dtype), ((offsets - r) // item).astype(np.int64)
+    flat = _gather(src, offsets, lengths, dtype, kern)
+    return flat, np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int):
+    """The bytes holding spectra ``start:stop``, and the file offset of their first byte.
+
+    When the chunk's arrays lie close together (the usual layout) their byte
+    range is read with one plain ``readinto`` (no page faults of a memory
+    map); scattered spectra are read through the memory map instead.
+    """
+    lens = index.int_lengths[start:stop]
+    mzo, ino = index.mz_offsets[start:stop], index.int_offsets[start:stop]
+    first = int(min(mzo.min(), ino.min()))
+    end = int(max((mzo + lens * index.mz_dtype.itemsize).max(), (ino + lens * index.int_dtype.itemsize).max()))
+    need = int(lens.sum()) * (index.mz_dtype.itemsize + index.int_dtype.itemsize)
+    if end - first > 2 * need + (1 << 20):
+        return mm, 0
+    buf = np.empty(end - first, dtype=np.uint8)
+    fh.seek(first)
+    got = fh.readinto(memoryview(buf))
+    if got != buf.size:
+        raise InputError(f"{index.ibd_path}: short read at byte {first} (file truncated while reading?)")
+    return buf, first
 
 
 def _window_layers(targets: list[IonTarget]) -> list[list[int]]:
@@ -142,11 +190,13 @@ def extract_ion_images(
     pixel_size_um: float | None = None,
     reduce: str = "sum",
     chunk_peaks: int = 4_000_000,
-    mean_spectrum_bin_ppm: float = 20.0,
+    mean_spectrum_bin_mz: float = 0.005,
     mz_range: tuple[float, float] | None = None,
     lock_mass: IonTarget | None = None,
     top_n: int = 0,
+    top_n_ppm: float = 25.0,
     median: bool = False,
+    engine: str = "auto",
     progress=None,
 ) -> MSIImages:
     """Extract ion images and normalisation factors in one streaming pass.
@@ -165,8 +215,9 @@ def extract_ion_images(
     chunk_peaks : int
         Approximate number of peaks read per chunk (bounds memory: about
         30 bytes per peak).
-    mean_spectrum_bin_ppm : float
-        Bin width of the mean spectrum, in ppm (log-spaced bins).
+    mean_spectrum_bin_mz : float
+        Bin width of the mean spectrum, in m/z units (linear bins: one
+        multiplication per peak).
     mz_range : (float, float), optional
         m/z range of the mean spectrum; by default the m/z extent of up to
         500 evenly strided spectra (and of the targets), ±1 %.
@@ -182,6 +233,12 @@ def extract_ion_images(
         Also image the ``top_n`` most intense peaks of the mean spectrum
         (estimated from an evenly strided subset of at most 2000 spectra, so
         the full data are still read once); they are named ``mz<value>``.
+    top_n_ppm : float
+        Half-window of the top-N peak images (at least one mean-spectrum bin).
+    engine : {"auto", "numba", "numpy"}
+        Processed data are scanned by a compiled kernel (numba) when
+        available; ``numpy`` forces the vectorised reference path (same
+        results; used by the tests to cross-check the kernel).
     progress : callable, optional
         Called as ``progress(done_spectra, total_spectra)`` after each chunk.
 
@@ -197,7 +254,7 @@ def extract_ion_images(
         mz_range = _mz_extent(index, [t.mz for t in targets])
     top_targets = []
     if top_n > 0:
-        top_targets = _top_peaks(index, targets, top_n, mean_spectrum_bin_ppm, mz_range, pixel_size)
+        top_targets = _top_peaks(index, targets, top_n, mean_spectrum_bin_mz, mz_range, pixel_size, top_n_ppm)
         targets = list(targets) + top_targets
     k_targets = len(targets)
     values = np.zeros((n, k_targets))
@@ -208,26 +265,64 @@ def extract_ion_images(
     hi = np.array([t.window[1] for t in targets])
     layers = _window_layers(targets)
 
-    step = np.log1p(mean_spectrum_bin_ppm * 1e-6)
-    n_bins = int(np.ceil(np.log(mz_range[1] / mz_range[0]) / step))
+    inv_width = 1.0 / mean_spectrum_bin_mz
+    n_bins = int(np.ceil((mz_range[1] - mz_range[0]) * inv_width))
     spectrum_sum = np.zeros(n_bins)
     lock_ppm = np.full(n, np.nan)
 
+    use_kernel = False
+    if engine not in ("auto", "numba", "numpy"):
+        raise ValueError(f"engine must be auto, numba or numpy, got {engine!r}")
+    if not index.continuous and engine != "numpy":
+        try:
+            from . import _msi_kernels as kern
+            use_kernel = True
+        except ImportError:
+            if engine == "numba":
+                raise
+    if use_kernel:
+        order = np.argsort(lo, kind="stable")
+        k_lo, k_hi = lo[order], hi[order]
+        k_maxhi = np.maximum.accumulate(k_hi) if k_hi.size else k_hi
+        lock_args = ((lock_mass.mz, *lock_mass.window, True) if lock_mass is not None else (0.0, 0.0, 0.0, False))
+        lut_args = kern.window_lut(k_lo)
+
     mm = np.memmap(index.ibd_path, dtype=np.uint8, mode="r")
+    fh = open(index.ibd_path, "rb", buffering=0)
     try:
         if index.continuous:
             axis = _gather(mm, index.mz_offsets[:1], index.mz_lengths[:1], index.mz_dtype).astype(np.float64)
             cols_lo = np.searchsorted(axis, lo, side="left")
             cols_hi = np.searchsorted(axis, hi, side="right")
-            bins_axis = np.floor(np.log(axis / mz_range[0]) / step).astype(np.int64)
+            bins_axis = np.floor((axis - mz_range[0]) * inv_width).astype(np.int64)
             in_range = (bins_axis >= 0) & (bins_axis < n_bins)
         per_spectrum = max(int(index.int_lengths.mean()), 1)
         chunk = max(1, chunk_peaks // per_spectrum)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             lens = index.int_lengths[start:stop]
-            ints = _gather(mm, index.int_offsets[start:stop], lens, index.int_dtype).astype(np.float64)
             m = stop - start
+            if use_kernel:
+                src, base = _chunk_bytes(fh, mm, index, start, stop)
+                mz_c, mz_starts = _typed_view(src, index.mz_offsets[start:stop] - base, lens, index.mz_dtype, kern)
+                int_c, int_starts = _typed_view(src, index.int_offsets[start:stop] - base, lens, index.int_dtype,
+                                                kern)
+                vals = np.zeros((m, k_targets))
+                lerr = np.full(m, np.nan)
+                kern.process_peaks(mz_c, int_c, mz_starts, int_starts, lens.astype(np.int64), k_lo, k_hi, k_maxhi,
+                                   order.astype(np.int64), reduce == "max", *lock_args,
+                                   mz_range[0], inv_width, n_bins, *lut_args, vals, tic[start:stop],
+                                   sumsq[start:stop], lerr, spectrum_sum)
+                values[start:stop] = vals
+                lock_ppm[start:stop] = lerr * 1e6
+                if median:
+                    spec = np.repeat(np.arange(m), lens)
+                    flat = _gather(src, index.int_offsets[start:stop] - base, lens, index.int_dtype, kern)
+                    medians[start:stop] = _segment_median(flat.astype(np.float64), spec, lens, m)
+                if progress is not None:
+                    progress(stop, n)
+                continue
+            ints = _gather(mm, index.int_offsets[start:stop], lens, index.int_dtype).astype(np.float64)
             spec = np.repeat(np.arange(m), lens)
             tic[start:stop] = np.bincount(spec, weights=ints, minlength=m)
             sumsq[start:stop] = np.bincount(spec, weights=ints * ints, minlength=m)
@@ -277,12 +372,13 @@ def extract_ion_images(
                 values[start:stop] = local.reshape(m, k_targets)
                 if median:
                     medians[start:stop] = _segment_median(ints, spec, lens, m)
-                b = np.floor(np.log(mz / mz_range[0]) / step).astype(np.int64)
+                b = np.floor((mz - mz_range[0]) * inv_width).astype(np.int64)
                 sel = (b >= 0) & (b < n_bins)
                 spectrum_sum += np.bincount(b[sel], weights=ints[sel], minlength=n_bins)
             if progress is not None:
                 progress(stop, n)
     finally:
+        fh.close()
         del mm
 
     rows, cols, shape, (x0, y0) = grid_positions(index)
@@ -296,7 +392,7 @@ def extract_ion_images(
         rms = np.sqrt(sumsq / np.maximum(index.int_lengths, 1))
     acquired = np.zeros(shape, dtype=bool)
     acquired[rows, cols] = True
-    centres = mz_range[0] * np.exp((np.arange(n_bins) + 0.5) * step)
+    centres = mz_range[0] + (np.arange(n_bins) + 0.5) * mean_spectrum_bin_mz
     return MSIImages(
         lock_mass_ppm=to_image(lock_ppm) if lock_mass is not None else None,
         top_peaks=[t.name for t in top_targets],
@@ -346,7 +442,7 @@ def _lock_error_continuous(axis, block, lock: IonTarget) -> np.ndarray:
     return err
 
 
-def _top_peaks(index: ImzMLIndex, targets, top_n: int, bin_ppm: float, mz_range, pixel_size):
+def _top_peaks(index: ImzMLIndex, targets, top_n: int, bin_mz: float, mz_range, pixel_size, top_ppm: float):
     """Targets for the ``top_n`` most intense local maxima of a subsampled mean spectrum."""
     from dataclasses import replace
 
@@ -354,7 +450,7 @@ def _top_peaks(index: ImzMLIndex, targets, top_n: int, bin_ppm: float, mz_range,
     sub = replace(index, **{k: getattr(index, k)[::stride] for k in
                             ("coords", "mz_offsets", "mz_lengths", "int_offsets", "int_lengths")})
     mz, mean = extract_ion_images(sub, [], pixel_size_um=pixel_size[0], mz_range=mz_range,
-                                  mean_spectrum_bin_ppm=bin_ppm).mean_spectrum
+                                  mean_spectrum_bin_mz=bin_mz).mean_spectrum
     peak = (mean > np.roll(mean, 1)) & (mean >= np.roll(mean, -1)) & (mean > 0)
     taken = np.zeros(mz.size, bool)
     for t in targets:
@@ -362,7 +458,7 @@ def _top_peaks(index: ImzMLIndex, targets, top_n: int, bin_ppm: float, mz_range,
         taken |= (mz >= lo) & (mz <= hi)
     candidates = np.flatnonzero(peak & ~taken)
     best = candidates[np.argsort(mean[candidates])[::-1][:top_n]]
-    return [IonTarget(f"mz{mz[i]:.4f}", float(mz[i]), bin_ppm) for i in sorted(best)]
+    return [IonTarget(f"mz{mz[i]:.4f}", float(mz[i]), max(top_ppm, bin_mz / mz[i] * 1e6)) for i in sorted(best)]
 
 
 def _segment_median(values: np.ndarray, seg: np.ndarray, lengths: np.ndarray, m: int) -> np.ndarray:

@@ -69,7 +69,8 @@ def msi_unit(msi_cfg: dict) -> str:
 
 
 def extract_msi(imzml: str, msi_cfg: dict, out_ions: str, out_stats: str, out_spectrum: str,
-                pixel_size_um: float | None = None, sample: str = "", out_index: str | None = None) -> None:
+                pixel_size_um: float | None = None, sample: str = "", out_index: str | None = None,
+                threads: int = 1) -> None:
     """Ion images of the configured analytes, normalised, as an OME-TIFF stack.
 
     Channels: one per analyte (normalised), ``TIC``, the internal standard
@@ -78,6 +79,12 @@ def extract_msi(imzml: str, msi_cfg: dict, out_ions: str, out_stats: str, out_sp
     peaks (raw counts). Non-acquired pixels are NaN in every signal channel.
     The parsed imzML index is cached to ``out_index`` when given.
     """
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    except ImportError:
+        pass
     try:
         index = read_imzml_index(imzml)
     except InputError as exc:

@@ -17,6 +17,7 @@ rule msi_extract:
         f"{LOGS}/msi_extract/{{sample}}.log",
     benchmark:
         f"{BENCH}/msi_extract/{{sample}}.tsv"
+    threads: 2
     resources:
         # streaming keeps the .ibd out of memory; the parsed XML index scales with the .imzML
         mem_mb=mem_mb(1000, 0.5),

@@ -10,6 +10,6 @@ run_step(
     snakemake.log[0], pipeline.extract_msi,
     imzml=snakemake.input.imzml, msi_cfg=snakemake.params.msi, out_ions=snakemake.output.ions,
     out_stats=snakemake.output.stats, out_spectrum=snakemake.output.spectrum,
-    out_index=snakemake.output.index,
+    out_index=snakemake.output.index, threads=snakemake.threads,
     pixel_size_um=snakemake.params.pixel_size, sample=snakemake.wildcards.sample,
 )
