@@ -139,3 +139,44 @@ def copy_segments(src, first, lengths, dest, dest_starts):
         d = dest_starts[i]
         for j in range(lengths[i]):
             dest[d + j] = src[a + j]
+
+
+@njit(cache=True, parallel=True)
+def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, values, tic, sumsq, spectrum_sum):
+    """Continuous spectra: ``block`` is (spectra, m/z points) on one shared axis.
+
+    Target ``k`` covers columns ``cols_lo[k]:cols_hi[k]``; ``col_bin`` is the
+    mean-spectrum bin of each column (-1 outside the range). Fixed blocks of
+    spectra with partial spectra summed in order keep results independent
+    of the thread count.
+    """
+    m, width = block.shape
+    k = cols_lo.size
+    n_blocks = (m + BLOCK - 1) // BLOCK
+    partial = np.zeros((n_blocks, max(n_bins, 1)))
+    for blk in prange(n_blocks):
+        for i in range(blk * BLOCK, min(m, (blk + 1) * BLOCK)):
+            t = 0.0
+            q = 0.0
+            for j in range(width):
+                v = block[i, j]
+                t += v
+                q += v * v
+                b = col_bin[j]
+                if b >= 0:
+                    partial[blk, b] += v
+            tic[i] = t
+            sumsq[i] = q
+            for c in range(k):
+                acc = 0.0
+                for j in range(cols_lo[c], cols_hi[c]):
+                    v = block[i, j]
+                    if reduce_max:
+                        if v > acc:
+                            acc = v
+                    else:
+                        acc += v
+                values[i, c] = acc
+    for blk in range(n_blocks):
+        for b in range(n_bins):
+            spectrum_sum[b] += partial[blk, b]

@@ -273,7 +273,7 @@ def extract_ion_images(
     use_kernel = False
     if engine not in ("auto", "numba", "numpy"):
         raise ValueError(f"engine must be auto, numba or numpy, got {engine!r}")
-    if not index.continuous and engine != "numpy":
+    if engine != "numpy" and not (index.continuous and lock_mass is not None):
         try:
             from . import _msi_kernels as kern
             use_kernel = True
@@ -296,12 +296,31 @@ def extract_ion_images(
             cols_hi = np.searchsorted(axis, hi, side="right")
             bins_axis = np.floor((axis - mz_range[0]) * inv_width).astype(np.int64)
             in_range = (bins_axis >= 0) & (bins_axis < n_bins)
+            col_bin = np.where(in_range, bins_axis, -1).astype(np.int64)
         per_spectrum = max(int(index.int_lengths.mean()), 1)
         chunk = max(1, chunk_peaks // per_spectrum)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             lens = index.int_lengths[start:stop]
             m = stop - start
+            if use_kernel and index.continuous:
+                src, base = _chunk_bytes(fh, mm, index, start, stop)
+                flat, fstarts = _typed_view(src, index.int_offsets[start:stop] - base, lens, index.int_dtype, kern)
+                width = axis.size
+                if np.all(np.diff(fstarts) == width) and fstarts[0] + m * width <= flat.size:
+                    block = flat[fstarts[0]: fstarts[0] + m * width].reshape(m, width)
+                else:
+                    block = _gather(src, index.int_offsets[start:stop] - base, lens, index.int_dtype,
+                                    kern).reshape(m, width)
+                vals = np.zeros((m, k_targets))
+                kern.process_continuous(block, cols_lo.astype(np.int64), cols_hi.astype(np.int64), reduce == "max",
+                                        col_bin, n_bins, vals, tic[start:stop], sumsq[start:stop], spectrum_sum)
+                values[start:stop] = vals
+                if median:
+                    medians[start:stop] = np.median(block, axis=1)
+                if progress is not None:
+                    progress(stop, n)
+                continue
             if use_kernel:
                 src, base = _chunk_bytes(fh, mm, index, start, stop)
                 mz_c, mz_starts = _typed_view(src, index.mz_offsets[start:stop] - base, lens, index.mz_dtype, kern)
@@ -328,7 +347,9 @@ def extract_ion_images(
             sumsq[start:stop] = np.bincount(spec, weights=ints * ints, minlength=m)
             if index.continuous:
                 block = ints.reshape(m, axis.size)
-                if lock_mass is None:
+                if lock_mass is None and use_kernel:
+                    pass  # handled by the compiled kernel above
+                elif lock_mass is None:
                     for k in range(k_targets):
                         seg = block[:, cols_lo[k]:cols_hi[k]]
                         if seg.shape[1]:
