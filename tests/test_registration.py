@@ -15,6 +15,8 @@ def _blobs(n=160, seed=0):
     img = np.zeros((n, n))
     yy, xx = np.mgrid[0:n, 0:n]
     img[(yy - n / 2) ** 2 / 0.9 + (xx - n / 2) ** 2 < (0.33 * n) ** 2] = 1.0
+    img[(yy - 0.35 * n) ** 2 + (xx - 0.75 * n) ** 2 < (0.12 * n) ** 2] = 1.0  # a lobe: sections are not symmetric
+    img[(yy - 0.6 * n) ** 2 + (xx - 0.45 * n) ** 2 < (0.08 * n) ** 2] = 0.3  # a paler (necrotic) region
     pts = rng.integers(n // 4, 3 * n // 4, (25, 2))
     img[pts[:, 0], pts[:, 1]] = 8.0
     return ndimage.gaussian_filter(img, 2.0)
@@ -85,3 +87,22 @@ def test_dice():
     b[1:3] = True
     assert dice(a, b) == pytest.approx(0.5)
     assert np.isnan(dice(np.zeros(3, bool), np.zeros(3, bool)))
+
+
+def test_flip_search_recovers_a_mirrored_section():
+    fixed, moving, truth = _known_pair(angle_deg=35.0, scale=1.0)
+    f = prepare_image(sitk.GetArrayFromImage(fixed), (10, 10), (0, 0))
+    mirrored_arr = sitk.GetArrayFromImage(moving)[:, ::-1]
+    m = prepare_image(mirrored_arr, (10, 10), (0, 0))
+    res = register(f, m, RegistrationSettings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30)),
+                                              flip_search=True))
+    assert res.flipped
+    # the true position in the mirrored image of fixed point x: mirror(truth(x)) about x = 795 µm
+    ys, xs = np.mgrid[30:130:10, 30:130:10] * 10.0
+    pts = np.stack([xs.ravel(), ys.ravel()], 1).astype(float)
+    true = np.array([truth.TransformPoint(tuple(p)) for p in pts])
+    true[:, 0] = 2 * 795.0 - true[:, 0]
+    assert np.median(target_registration_error(res.transform, pts, true)) < 3.0
+    without = register(f, m, RegistrationSettings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30))))
+    assert not without.flipped
+    assert np.median(target_registration_error(without.transform, pts, true)) > 20.0

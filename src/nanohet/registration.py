@@ -48,6 +48,9 @@ class RegistrationSettings:
     rotation_search_deg : list of float
         Initial rotations (degrees) tried before optimisation; the best by
         metric value is kept. ``[0]`` disables the search.
+    flip_search : bool
+        Also try every rotation with the moving image mirrored (sections can
+        be mounted face down); a chosen mirror is part of the final transform.
     threads : int
         Threads of the registration (1 gives bit-identical reruns).
     """
@@ -60,6 +63,7 @@ class RegistrationSettings:
     smoothing_sigmas: list = field(default_factory=lambda: [60.0, 30.0, 0.0])
     iterations: int = 300
     rotation_search_deg: list = field(default_factory=lambda: [0.0])
+    flip_search: bool = False
     threads: int = 1
 
 
@@ -74,6 +78,7 @@ class RegistrationResult:
     stop_condition: str
     runtime_s: float
     initial_rotation_deg: float
+    flipped: bool = False
 
 
 def prepare_image(array: np.ndarray, spacing, origin, fill: float | None = None) -> sitk.Image:
@@ -125,6 +130,71 @@ def _affine_from_euler(euler: sitk.Euler2DTransform) -> sitk.AffineTransform:
     return aff
 
 
+def _mirror_x(image: sitk.Image) -> sitk.Image:
+    """The image with its pixel columns reversed, on the same physical grid.
+
+    (``sitk.Flip`` would also flip the direction cosines, leaving the physical
+    image unchanged, which is not a mirror.)
+    """
+    out = sitk.GetImageFromArray(sitk.GetArrayFromImage(image)[:, ::-1].copy())
+    out.CopyInformation(image)
+    return out
+
+
+def _then_mirror(tx: sitk.AffineTransform, moving: sitk.Image) -> sitk.AffineTransform:
+    """``M o tx`` where M mirrors x about the moving image's centre (as :func:`_mirror_x` did)."""
+    a = np.array(tx.GetMatrix()).reshape(2, 2)
+    c = np.array(tx.GetCenter())
+    t = np.array(tx.GetTranslation())
+    xc = moving.GetOrigin()[0] + (moving.GetSize()[0] - 1) * moving.GetSpacing()[0] / 2.0
+    mirror = np.diag([-1.0, 1.0])
+    out = sitk.AffineTransform(2)
+    out.SetCenter(tuple(c))
+    out.SetMatrix(tuple((mirror @ a).ravel()))
+    out.SetTranslation(tuple(mirror @ (c + t) + np.array([2 * xc, 0.0]) - c))
+    return out
+
+
+def _search_start(fixed, centred, candidates, angles, settings):
+    """Best start pose over mirror states and start angles.
+
+    Start angles are ranked on images smoothed like the coarsest pyramid
+    level; the three best of each mirror state get a short coarse rigid
+    optimisation and the best optimised metric wins (at its start pose a
+    mirror can look like a rotation; after optimisation it does not).
+    """
+    sigma = float(settings.smoothing_sigmas[0]) if settings.smoothing_sigmas else 0.0
+
+    def smooth(img):
+        return sitk.SmoothingRecursiveGaussian(img, sigma) if sigma > 0 else img
+
+    smooth_fixed = smooth(fixed)
+    best = None
+    for flipped, mov, mask in candidates:
+        probe = _method(settings, moving_mask=mask)
+        smooth_mov = smooth(mov)
+        ranked = []
+        for angle in angles:
+            trial = sitk.Euler2DTransform(centred)
+            trial.SetAngle(math.radians(angle))
+            probe.SetInitialTransform(trial, inPlace=False)
+            ranked.append((probe.MetricEvaluate(smooth_fixed, smooth_mov), angle))
+        for _, angle in sorted(ranked)[:3]:
+            trial = sitk.Euler2DTransform(centred)
+            trial.SetAngle(math.radians(angle))
+            r = _method(settings, moving_mask=mask)
+            r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=60)
+            r.SetOptimizerScalesFromPhysicalShift()
+            r.SetShrinkFactorsPerLevel([settings.shrink_factors[0]])
+            r.SetSmoothingSigmasPerLevel([sigma])
+            r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+            r.SetInitialTransform(trial, inPlace=True)
+            r.Execute(fixed, mov)
+            if best is None or r.GetMetricValue() < best[0]:
+                best = (r.GetMetricValue(), angle, trial, flipped, mov, mask)
+    return best[1:]
+
+
 def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings | None = None,
              moving_mask: sitk.Image | None = None) -> RegistrationResult:
     """Register ``moving`` onto ``fixed``.
@@ -150,17 +220,19 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
             fixed, moving, sitk.Euler2DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS)
         centred = sitk.Euler2DTransform(centred)
         probe = _method(settings, moving_mask=moving_mask)
-        best = None
-        for angle in settings.rotation_search_deg:
-            trial = sitk.Euler2DTransform(centred)
-            trial.SetAngle(math.radians(angle))
-            probe.SetInitialTransform(trial, inPlace=False)
-            value = probe.MetricEvaluate(fixed, moving)
-            if best is None or value < best[0]:
-                best = (value, angle, trial)
-        metric_before, angle0, rigid = best
         probe.SetInitialTransform(sitk.Euler2DTransform(centred), inPlace=False)
         metric_before = probe.MetricEvaluate(fixed, moving)
+        candidates = [(False, moving, moving_mask)]
+        if settings.flip_search:
+            candidates.append((True, _mirror_x(moving),
+                               _mirror_x(moving_mask) if moving_mask is not None else None))
+        angles = list(settings.rotation_search_deg)
+        if len(angles) == 1 and not settings.flip_search:
+            rigid = sitk.Euler2DTransform(centred)
+            rigid.SetAngle(math.radians(angles[0]))
+            angle0, flipped, mov, mask = angles[0], False, moving, moving_mask
+        else:
+            angle0, rigid, flipped, mov, mask = _search_start(fixed, centred, candidates, angles, settings)
 
         stages = [("rigid", rigid)]
         if settings.transform == "affine":
@@ -169,7 +241,7 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
         for name, tx in stages:
             if name == "affine":
                 tx = _affine_from_euler(rigid)
-            r = _method(settings, moving_mask=moving_mask)
+            r = _method(settings, moving_mask=mask)
             r.SetOptimizerAsRegularStepGradientDescent(
                 learningRate=1.0, minStep=1e-4, numberOfIterations=settings.iterations,
                 relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
@@ -178,18 +250,20 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
             r.SetSmoothingSigmasPerLevel(list(settings.smoothing_sigmas))
             r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
             r.SetInitialTransform(tx, inPlace=True)
-            r.Execute(fixed, moving)
+            r.Execute(fixed, mov)
             iterations += r.GetOptimizerIteration()
             stop = r.GetOptimizerStopConditionDescription()
             if name == "rigid":
                 rigid = tx
         final = tx if isinstance(tx, sitk.AffineTransform) else _affine_from_euler(tx)
+        if flipped:
+            final = _then_mirror(final, moving)
         probe.SetInitialTransform(final, inPlace=False)
         metric_after = probe.MetricEvaluate(fixed, moving)
     return RegistrationResult(
         transform=final, metric_before=float(metric_before), metric_after=float(metric_after),
         iterations=int(iterations), stop_condition=stop, runtime_s=time.perf_counter() - t0,
-        initial_rotation_deg=float(angle0),
+        initial_rotation_deg=float(angle0), flipped=bool(flipped),
     )
 
 
