@@ -97,3 +97,31 @@ def test_volume_with_empty_mask_names_files(tmp_path, tiny_sample):
         pipeline.quantify_volume(str(tiny_sample["outputs"]["volume"]), str(tmp_path / "empty.nii.gz"),
                                  str(tmp_path / "v.tsv"), sample="s1")
     assert not (tmp_path / "v.tsv").exists()
+
+
+def _registration_inputs(tmp_path, tiny_sample):
+    out = tiny_sample["outputs"]
+    masks = tmp_path / "masks.ome.tif"
+    pipeline.preprocess_microscopy(str(out["fluorescence"]), CONFIG["microscopy"], str(masks), str(tmp_path / "s.tsv"))
+    ions = tmp_path / "ions.ome.tif"
+    pipeline.extract_msi(str(out["msi"]), CONFIG["msi"], str(ions), str(tmp_path / "i.tsv"), str(tmp_path / "m.tsv"))
+    return out, masks, ions
+
+
+def test_a_deliberately_failed_registration_is_flagged_and_can_fail_the_run(tmp_path, tiny_sample):
+    out, masks, ions = _registration_inputs(tmp_path, tiny_sample)
+    # start upside down and barely optimise: worse than plain centring
+    bad = dict(CONFIG["registration"], transform="rigid", rotation_search_deg=[180], iterations=1)
+    args = dict(ions=str(ions), fluorescence=str(out["fluorescence"]), masks=str(masks), quant_cfg=CONFIG["quantify"],
+                mic_cfg=CONFIG["microscopy"], out_transform=str(tmp_path / "t.tfm"),
+                out_registered=str(tmp_path / "r.ome.tif"), sample="s1_T1")
+    pipeline.register_msi(reg_cfg=bad, out_qc=str(tmp_path / "qc.tsv"), out_figure=str(tmp_path / "qc.png"), **args)
+    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0]
+    assert bool(qc.flagged) and qc.dice_after < qc.dice_before
+    assert (tmp_path / "qc.png").stat().st_size > 0
+    with pytest.raises(InputError, match="s1_T1: registration msi->fluorescence is flagged.*fail_on_flag"):
+        pipeline.register_msi(reg_cfg=dict(bad, fail_on_flag=True), out_qc=str(tmp_path / "qc2.tsv"), **args)
+    assert not (tmp_path / "qc2.tsv").exists()
+    good = dict(CONFIG["registration"])
+    pipeline.register_msi(reg_cfg=good, out_qc=str(tmp_path / "qc3.tsv"), **args)
+    assert not bool(pd.read_csv(tmp_path / "qc3.tsv", sep="\t").iloc[0].flagged)

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.workflow
 def test_dry_run_lists_every_stage(tmp_path):
     write_cohort(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules").stdout
-    for rule in ("demo_sample", "msi_extract", "microscopy_preprocess", "register_msi", "quantify_section",
+    for rule in ("demo_sample", "msi_extract", "microscopy_preprocess", "register_msi", "register_he",
+                 "quantify_section",
                  "quantify_volume", "cohort_table", "sample_figure", "cohort_figure", "validate_sample",
                  "validation_tables"):
         assert rule in out, rule
@@ -25,7 +26,9 @@ def test_outputs_exist_and_every_job_logged(finished_run):
     for rel in ("tables/cohort_metrics.tsv", "tables/cohort_summary.tsv", "tables/registration_error.tsv",
                 "tables/metrics_vs_truth.tsv", "figures/cohort_summary.png", "figures/validation.png",
                 "figures/samples/a01_T1.png", "figures/samples/b01_T1.png",
-                "registration/a01_T1/msi_to_reference.tfm", "registration/a01_T1/msi_in_reference.ome.tif"):
+                "registration/a01_T1/msi_to_reference.tfm", "registration/a01_T1/msi_in_reference.ome.tif",
+                "registration/a01_T1/msi_qc.png", "registration/b01_T1/he_qc.png",
+                "registration/b01_T1/he_in_reference.ome.tif"):
         assert (r / rel).stat().st_size > 0, rel
     logs = list((r / "logs").rglob("*.log"))
     assert len(logs) >= 15 and all("finished in" in p.read_text() for p in logs)
@@ -35,10 +38,12 @@ def test_outputs_exist_and_every_job_logged(finished_run):
 def test_registration_error_within_bounds(finished_run):
     workdir, _ = finished_run
     tre = pd.read_csv(workdir / "results" / "tables" / "registration_error.tsv", sep="\t")
-    dense = tre[tre.points == "dense_tissue_grid"]
+    dense = tre[(tre.points == "dense_tissue_grid") & (tre.edge == "msi->fluorescence")]
     assert len(dense) == 2 and (dense.n > 100).all()
-    assert (dense.median_msi_px < 0.5).all(), dense
-    assert (dense.p95_msi_px < 1.0).all(), dense
+    assert (dense.median_px < 0.5).all(), dense  # MSI pixels
+    assert (dense.p95_px < 1.0).all(), dense
+    he = tre[tre.edge == "he->fluorescence"]
+    assert len(he) == 2 and (he.median_px < 2.0).all(), he  # microscopy pixels
 
 
 def test_recovered_metrics_close_to_truth(finished_run):

@@ -2,7 +2,7 @@
 
 An archive (``results/archive/<name>.tar.gz``) holds one top folder ``<name>/`` with
 
-* ``workflow/``: the workflow source: the git-tracked files as in the working tree (commit and
+* ``workflow/``: the workflow source: the working tree without git-ignored files (commit and an
   uncommitted-change flag recorded in ``environment/``), or the source tree when not a git checkout;
 * ``config/config.yaml`` (the resolved config) and ``config/samples.tsv``;
 * ``inputs/CHECKSUMS.sha256`` (sha256 of every input file) and, when asked, the inputs themselves;
@@ -63,16 +63,16 @@ def _git(repo: Path, *args) -> str | None:
 
 def _copy_source(repo: Path, dest: Path) -> dict:
     commit = _git(repo, "rev-parse", "HEAD")
-    tracked = _git(repo, "ls-files", "-z")
+    tracked = _git(repo, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     if commit and tracked is not None:
-        # the tracked files as they are in the working tree: the code that produced the results,
-        # with uncommitted edits (recorded as such) but without untracked clutter
+        # the working tree minus git-ignored files: the code that produced the results, with
+        # uncommitted edits and new files (recorded as such), without results/ or .venv/
         for rel in filter(None, tracked.split("\0")):
             src = repo / rel
             if src.is_file():
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest / rel)
-        dirty = bool((_git(repo, "status", "--porcelain", "--untracked-files=no") or "").strip())
+        dirty = bool((_git(repo, "status", "--porcelain") or "").strip())
         return {"git_commit": commit.strip(), "uncommitted_changes": dirty}
     for item in SOURCE_ITEMS:
         src = repo / item

@@ -156,6 +156,15 @@ def he_to_section(p: np.ndarray, geom: dict) -> np.ndarray:
     return (p - c) @ rot.T + c + np.asarray(geom["translation"])
 
 
+def section_to_he(x: np.ndarray, geom: dict) -> np.ndarray:
+    """Inverse of :func:`he_to_section`: section coordinates (µm) to H&E image coordinates."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    th = math.radians(geom["rotation_deg"])
+    rot = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
+    c = np.asarray(geom["centre"])
+    return (x - c - np.asarray(geom["translation"])) @ rot + c
+
+
 # ----------------------------------------------------------------------------- simulation
 
 def simulate_section(params: PhantomParams) -> SectionTruth:

@@ -212,7 +212,7 @@ def registration_settings(reg_cfg: dict) -> RegistrationSettings:
     """Map the config's ``registration`` section to :class:`RegistrationSettings`."""
     s = RegistrationSettings()
     for key in ("transform", "histogram_bins", "sampling_percentage", "seed", "shrink_factors",
-                "iterations", "rotation_search_deg", "threads"):
+                "iterations", "rotation_search_deg", "flip_search", "threads"):
         if key in reg_cfg:
             setattr(s, key, reg_cfg[key])
     if "smoothing_sigmas_um" in reg_cfg:
@@ -237,12 +237,13 @@ def _msi_tissue(tic: np.ndarray, acquired: np.ndarray, spacing: float) -> np.nda
 
 def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg: dict,
                  mic_cfg: dict, out_transform: str, out_registered: str, out_qc: str,
-                 sample: str = "", pixel_size_um: float | None = None, channels: str | None = None) -> None:
+                 sample: str = "", pixel_size_um: float | None = None, channels: str | None = None,
+                 out_figure: str | None = None) -> None:
     """Register the MSI stack onto the fluorescence section and resample it to the analysis grid."""
     stack = read_ome_tiff(ions)
     fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
     mask_img = read_ome_tiff(masks)
-    settings = registration_settings(reg_cfg)
+    settings = registration_settings({k: v for k, v in reg_cfg.items() if k != "he"})
     acquired = stack.channel("acquired") > 0
     msi_name = reg_cfg.get("msi_image", "tic")
     moving_arr = stack.channel("TIC" if msi_name.lower() == "tic" else msi_name)
@@ -277,24 +278,96 @@ def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_
     # QC: tissue overlap before (centring only) and after registration.
     tissue_ref = block_reduce_mean(mask_img.channel("tissue").astype(np.float32), factor) >= 0.5
     msi_tissue = _msi_tissue(stack.channel("TIC"), acquired, stack.spacing[0]).astype(np.float32)
-    msi_tissue_img = to_sitk(msi_tissue, stack.spacing, stack.origin)
+    _finish_edge(sample, "msi->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
+                 to_sitk(msi_tissue, stack.spacing, stack.origin), reg_cfg, out_qc, out_figure)
+
+
+def _finish_edge(sample, edge, settings, result, fixed, moving, ref, tissue_ref, moving_tissue, reg_cfg,
+                 out_qc, out_figure) -> None:
+    """QC table and figure of one registration edge; flag (or fail) an edge worse than its start."""
+    from .figures import registration_qc
+
     centred = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler2DTransform(),
                                                 sitk.CenteredTransformInitializerFilter.MOMENTS)
-    dice_before = dice(tissue_ref, np.nan_to_num(resample_to(msi_tissue_img, ref, centred)) >= 0.5)
-    dice_after = dice(tissue_ref, np.nan_to_num(resample_to(msi_tissue_img, ref, result.transform)) >= 0.5)
-    flagged = bool(result.metric_after > result.metric_before or dice_after < dice_before)
+    dice_before = dice(tissue_ref, np.nan_to_num(resample_to(moving_tissue, ref, centred)) >= 0.5)
+    dice_after = dice(tissue_ref, np.nan_to_num(resample_to(moving_tissue, ref, result.transform)) >= 0.5)
+    min_dice = float(reg_cfg.get("min_dice", 0.0))
+    flagged = bool(result.metric_after > result.metric_before or dice_after < dice_before or dice_after < min_dice)
     qc = {
-        "sample": sample, "edge": "msi->fluorescence", "transform": settings.transform,
-        "metric": "mattes_mi", "metric_before": result.metric_before, "metric_after": result.metric_after,
-        "dice_before": dice_before, "dice_after": dice_after, "iterations": result.iterations,
-        "stop_condition": result.stop_condition, "flagged": flagged,
+        "sample": sample, "edge": edge, "transform": settings.transform, "metric": "mattes_mi",
+        "metric_before": result.metric_before, "metric_after": result.metric_after,
+        "dice_before": dice_before, "dice_after": dice_after, "initial_rotation_deg": result.initial_rotation_deg,
+        "flipped": result.flipped, "iterations": result.iterations, "stop_condition": result.stop_condition,
+        "flagged": flagged,
     }  # run time goes to the log and results/benchmarks/: tables must be identical on every rerun
-    if flagged:
-        log.warning("%s: registration QC is worse than the initialisation: %s", sample, qc)
-    write_table(pd.DataFrame([qc]), out_qc)
-    log.info("%s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, %d iterations in %.1f s", sample,
-             result.metric_before, result.metric_after, dice_before, dice_after, result.iterations,
+    log.info("%s %s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, start rotation %.0f deg%s, %d iterations in %.1f s",
+             sample, edge, result.metric_before, result.metric_after, dice_before, dice_after,
+             result.initial_rotation_deg, " (mirrored)" if result.flipped else "", result.iterations,
              result.runtime_s)
+    if out_figure:
+        fixed_arr = sitk.GetArrayFromImage(sitk.Resample(fixed, ref))
+        before = resample_to(moving, ref, centred, default=0.0)
+        after = resample_to(moving, ref, result.transform, default=0.0)
+        sp, org, shape = ref.GetSpacing(), ref.GetOrigin(), tissue_ref.shape
+        extent = [(org[0] - sp[0] / 2) / 1000, (org[0] + (shape[1] - 0.5) * sp[0]) / 1000,
+                  (org[1] + (shape[0] - 0.5) * sp[1]) / 1000, (org[1] - sp[1] / 2) / 1000]
+        registration_qc(out_figure, f"{sample} {edge}", fixed_arr, before, after, tissue_ref, extent, qc)
+    if flagged:
+        message = (f"sample {sample}: registration {edge} is flagged (MI {result.metric_before:.4f} -> "
+                   f"{result.metric_after:.4f}, tissue Dice {dice_before:.3f} -> {dice_after:.3f}, "
+                   f"bound {min_dice})")
+        log.warning(message)
+        if reg_cfg.get("fail_on_flag", False):
+            raise InputError(message + "; registration.fail_on_flag is true")
+    write_table(pd.DataFrame([qc]), out_qc)
+
+
+def register_he(he: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg: dict, mic_cfg: dict,
+                out_transform: str, out_registered: str, out_qc: str, out_figure: str | None = None,
+                sample: str = "", pixel_size_um: float | None = None, channels: str | None = None,
+                he_pixel_size_um: float | None = None) -> None:
+    """Register an H&E section (haematoxylin) onto the fluorescence section (nuclei channel).
+
+    Settings are ``registration`` overridden by ``registration.he`` (by default rigid, with a
+    rotation search over 360 degrees and a mirror search: adjacent sections can be mounted
+    mirrored). The RGB image is resampled to the analysis grid.
+    """
+    he_img = read_ome_tiff(he, pixel_size_um=he_pixel_size_um)
+    if he_img.channels != ["R", "G", "B"]:
+        raise InputError(f"{he}: expected an RGB H&E image, found channels {he_img.channels}")
+    fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
+    mask_img = read_ome_tiff(masks)
+    cfg = {**{k: v for k, v in reg_cfg.items() if k != "he"}, **reg_cfg.get("he", {})}
+    settings = registration_settings(cfg)
+    spacing = cfg.get("working_spacing_um", 10.0)
+    hf = max(int(round(spacing / he_img.spacing[0])), 1)
+    hema = block_reduce_mean(mic.haematoxylin(he_img.data), hf)
+    moving = prepare_image(hema, (he_img.spacing[0] * hf, he_img.spacing[1] * hf),
+                           block_origin(he_img.origin, he_img.spacing, hf))
+    wf = max(int(round(spacing / fluo.spacing[0])), 1)
+    fixed_arr = role_channel(fluo, mic_cfg, cfg.get("fixed_channel", "nuclei"), fluorescence)
+    fixed = prepare_image(block_reduce_mean(fixed_arr, wf), (fluo.spacing[0] * wf, fluo.spacing[1] * wf),
+                          block_origin(fluo.origin, fluo.spacing, wf))
+    log.info("%s: registering H&E %s (%.1f µm working spacing) onto %s, %s, %d start angles, mirror search %s",
+             sample, he, fluo.spacing[0] * wf, fluorescence, settings.transform, len(settings.rotation_search_deg),
+             settings.flip_search)
+    result = register(fixed, moving, settings)
+    with atomic_path(out_transform) as tmp:
+        sitk.WriteTransform(result.transform, str(tmp))
+    factor, shape, gspacing, origin = analysis_grid(fluo, quant_cfg.get("analysis_spacing_um", 10.0))
+    ref = reference_grid(shape, gspacing, origin)
+    gf = max(int(round(gspacing[0] / he_img.spacing[0])), 1)  # H&E block factor to the analysis spacing
+    g_spacing, g_origin = (he_img.spacing[0] * gf, he_img.spacing[1] * gf), block_origin(he_img.origin, he_img.spacing, gf)
+    planes = [resample_to(to_sitk(block_reduce_mean(he_img.data[c], gf), g_spacing, g_origin), ref, result.transform,
+                          default=255.0) for c in range(3)]
+    rgb = np.clip(np.rint(np.stack(planes)), 0, 255).astype(np.uint8)
+    write_ome_tiff(out_registered, SectionImage(rgb, ["R", "G", "B"], gspacing, origin))
+    tissue_ref = block_reduce_mean(mask_img.channel("tissue").astype(np.float32), factor) >= 0.5
+    od = block_reduce_mean(255.0 - he_img.data.astype(np.float32).mean(axis=0), hf)
+    he_tissue = mic.tissue_mask(od, he_img.spacing[0] * hf, smooth_um=he_img.spacing[0] * hf).astype(np.float32)
+    _finish_edge(sample, "he->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
+                 to_sitk(he_tissue, (he_img.spacing[0] * hf,) * 2, block_origin(he_img.origin, he_img.spacing, hf)),
+                 cfg, out_qc, out_figure)
 
 
 # ----------------------------------------------------------------------------- quantification
@@ -397,7 +470,8 @@ def cohort_table(metric_files: list[str], section_stats: list[str], sheet: pd.Da
 # ----------------------------------------------------------------------------- validation (demo only)
 
 def validate_sample(truth_json: str, landmarks: str, truth_masks: str, transform: str, metrics: str,
-                    volume_metrics: str | None, out_tre: str, out_compare: str, sample: str = "") -> None:
+                    volume_metrics: str | None, out_tre: str, out_compare: str, sample: str = "",
+                    he_transform: str | None = None) -> None:
     """Compare one demo sample's registration and metrics with its ground truth.
 
     TRE is measured on the landmark pairs and on a dense grid of MSI pixel
@@ -424,11 +498,22 @@ def validate_sample(truth_json: str, landmarks: str, truth_masks: str, transform
     ok = (ij >= 0).all(1) & (ij[:, 0] < tissue.shape[1]) & (ij[:, 1] < tissue.shape[0])
     ok[ok] = tissue[ij[ok, 1], ij[ok, 0]]
     dense = target_registration_error(tx, x[ok], u[ok])
-    for name, e in (("landmarks", tre), ("dense_tissue_grid", dense)):
-        rows.append({"sample": sample, "edge": "msi->fluorescence", "points": name, "n": int(e.size),
-                     "median_um": float(np.median(e)), "p95_um": float(np.percentile(e, 95)),
-                     "max_um": float(e.max()), "median_msi_px": float(np.median(e) / pm),
-                     "p95_msi_px": float(np.percentile(e, 95) / pm), "msi_pixel_um": pm})
+    def row(edge, points, e, px):
+        return {"sample": sample, "edge": edge, "points": points, "n": int(e.size),
+                "median_um": float(np.median(e)), "p95_um": float(np.percentile(e, 95)), "max_um": float(e.max()),
+                "median_px": float(np.median(e) / px), "p95_px": float(np.percentile(e, 95) / px),
+                "moving_pixel_um": px}
+
+    rows += [row("msi->fluorescence", "landmarks", tre, pm), row("msi->fluorescence", "dense_tissue_grid", dense, pm)]
+    if he_transform:
+        from .phantom import section_to_he
+
+        # every microscopy pixel centre (every 4th) inside the tissue, mapped to its true H&E position
+        ys, xs = np.nonzero(tissue[::4, ::4])
+        x_sec = np.stack([xs, ys], axis=1) * 4 * np.asarray(masks.spacing) + np.asarray(masks.origin)
+        e = target_registration_error(sitk.ReadTransform(he_transform), x_sec,
+                                      section_to_he(x_sec, truth["he_geometry"]))
+        rows.append(row("he->fluorescence", "dense_tissue_grid", e, float(masks.spacing[0])))
     write_table(pd.DataFrame(rows), out_tre)
 
     rec = pd.read_csv(metrics, sep="\t")
@@ -505,6 +590,6 @@ def validation_outputs(tre_files: list[str], compare_files: list[str], out_tre: 
     tre = pd.read_csv(out_tre, sep="\t")
     comp = pd.read_csv(out_compare, sep="\t")
     validation_figure(out_png, tre, comp)
-    dense = tre[tre.points == "dense_tissue_grid"]
-    log.info("registration error (dense grid): median %.2f MSI px (worst sample), p95 %.2f MSI px",
-             dense["median_msi_px"].max(), dense["p95_msi_px"].max())
+    for edge, sub in tre[tre.points == "dense_tissue_grid"].groupby("edge"):
+        log.info("%s registration error (dense grid): median %.2f px (worst sample), p95 %.2f px of the moving image",
+                 edge, sub["median_px"].max(), sub["p95_px"].max())

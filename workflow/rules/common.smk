@@ -76,6 +76,7 @@ def all_outputs():
         f"{RESULTS}/figures/cohort_summary.png",
     ]
     out += expand(f"{RESULTS}/figures/samples/{{sample}}.png", sample=SAMPLES)
+    out += expand(f"{RESULTS}/registration/{{sample}}/he_qc.tsv", sample=samples_with("he"))
     if DEMO:
         out += [
             f"{RESULTS}/tables/registration_error.tsv",

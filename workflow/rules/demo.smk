@@ -45,6 +45,10 @@ if DEMO:
                 [f"{RESULTS}/quantify/{wc.sample}/volume_metrics.tsv"]
                 if wc.sample in samples_with("volume") else []
             ),
+            he_transform=lambda wc: (
+                [f"{RESULTS}/registration/{wc.sample}/he_to_reference.tfm"]
+                if wc.sample in samples_with("he") else []
+            ),
         output:
             tre=f"{RESULTS}/validation/{{sample}}/registration_error.tsv",
             compare=f"{RESULTS}/validation/{{sample}}/metrics_vs_truth.tsv",

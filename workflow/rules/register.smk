@@ -10,6 +10,12 @@ rule register_msi:
         transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
         registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
         qc=f"{RESULTS}/registration/{{sample}}/msi_qc.tsv",
+        figure=report(
+            f"{RESULTS}/registration/{{sample}}/msi_qc.png",
+            caption="../report/registration_qc.rst",
+            category="Registration QC",
+            labels={"sample": "{sample}", "edge": "MSI -> fluorescence"},
+        ),
     params:
         registration=config["registration"],
         quantify=config["quantify"],
@@ -28,3 +34,39 @@ rule register_msi:
         ENV
     script:
         "../scripts/register_msi.py"
+
+
+rule register_he:
+    input:
+        he=sample_path("he"),
+        fluorescence=sample_path("fluorescence"),
+        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+    output:
+        transform=f"{RESULTS}/registration/{{sample}}/he_to_reference.tfm",
+        registered=f"{RESULTS}/registration/{{sample}}/he_in_reference.ome.tif",
+        qc=f"{RESULTS}/registration/{{sample}}/he_qc.tsv",
+        figure=report(
+            f"{RESULTS}/registration/{{sample}}/he_qc.png",
+            caption="../report/registration_qc.rst",
+            category="Registration QC",
+            labels={"sample": "{sample}", "edge": "H&E -> fluorescence"},
+        ),
+    params:
+        registration=config["registration"],
+        quantify=config["quantify"],
+        microscopy=config["microscopy"],
+        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
+        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+        he_pixel_size=lambda wc: sample_option(wc.sample, "he", "pixel_size"),
+    log:
+        f"{LOGS}/register_he/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/register_he/{{sample}}.tsv"
+    threads: config["registration"].get("threads", 1)
+    resources:
+        mem_mb=mem_mb(1500, 25),
+        runtime=lambda wc, attempt: 15 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/register_he.py"
