@@ -267,6 +267,49 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
     )
 
 
+def register_rigid_3d(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings | None = None,
+                      fixed_mask: sitk.Image | None = None) -> RegistrationResult:
+    """Rigid 3-D registration of two volumes (mm) with Mattes mutual information.
+
+    Geometry centring, then a versor rigid transform optimised over the
+    multi-resolution pyramid of ``settings`` (smoothing sigmas in mm), with
+    seeded sampling and the thread count of ``settings`` (bit-identical
+    reruns with one thread). The transform maps fixed points to the moving
+    volume, as for sections.
+    """
+    settings = settings or RegistrationSettings(transform="rigid", smoothing_sigmas=[4.0, 2.0, 0.0],
+                                                histogram_bins=64, sampling_percentage=1.0)
+    t0 = time.perf_counter()
+    fixed = sitk.Cast(fixed, sitk.sitkFloat32)
+    moving = sitk.Cast(moving, sitk.sitkFloat32)
+    with _itk_threads(settings.threads):
+        tx = sitk.CenteredTransformInitializer(fixed, moving, sitk.VersorRigid3DTransform(),
+                                               sitk.CenteredTransformInitializerFilter.GEOMETRY)
+        tx = sitk.VersorRigid3DTransform(tx)
+        r = _method(settings)
+        if fixed_mask is not None:
+            r.SetMetricFixedMask(fixed_mask)
+        r.SetInitialTransform(tx, inPlace=False)
+        before = r.MetricEvaluate(fixed, moving)
+        r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4,
+                                                   numberOfIterations=settings.iterations, relaxationFactor=0.6)
+        r.SetOptimizerScalesFromPhysicalShift()
+        r.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
+        r.SetSmoothingSigmasPerLevel(list(settings.smoothing_sigmas))
+        r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+        r.SetInitialTransform(tx, inPlace=True)
+        r.Execute(fixed, moving)
+        probe = _method(settings)
+        if fixed_mask is not None:
+            probe.SetMetricFixedMask(fixed_mask)
+        probe.SetInitialTransform(tx, inPlace=False)
+        after = probe.MetricEvaluate(fixed, moving)
+    return RegistrationResult(transform=tx, metric_before=float(before), metric_after=float(after),
+                              iterations=int(r.GetOptimizerIteration()),
+                              stop_condition=r.GetOptimizerStopConditionDescription(),
+                              runtime_s=time.perf_counter() - t0, initial_rotation_deg=0.0)
+
+
 def resample_to(moving: sitk.Image, reference: sitk.Image, transform: sitk.Transform,
                 interpolator=sitk.sitkLinear, default: float = float("nan")) -> np.ndarray:
     """Resample ``moving`` onto the grid of ``reference`` through ``transform``.

@@ -76,3 +76,31 @@ def volume_metrics(image: sitk.Image, mask: sitk.Image) -> dict:
         "p90": float(np.percentile(inside, 90)),
         "volume_mm3": float(m.sum() * np.prod(image.GetSpacing())),
     }
+
+
+def resample_to_grid(image: sitk.Image, reference: sitk.Image, transform: sitk.Transform | None = None,
+                     is_mask: bool = False, default: float = 0.0) -> sitk.Image:
+    """Resample a volume (or its mask) onto the grid of ``reference`` in physical space.
+
+    Origins, spacings and direction cosines of both images are honoured, so
+    volumes from different scanners (or a flipped axis, direction -1) land
+    where they belong. Masks use nearest-neighbour interpolation.
+
+    Parameters
+    ----------
+    transform : sitk.Transform, optional
+        Reference -> image map (from a registration); identity when omitted.
+    """
+    tx = transform if transform is not None else sitk.Transform(image.GetDimension(), sitk.sitkIdentity)
+    interp = sitk.sitkNearestNeighbor if is_mask else sitk.sitkLinear
+    pixel = image.GetPixelID() if is_mask else sitk.sitkFloat32
+    return sitk.Resample(image, reference, tx, interp, default, pixel)
+
+
+def mask_centroid_mm(mask: sitk.Image) -> np.ndarray:
+    """Physical centroid (mm) of a non-empty mask."""
+    idx = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    if idx.size == 0:
+        raise InputError("the mask is empty")
+    centre = idx.mean(axis=0)[::-1]  # array (z, y, x) -> index (x, y, z)
+    return np.array(mask.TransformContinuousIndexToPhysicalPoint(tuple(float(c) for c in centre)))
