@@ -270,7 +270,7 @@ def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_
         if name != "acquired":
             arr = np.where(acquired, arr, np.nan)
         planes.append(resample_to(to_sitk(arr, stack.spacing, stack.origin), ref, result.transform))
-    planes = np.nan_to_num(np.stack(planes), nan=np.nan)
+    planes = np.stack(planes)
     acq_idx = stack.channels.index("acquired")
     planes[acq_idx] = np.nan_to_num(planes[acq_idx], nan=0.0)
     write_ome_tiff(out_registered, SectionImage(planes.astype(np.float32), list(stack.channels), spacing, origin))

@@ -122,6 +122,17 @@ def _method(settings: RegistrationSettings, fixed_mask=None, moving_mask=None) -
     return r
 
 
+def _optimise_over_pyramid(r: sitk.ImageRegistrationMethod, settings: RegistrationSettings) -> None:
+    """Regular-step gradient descent with physical-shift scales over the settings' pyramid."""
+    r.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=1.0, minStep=1e-4, numberOfIterations=settings.iterations,
+        relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
+    r.SetOptimizerScalesFromPhysicalShift()
+    r.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
+    r.SetSmoothingSigmasPerLevel(list(settings.smoothing_sigmas))
+    r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+
+
 def _affine_from_euler(euler: sitk.Euler2DTransform) -> sitk.AffineTransform:
     aff = sitk.AffineTransform(2)
     aff.SetMatrix(euler.GetMatrix())
@@ -242,13 +253,7 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
             if name == "affine":
                 tx = _affine_from_euler(rigid)
             r = _method(settings, moving_mask=mask)
-            r.SetOptimizerAsRegularStepGradientDescent(
-                learningRate=1.0, minStep=1e-4, numberOfIterations=settings.iterations,
-                relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
-            r.SetOptimizerScalesFromPhysicalShift()
-            r.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
-            r.SetSmoothingSigmasPerLevel(list(settings.smoothing_sigmas))
-            r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+            _optimise_over_pyramid(r, settings)
             r.SetInitialTransform(tx, inPlace=True)
             r.Execute(fixed, mov)
             iterations += r.GetOptimizerIteration()
@@ -286,22 +291,13 @@ def register_rigid_3d(fixed: sitk.Image, moving: sitk.Image, settings: Registrat
         tx = sitk.CenteredTransformInitializer(fixed, moving, sitk.VersorRigid3DTransform(),
                                                sitk.CenteredTransformInitializerFilter.GEOMETRY)
         tx = sitk.VersorRigid3DTransform(tx)
-        r = _method(settings)
-        if fixed_mask is not None:
-            r.SetMetricFixedMask(fixed_mask)
+        r = _method(settings, fixed_mask=fixed_mask)
         r.SetInitialTransform(tx, inPlace=False)
         before = r.MetricEvaluate(fixed, moving)
-        r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4,
-                                                   numberOfIterations=settings.iterations, relaxationFactor=0.6)
-        r.SetOptimizerScalesFromPhysicalShift()
-        r.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
-        r.SetSmoothingSigmasPerLevel(list(settings.smoothing_sigmas))
-        r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+        _optimise_over_pyramid(r, settings)
         r.SetInitialTransform(tx, inPlace=True)
         r.Execute(fixed, moving)
-        probe = _method(settings)
-        if fixed_mask is not None:
-            probe.SetMetricFixedMask(fixed_mask)
+        probe = _method(settings, fixed_mask=fixed_mask)
         probe.SetInitialTransform(tx, inPlace=False)
         after = probe.MetricEvaluate(fixed, moving)
     return RegistrationResult(transform=tx, metric_before=float(before), metric_after=float(after),
