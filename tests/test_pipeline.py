@@ -125,3 +125,29 @@ def test_a_deliberately_failed_registration_is_flagged_and_can_fail_the_run(tmp_
     good = dict(CONFIG["registration"])
     pipeline.register_msi(reg_cfg=good, out_qc=str(tmp_path / "qc3.tsv"), **args)
     assert not bool(pd.read_csv(tmp_path / "qc3.tsv", sep="\t").iloc[0].flagged)
+
+
+def test_masks_are_mapped_back_onto_the_native_msi_grid(tmp_path, tiny_sample):
+    from nanohet.phantom import msi_to_section
+
+    out, masks, ions = _registration_inputs(tmp_path, tiny_sample)
+    on_msi = tmp_path / "masks_on_msi.ome.tif"
+    pipeline.register_msi(str(ions), str(out["fluorescence"]), str(masks), CONFIG["registration"], CONFIG["quantify"],
+                          CONFIG["microscopy"], str(tmp_path / "t.tfm"), str(tmp_path / "r.ome.tif"),
+                          str(tmp_path / "qc.tsv"), sample="s1_T1", out_masks_on_msi=str(on_msi))
+    m = read_ome_tiff(on_msi)
+    stack = read_ome_tiff(ions)
+    assert m.channels == ["tissue_fraction", "viable_fraction", "vessel_distance_um"]
+    assert m.spacing == stack.spacing and m.shape_yx == stack.shape_yx
+    # ground truth: the true section position of every MSI pixel centre, looked up in the true tissue mask
+    truth = read_ome_tiff(tiny_sample["truth_dir"] / "truth_masks.ome.tif")
+    geom = tiny_sample["record"]["msi_geometry"]
+    ys, xs = np.nonzero(stack.channel("acquired") > 0)
+    u = np.stack([xs, ys], 1) * stack.spacing[0] + np.asarray(stack.origin)
+    ij = np.round(msi_to_section(u, geom) / truth.spacing[0]).astype(int)
+    ok = (ij >= 0).all(1) & (ij < truth.shape_yx[0]).all(1)
+    true_tissue = truth.channel("tissue")[ij[ok, 1], ij[ok, 0]] > 0
+    mapped = np.nan_to_num(m.channel("tissue_fraction")[ys[ok], xs[ok]]) >= 0.5
+    assert (mapped == true_tissue).mean() > 0.97
+    dist = m.channel("vessel_distance_um")[ys[ok], xs[ok]][mapped]
+    assert np.isfinite(dist).all() and 5 < np.median(dist) < 100

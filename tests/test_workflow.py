@@ -64,8 +64,10 @@ def test_cohort_table_is_complete(finished_run):
     workdir, _ = finished_run
     df = pd.read_csv(workdir / "results" / "tables" / "cohort_metrics.tsv", sep="\t")
     assert set(df.group) == {"liposomal", "thermosensitive"}
-    assert set(df.modality) == {"msi", "fluorescence", "volume"}
-    key = df[(df.analyte == "doxorubicin") & (df.metric.isin(["mean", "cv", "coverage", "l50_um"]))]
+    assert set(df.modality) == {"msi", "msi_native", "fluorescence", "volume"}
+    cv = df[(df.analyte == "doxorubicin") & (df.metric == "cv")].pivot(index="sample", columns="modality", values="value")
+    assert ((cv.msi_native - cv.msi).abs() / cv.msi < 0.2).all()  # native MSI pixels agree with the reference grid
+    key = df[(df.modality == "msi") & (df.analyte == "doxorubicin") & (df.metric.isin(["mean", "cv", "coverage", "l50_um"]))]
     assert len(key) == 8 and np.isfinite(key.value).all()
     assert (df[(df.metric == "mean") & (df.analyte == "doxorubicin")].unit == "ug/g-equivalent").all()
 

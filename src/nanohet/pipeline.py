@@ -238,8 +238,12 @@ def _msi_tissue(tic: np.ndarray, acquired: np.ndarray, spacing: float) -> np.nda
 def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg: dict,
                  mic_cfg: dict, out_transform: str, out_registered: str, out_qc: str,
                  sample: str = "", pixel_size_um: float | None = None, channels: str | None = None,
-                 out_figure: str | None = None) -> None:
-    """Register the MSI stack onto the fluorescence section and resample it to the analysis grid."""
+                 out_figure: str | None = None, out_masks_on_msi: str | None = None) -> None:
+    """Register the MSI stack onto the fluorescence section and resample it to the analysis grid.
+
+    With ``out_masks_on_msi`` the microscopy masks and vessel distances are also mapped back onto the
+    native MSI grid (see :func:`masks_on_msi_grid`).
+    """
     stack = read_ome_tiff(ions)
     fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
     mask_img = read_ome_tiff(masks)
@@ -274,12 +278,38 @@ def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_
     acq_idx = stack.channels.index("acquired")
     planes[acq_idx] = np.nan_to_num(planes[acq_idx], nan=0.0)
     write_ome_tiff(out_registered, SectionImage(planes.astype(np.float32), list(stack.channels), spacing, origin))
+    if out_masks_on_msi:
+        write_ome_tiff(out_masks_on_msi, masks_on_msi_grid(mask_img, stack, result.transform))
 
     # QC: tissue overlap before (centring only) and after registration.
     tissue_ref = block_reduce_mean(mask_img.channel("tissue").astype(np.float32), factor) >= 0.5
     msi_tissue = _msi_tissue(stack.channel("TIC"), acquired, stack.spacing[0]).astype(np.float32)
     _finish_edge(sample, "msi->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
                  to_sitk(msi_tissue, stack.spacing, stack.origin), reg_cfg, out_qc, out_figure)
+
+
+def masks_on_msi_grid(masks: SectionImage, msi: SectionImage, transform: sitk.Transform) -> SectionImage:
+    """Microscopy masks averaged over each native MSI pixel's footprint.
+
+    Each mask (and the distance to the nearest vessel, µm) is box-averaged over
+    one MSI pixel at microscopy resolution, then sampled at the MSI pixel centres
+    mapped into the section through the inverse registration transform. Channels:
+    ``tissue_fraction``, ``viable_fraction``, ``vessel_distance_um``; on the MSI
+    grid (spacing and origin of the MSI stack), so MSI statistics can be computed
+    on native MSI pixels.
+    """
+    from scipy import ndimage
+
+    size = max(int(round(msi.spacing[0] / masks.spacing[0])), 1)
+    dist = distance_to_mask_um(masks.channel("vessels") > 0, masks.spacing)
+    inverse = transform.GetInverse()  # MSI -> section
+    ref = reference_grid(msi.shape_yx, msi.spacing, msi.origin)
+    planes = []
+    for arr in (masks.channel("tissue"), masks.channel("viable"), dist):
+        avg = ndimage.uniform_filter(np.asarray(arr, dtype=np.float32), size=size)
+        planes.append(resample_to(to_sitk(avg, masks.spacing, masks.origin), ref, inverse))
+    return SectionImage(np.stack(planes).astype(np.float32), ["tissue_fraction", "viable_fraction",
+                                                              "vessel_distance_um"], msi.spacing, msi.origin)
 
 
 def _finish_edge(sample, edge, settings, result, fixed, moving, ref, tissue_ref, moving_tissue, reg_cfg,
@@ -374,8 +404,14 @@ def register_he(he: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg
 
 def quantify_section(fluorescence: str, masks: str, registered: str, msi_cfg: dict, mic_cfg: dict,
                      quant_cfg: dict, out_metrics: str, out_profiles: str, sample: str = "",
-                     pixel_size_um: float | None = None, channels: str | None = None) -> None:
-    """Heterogeneity metrics of the nanoparticle (microscopy) and MSI analyte maps of one section."""
+                     pixel_size_um: float | None = None, channels: str | None = None,
+                     ions: str | None = None, masks_on_msi: str | None = None) -> None:
+    """Heterogeneity metrics of the nanoparticle (microscopy) and MSI analyte maps of one section.
+
+    MSI analytes are measured on the reference grid (modality ``msi``) and, when ``ions`` and
+    ``masks_on_msi`` are given, also on the native MSI pixels (modality ``msi_native``: a pixel
+    counts as tissue/viable when at least half its footprint is).
+    """
     fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
     m = read_ome_tiff(masks)
     reg = read_ome_tiff(registered)
@@ -416,6 +452,13 @@ def quantify_section(fluorescence: str, masks: str, registered: str, msi_cfg: di
     unit = msi_unit(msi_cfg)
     for a in msi_cfg["analytes"]:
         add("msi", a["name"], unit, reg.channel(a["name"]).astype(np.float64), tissue_g, viable_g, dist_g)
+    if ions and masks_on_msi:
+        native, on_msi = read_ome_tiff(ions), read_ome_tiff(masks_on_msi)
+        t_n = np.nan_to_num(on_msi.channel("tissue_fraction")) >= 0.5
+        v_n = np.nan_to_num(on_msi.channel("viable_fraction")) >= 0.5
+        d_n = on_msi.channel("vessel_distance_um").astype(np.float64)
+        for a in msi_cfg["analytes"]:
+            add("msi_native", a["name"], unit, native.channel(a["name"]).astype(np.float64), t_n, v_n, d_n)
     df = pd.DataFrame(rows)
     df = pd.concat([df, pd.DataFrame([{"sample": sample, "modality": "msi", "analyte": "all",
                                        "metric": "tissue_coverage_by_acquisition", "value": frac,

@@ -6,6 +6,8 @@ rule quantify_section:
         fluorescence=sample_path("fluorescence"),
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
         registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
+        ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
+        masks_on_msi=f"{RESULTS}/registration/{{sample}}/masks_on_msi.ome.tif",
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",

@@ -10,6 +10,7 @@ rule register_msi:
         transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
         registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
         qc=f"{RESULTS}/registration/{{sample}}/msi_qc.tsv",
+        masks_on_msi=f"{RESULTS}/registration/{{sample}}/masks_on_msi.ome.tif",
         figure=report(
             f"{RESULTS}/registration/{{sample}}/msi_qc.png",
             caption="../report/registration_qc.rst",

@@ -13,5 +13,5 @@ run_step(
     mic_cfg=snakemake.params.microscopy, quant_cfg=snakemake.params.quantify,
     out_metrics=snakemake.output.metrics, out_profiles=snakemake.output.profiles,
     sample=snakemake.wildcards.sample, pixel_size_um=snakemake.params.pixel_size,
-    channels=snakemake.params.channels,
+    channels=snakemake.params.channels, ions=snakemake.input.ions, masks_on_msi=snakemake.input.masks_on_msi,
 )

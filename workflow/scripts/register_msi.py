@@ -12,6 +12,7 @@ run_step(
     reg_cfg=snakemake.params.registration, quant_cfg=snakemake.params.quantify,
     mic_cfg=snakemake.params.microscopy, out_transform=snakemake.output.transform,
     out_registered=snakemake.output.registered, out_qc=snakemake.output.qc, out_figure=snakemake.output.figure,
+    out_masks_on_msi=snakemake.output.masks_on_msi,
     sample=snakemake.wildcards.sample, pixel_size_um=snakemake.params.pixel_size,
     channels=snakemake.params.channels,
 )
