@@ -257,7 +257,9 @@ def extract_ion_images(
         top_targets = _top_peaks(index, targets, top_n, mean_spectrum_bin_mz, mz_range, pixel_size, top_n_ppm)
         targets = list(targets) + top_targets
     k_targets = len(targets)
-    values = np.zeros((n, k_targets))
+    # results go straight into the image stack chunk by chunk (no spectra x targets table)
+    rows, cols, shape, (x0, y0) = grid_positions(index)
+    stack_img = np.full((k_targets,) + shape, np.nan)
     tic = np.zeros(n)
     sumsq = np.zeros(n)
     medians = np.full(n, np.nan)
@@ -303,6 +305,7 @@ def extract_ion_images(
             stop = min(n, start + chunk)
             lens = index.int_lengths[start:stop]
             m = stop - start
+            cv = np.zeros((m, k_targets))
             if use_kernel and index.continuous:
                 src, base = _chunk_bytes(fh, mm, index, start, stop)
                 flat, fstarts = _typed_view(src, index.int_offsets[start:stop] - base, lens, index.int_dtype, kern)
@@ -312,12 +315,11 @@ def extract_ion_images(
                 else:
                     block = _gather(src, index.int_offsets[start:stop] - base, lens, index.int_dtype,
                                     kern).reshape(m, width)
-                vals = np.zeros((m, k_targets))
                 kern.process_continuous(block, cols_lo.astype(np.int64), cols_hi.astype(np.int64), reduce == "max",
-                                        col_bin, n_bins, vals, tic[start:stop], sumsq[start:stop], spectrum_sum)
-                values[start:stop] = vals
+                                        col_bin, n_bins, cv, tic[start:stop], sumsq[start:stop], spectrum_sum)
                 if median:
                     medians[start:stop] = np.median(block, axis=1)
+                stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
                 if progress is not None:
                     progress(stop, n)
                 continue
@@ -326,18 +328,17 @@ def extract_ion_images(
                 mz_c, mz_starts = _typed_view(src, index.mz_offsets[start:stop] - base, lens, index.mz_dtype, kern)
                 int_c, int_starts = _typed_view(src, index.int_offsets[start:stop] - base, lens, index.int_dtype,
                                                 kern)
-                vals = np.zeros((m, k_targets))
                 lerr = np.full(m, np.nan)
                 kern.process_peaks(mz_c, int_c, mz_starts, int_starts, lens.astype(np.int64), k_lo, k_hi, k_maxhi,
                                    order.astype(np.int64), reduce == "max", *lock_args,
-                                   mz_range[0], inv_width, n_bins, *lut_args, vals, tic[start:stop],
+                                   mz_range[0], inv_width, n_bins, *lut_args, cv, tic[start:stop],
                                    sumsq[start:stop], lerr, spectrum_sum)
-                values[start:stop] = vals
                 lock_ppm[start:stop] = lerr * 1e6
                 if median:
                     spec = np.repeat(np.arange(m), lens)
                     flat = _gather(src, index.int_offsets[start:stop] - base, lens, index.int_dtype, kern)
                     medians[start:stop] = _segment_median(flat.astype(np.float64), spec, lens, m)
+                stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
                 if progress is not None:
                     progress(stop, n)
                 continue
@@ -353,7 +354,7 @@ def extract_ion_images(
                     for k in range(k_targets):
                         seg = block[:, cols_lo[k]:cols_hi[k]]
                         if seg.shape[1]:
-                            values[start:stop, k] = seg.sum(axis=1) if reduce == "sum" else seg.max(axis=1)
+                            cv[:, k] = seg.sum(axis=1) if reduce == "sum" else seg.max(axis=1)
                 else:
                     err = _lock_error_continuous(axis, block, lock_mass)
                     lock_ppm[start:stop] = err * 1e6
@@ -364,10 +365,10 @@ def extract_ion_images(
                         a, b = rlo[:, k].min(), rhi[:, k].max()
                         if b <= a:
                             continue
-                        cols = np.arange(a, b)
-                        inside = (cols >= rlo[:, k:k + 1]) & (cols < rhi[:, k:k + 1])
+                        cidx = np.arange(a, b)
+                        inside = (cidx >= rlo[:, k:k + 1]) & (cidx < rhi[:, k:k + 1])
                         seg = block[:, a:b]
-                        values[start:stop, k] = (np.where(inside, seg, 0).sum(axis=1) if reduce == "sum"
+                        cv[:, k] = (np.where(inside, seg, 0).sum(axis=1) if reduce == "sum"
                                                  else np.where(inside, seg, 0).max(axis=1))
                 if median:
                     medians[start:stop] = np.median(block, axis=1)
@@ -390,19 +391,18 @@ def extract_ion_images(
                         local += np.bincount(key, weights=ints[ok], minlength=m * k_targets)
                     else:
                         np.maximum.at(local, key, ints[ok])
-                values[start:stop] = local.reshape(m, k_targets)
+                cv[:] = local.reshape(m, k_targets)
                 if median:
                     medians[start:stop] = _segment_median(ints, spec, lens, m)
                 b = np.floor((mz - mz_range[0]) * inv_width).astype(np.int64)
                 sel = (b >= 0) & (b < n_bins)
                 spectrum_sum += np.bincount(b[sel], weights=ints[sel], minlength=n_bins)
+            stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
             if progress is not None:
                 progress(stop, n)
     finally:
         fh.close()
         del mm
-
-    rows, cols, shape, (x0, y0) = grid_positions(index)
 
     def to_image(v):
         img = np.full(shape, np.nan)
@@ -417,7 +417,7 @@ def extract_ion_images(
     return MSIImages(
         lock_mass_ppm=to_image(lock_ppm) if lock_mass is not None else None,
         top_peaks=[t.name for t in top_targets],
-        images={t.name: to_image(values[:, k]) for k, t in enumerate(targets)},
+        images={t.name: stack_img[k] for k, t in enumerate(targets)},
         tic=to_image(tic), rms=to_image(rms), median=to_image(medians), acquired=acquired,
         pixel_size=pixel_size,
         origin=(index.stage_origin[0] + x0 * pixel_size[0], index.stage_origin[1] + y0 * pixel_size[1]),
