@@ -88,6 +88,7 @@ class PhantomParams:
     msi_deformation_um: float = 8.0
     he_translation_um: float = 60.0
     he_rotation_deg: float = 2.0
+    he_mirrored: bool = False
     msi_noise_peaks: float = 40.0
     msi_ppm_sigma: float = 1.5
     msi_counts_per_ug_per_g: float = 60.0
@@ -148,12 +149,15 @@ def msi_to_section(u: np.ndarray, geom: dict) -> np.ndarray:
 
 
 def he_to_section(p: np.ndarray, geom: dict) -> np.ndarray:
-    """Map H&E image coordinates (µm) to section coordinates (a rigid offset)."""
+    """Map H&E image coordinates (µm) to section coordinates (a rigid offset, optionally mirrored)."""
     p = np.atleast_2d(np.asarray(p, dtype=np.float64))
     th = math.radians(geom["rotation_deg"])
     rot = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
     c = np.asarray(geom["centre"])
-    return (p - c) @ rot.T + c + np.asarray(geom["translation"])
+    q = p - c
+    if geom.get("mirrored"):
+        q = q * np.array([-1.0, 1.0])  # the section was mounted face down
+    return q @ rot.T + c + np.asarray(geom["translation"])
 
 
 def section_to_he(x: np.ndarray, geom: dict) -> np.ndarray:
@@ -162,7 +166,10 @@ def section_to_he(x: np.ndarray, geom: dict) -> np.ndarray:
     th = math.radians(geom["rotation_deg"])
     rot = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
     c = np.asarray(geom["centre"])
-    return (x - c - np.asarray(geom["translation"])) @ rot + c
+    q = (x - c - np.asarray(geom["translation"])) @ rot
+    if geom.get("mirrored"):
+        q = q * np.array([-1.0, 1.0])
+    return q + c
 
 
 # ----------------------------------------------------------------------------- simulation
@@ -541,7 +548,7 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
     he_geom = {
         "rotation_deg": float(rng.uniform(-params.he_rotation_deg, params.he_rotation_deg)),
         "translation": rng.uniform(-params.he_translation_um, params.he_translation_um, 2).tolist(),
-        "centre": [n * p / 2, n * p / 2],
+        "centre": [n * p / 2, n * p / 2], "mirrored": bool(params.he_mirrored),
     }
     write_ome_tiff(outputs["he"], render_he(truth, he_geom, rng))
 

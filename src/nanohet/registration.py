@@ -182,6 +182,9 @@ def _search_start(fixed, centred, candidates, angles, settings):
     smooth_fixed = smooth(fixed)
     best = None
     for flipped, mov, mask in candidates:
+        if flipped:  # a mirrored image has its own centre of mass
+            centred = sitk.Euler2DTransform(sitk.CenteredTransformInitializer(
+                fixed, mov, sitk.Euler2DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS))
         probe = _method(settings, moving_mask=mask)
         smooth_mov = smooth(mov)
         ranked = []
