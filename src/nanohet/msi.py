@@ -319,11 +319,7 @@ def extract_ion_images(
                                         col_bin, n_bins, cv, tic[start:stop], sumsq[start:stop], spectrum_sum)
                 if median:
                     medians[start:stop] = np.median(block, axis=1)
-                stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
-                if progress is not None:
-                    progress(stop, n)
-                continue
-            if use_kernel:
+            elif use_kernel:
                 src, base = _chunk_bytes(fh, mm, index, start, stop)
                 mz_c, mz_starts = _typed_view(src, index.mz_offsets[start:stop] - base, lens, index.mz_dtype, kern)
                 int_c, int_starts = _typed_view(src, index.int_offsets[start:stop] - base, lens, index.int_dtype,
@@ -338,65 +334,60 @@ def extract_ion_images(
                     spec = np.repeat(np.arange(m), lens)
                     flat = _gather(src, index.int_offsets[start:stop] - base, lens, index.int_dtype, kern)
                     medians[start:stop] = _segment_median(flat.astype(np.float64), spec, lens, m)
-                stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
-                if progress is not None:
-                    progress(stop, n)
-                continue
-            ints = _gather(mm, index.int_offsets[start:stop], lens, index.int_dtype).astype(np.float64)
-            spec = np.repeat(np.arange(m), lens)
-            tic[start:stop] = np.bincount(spec, weights=ints, minlength=m)
-            sumsq[start:stop] = np.bincount(spec, weights=ints * ints, minlength=m)
-            if index.continuous:
-                block = ints.reshape(m, axis.size)
-                if lock_mass is None and use_kernel:
-                    pass  # handled by the compiled kernel above
-                elif lock_mass is None:
-                    for k in range(k_targets):
-                        seg = block[:, cols_lo[k]:cols_hi[k]]
-                        if seg.shape[1]:
-                            cv[:, k] = seg.sum(axis=1) if reduce == "sum" else seg.max(axis=1)
-                else:
-                    err = _lock_error_continuous(axis, block, lock_mass)
-                    lock_ppm[start:stop] = err * 1e6
-                    shift = 1 + np.nan_to_num(err)[:, None]
-                    rlo = np.searchsorted(axis, lo[None, :] * shift, side="left")
-                    rhi = np.searchsorted(axis, hi[None, :] * shift, side="right")
-                    for k in range(k_targets):
-                        a, b = rlo[:, k].min(), rhi[:, k].max()
-                        if b <= a:
-                            continue
-                        cidx = np.arange(a, b)
-                        inside = (cidx >= rlo[:, k:k + 1]) & (cidx < rhi[:, k:k + 1])
-                        seg = block[:, a:b]
-                        cv[:, k] = (np.where(inside, seg, 0).sum(axis=1) if reduce == "sum"
-                                                 else np.where(inside, seg, 0).max(axis=1))
-                if median:
-                    medians[start:stop] = np.median(block, axis=1)
-                spectrum_sum += np.bincount(bins_axis[in_range], weights=block[:, in_range].sum(axis=0),
-                                            minlength=n_bins)
-            else:
-                mz = _gather(mm, index.mz_offsets[start:stop], lens, index.mz_dtype).astype(np.float64)
-                if lock_mass is not None:
-                    err = _lock_error_processed(mz, ints, spec, m, lock_mass)
-                    lock_ppm[start:stop] = err * 1e6
-                    mz = mz / (1 + np.nan_to_num(err)[spec])
-                local = np.zeros(m * k_targets)
-                for layer in layers:
-                    layer_lo, layer_hi = lo[layer], hi[layer]
-                    pos = np.searchsorted(layer_lo, mz, side="right") - 1
-                    ok = pos >= 0
-                    ok[ok] &= mz[ok] <= layer_hi[pos[ok]]
-                    key = spec[ok] * k_targets + np.asarray(layer)[pos[ok]]
-                    if reduce == "sum":
-                        local += np.bincount(key, weights=ints[ok], minlength=m * k_targets)
+            else:  # numpy reference path
+                ints = _gather(mm, index.int_offsets[start:stop], lens, index.int_dtype).astype(np.float64)
+                spec = np.repeat(np.arange(m), lens)
+                tic[start:stop] = np.bincount(spec, weights=ints, minlength=m)
+                sumsq[start:stop] = np.bincount(spec, weights=ints * ints, minlength=m)
+                if index.continuous:
+                    block = ints.reshape(m, axis.size)
+                    if lock_mass is None:
+                        for k in range(k_targets):
+                            seg = block[:, cols_lo[k]:cols_hi[k]]
+                            if seg.shape[1]:
+                                cv[:, k] = seg.sum(axis=1) if reduce == "sum" else seg.max(axis=1)
                     else:
-                        np.maximum.at(local, key, ints[ok])
-                cv[:] = local.reshape(m, k_targets)
-                if median:
-                    medians[start:stop] = _segment_median(ints, spec, lens, m)
-                b = np.floor((mz - mz_range[0]) * inv_width).astype(np.int64)
-                sel = (b >= 0) & (b < n_bins)
-                spectrum_sum += np.bincount(b[sel], weights=ints[sel], minlength=n_bins)
+                        err = _lock_error_continuous(axis, block, lock_mass)
+                        lock_ppm[start:stop] = err * 1e6
+                        shift = 1 + np.nan_to_num(err)[:, None]
+                        rlo = np.searchsorted(axis, lo[None, :] * shift, side="left")
+                        rhi = np.searchsorted(axis, hi[None, :] * shift, side="right")
+                        for k in range(k_targets):
+                            a, b = rlo[:, k].min(), rhi[:, k].max()
+                            if b <= a:
+                                continue
+                            cidx = np.arange(a, b)
+                            inside = (cidx >= rlo[:, k:k + 1]) & (cidx < rhi[:, k:k + 1])
+                            seg = block[:, a:b]
+                            masked = np.where(inside, seg, 0)
+                        cv[:, k] = masked.sum(axis=1) if reduce == "sum" else masked.max(axis=1)
+                    if median:
+                        medians[start:stop] = np.median(block, axis=1)
+                    spectrum_sum += np.bincount(bins_axis[in_range], weights=block[:, in_range].sum(axis=0),
+                                                minlength=n_bins)
+                else:
+                    mz = _gather(mm, index.mz_offsets[start:stop], lens, index.mz_dtype).astype(np.float64)
+                    if lock_mass is not None:
+                        err = _lock_error_processed(mz, ints, spec, m, lock_mass)
+                        lock_ppm[start:stop] = err * 1e6
+                        mz = mz / (1 + np.nan_to_num(err)[spec])
+                    local = np.zeros(m * k_targets)
+                    for layer in layers:
+                        layer_lo, layer_hi = lo[layer], hi[layer]
+                        pos = np.searchsorted(layer_lo, mz, side="right") - 1
+                        ok = pos >= 0
+                        ok[ok] &= mz[ok] <= layer_hi[pos[ok]]
+                        key = spec[ok] * k_targets + np.asarray(layer)[pos[ok]]
+                        if reduce == "sum":
+                            local += np.bincount(key, weights=ints[ok], minlength=m * k_targets)
+                        else:
+                            np.maximum.at(local, key, ints[ok])
+                    cv[:] = local.reshape(m, k_targets)
+                    if median:
+                        medians[start:stop] = _segment_median(ints, spec, lens, m)
+                    b = np.floor((mz - mz_range[0]) * inv_width).astype(np.int64)
+                    sel = (b >= 0) & (b < n_bins)
+                    spectrum_sum += np.bincount(b[sel], weights=ints[sel], minlength=n_bins)
             stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
             if progress is not None:
                 progress(stop, n)
