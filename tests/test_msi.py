@@ -130,14 +130,14 @@ def _shifted_file(tmp_path, mode):
 @pytest.mark.parametrize("mode", ["processed", "continuous"])
 def test_lock_mass_recalibration_recovers_narrow_windows(tmp_path, mode):
     idx, errors_ppm, ints = _shifted_file(tmp_path, mode)
-    target = [IonTarget("t", 700.0, 3.0)]
+    target = [IonTarget("a", 300.0, 3.0), IonTarget("t", 700.0, 3.0)]
     plain = extract_ion_images(idx, target)
-    fixed = extract_ion_images(idx, target, lock_mass=IonTarget("lock", 500.0, 30.0))
-    expected = ints[:, 2]
     got_plain = plain.images["t"][plain.acquired]
-    got_fixed = fixed.images["t"][fixed.acquired]
     assert (got_plain == 0).sum() >= 6  # most pixels miss a 3 ppm window without recalibration
-    np.testing.assert_allclose(np.sort(got_fixed), np.sort(expected))
+    for engine in ("auto", "numpy"):
+        fixed = extract_ion_images(idx, target, lock_mass=IonTarget("lock", 500.0, 30.0), engine=engine)
+        for name, col in (("a", 0), ("t", 2)):  # every target is recalibrated, not only the last one
+            np.testing.assert_allclose(fixed.images[name][fixed.acquired], ints[:, col])
     tol = 1.5 if mode == "continuous" else 1e-6  # continuous axis has 0.0005 (~1 ppm) steps
     np.testing.assert_allclose(np.sort(fixed.lock_mass_ppm[fixed.acquired]), np.sort(errors_ppm), atol=tol)
 
@@ -182,7 +182,9 @@ def test_compiled_kernel_equals_numpy_reference_on_real_files(rel):
         for name in a.images:
             np.testing.assert_array_equal(a.images[name], b.images[name])
         np.testing.assert_array_equal(a.tic, b.tic)
-        np.testing.assert_array_equal(a.mean_spectrum[1], b.mean_spectrum[1])
+        # the kernel sums each block of 1024 spectra in float32 (cache-resident), numpy in float64
+        np.testing.assert_allclose(a.mean_spectrum[1], b.mean_spectrum[1], rtol=1e-6, atol=0)
+        assert np.count_nonzero(a.mean_spectrum[1]) == np.count_nonzero(b.mean_spectrum[1]) > 0
 
 
 def test_compiled_kernel_is_thread_count_independent(tiny_sample):

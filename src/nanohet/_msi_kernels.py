@@ -1,8 +1,8 @@
 """Compiled (numba) kernels for the streaming MSI pass.
 
 One loop over every peak of a chunk of spectra does what the numpy path in
-:mod:`nanohet.msi` does in many array passes: copy the peaks out of the
-memory-mapped .ibd, apply the lock-mass correction, match ppm windows (sum or
+:mod:`nanohet.msi` does in many array passes: read the peaks in place from the
+mapped .ibd bytes, apply the lock-mass correction, match ppm windows (sum or
 max), accumulate TIC, sum of squares and the binned mean spectrum. The numpy
 path stays as the reference implementation; tests check both give the same
 images.
@@ -17,13 +17,14 @@ from numba import njit, prange
 
 
 @njit(cache=True, nogil=True)
-def _find_lock_error(mz, it, s_mz, s_it, length, lock_mz, lock_lo, lock_hi):
+def _find_lock_error(mz, it, mz_row, mz_col, it_row, it_col, length, lock_mz, lock_lo, lock_hi):
     best = -1.0
     best_mz = 0.0
     for j in range(length):
-        m = mz[s_mz + j]
-        if lock_lo <= m <= lock_hi and it[s_it + j] > best:
-            best = it[s_it + j]
+        m = mz[mz_row, mz_col + j]
+        v = it[it_row, it_col + j]
+        if lock_lo <= m <= lock_hi and v > best:
+            best = v
             best_mz = m
     if best < 0:
         return np.nan
@@ -36,42 +37,55 @@ BLOCK = 1024  # spectra per parallel work item; fixed so results do not depend o
 def window_lut(lo, quantum_mz: float = 0.01):
     """Lookup table: for each m/z quantum, the number of windows whose lower bound lies below it.
 
-    ``lut[q]`` = count of ``lo <= mz0 + q * quantum`` so the binary search of
-    every peak becomes one table read plus a short forward scan.
+    ``lut[q]`` = count of ``lo <= mz0 + q * quantum`` so locating a peak among
+    the windows is one table read plus a short scan (used when a spectrum's
+    m/z values are not ascending; ascending spectra are merged with the
+    Returns ``(mz0, 1 / quantum, lut)``.
     """
     if lo.size == 0:
-        return 0.0, quantum_mz, np.zeros(1, np.int32)
+        return 0.0, 1.0 / quantum_mz, np.zeros(1, np.int32)
     mz0 = float(lo[0])
     n = int((float(lo[-1]) - mz0) / quantum_mz) + 2
     grid = mz0 + np.arange(n) * quantum_mz
-    return mz0, quantum_mz, np.searchsorted(lo, grid, side="right").astype(np.int32)
+    return mz0, 1.0 / quantum_mz, np.searchsorted(lo, grid, side="right").astype(np.int32)
+
+
+def window_bins(lo, hi, bin0: float, bin_step: float, n_bins: int):
+    """Flag (uint8, one per mean-spectrum bin) of the bins that a window may touch, one bin of margin.
+
+    A peak whose bin is not flagged lies in no window, so the kernel skips
+    the window search for it with one byte read (most peaks of a spectrum).
+    """
+    flag = np.zeros(max(n_bins, 1), np.uint8)
+    a = np.clip(np.floor((np.asarray(lo) - bin0) * bin_step).astype(np.int64) - 1, 0, n_bins)
+    b = np.clip(np.floor((np.asarray(hi) - bin0) * bin_step).astype(np.int64) + 2, 0, n_bins)
+    for i, j in zip(a, b):
+        flag[i:j] = 1
+    return flag
 
 
 @njit(cache=True, nogil=True)
-def _one_spectrum(mz, it, s_mz, s_it, n, lo, hi, maxhi, target_of, reduce_max, lut0, lutq, lut, scale,
-                  bin0, bin_step, n_bins, row, partial):
+def _one_spectrum(mz, it, mz_row, mz_col, it_row, it_col, n, lo, hi, maxhi, target_of, reduce_max,
+                  lut0, lut_inv, lut, flag, scale, bin0, bin_step, n_bins, row, partial):
     k = lo.size
     t = 0.0
     q = 0.0
     for j in range(n):
-        v = it[s_it + j]
-        m = mz[s_mz + j] * scale
+        v = np.float64(it[it_row, it_col + j])
+        m = mz[mz_row, mz_col + j] * scale
         t += v
         q += v * v
-        if m > 0.0 and n_bins > 0:
-            b = int(math.floor((m - bin0) * bin_step))
-            if 0 <= b < n_bins:
+        b = -1
+        if m >= bin0:
+            x = (m - bin0) * bin_step
+            if x < n_bins:
+                b = int(x)
                 partial[b] += v
-        if k == 0:
-            continue
+        if k == 0 or (b >= 0 and flag[b] == 0):
+            continue  # no window near this peak (the usual case)
         # a = number of windows with lo <= m: table estimate, then exact by a short scan
-        qi = int((m - lut0) / lutq)
-        if qi < 0:
-            a = 0
-        elif qi >= lut.size:
-            a = k
-        else:
-            a = lut[qi]
+        qi = int((m - lut0) * lut_inv) if m >= lut0 else -1
+        a = 0 if qi < 0 else (k if qi >= lut.size else lut[qi])
         while a < k and lo[a] <= m:
             a += 1
         while a > 0 and lo[a - 1] > m:
@@ -89,43 +103,57 @@ def _one_spectrum(mz, it, s_mz, s_it, n, lo, hi, maxhi, target_of, reduce_max, l
     return t, q
 
 
-@njit(cache=True, parallel=True)
-def process_peaks(mz, it, mz_starts, it_starts, lengths, lo, hi, maxhi, target_of, reduce_max,
-                  lock_mz, lock_lo, lock_hi, use_lock, bin0, bin_step, n_bins, lut0, lutq, lut,
-                  values, tic, sumsq, lock_err, spectrum_sum):
+@njit(cache=True, parallel=True, nogil=True)
+def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, lo, hi, maxhi, target_of, reduce_max,
+                  lock_mz, lock_lo, lock_hi, use_lock, bin0, bin_step, n_bins, lut0, lut_inv, lut, flag,
+                  values, tic, sumsq, lock_err, spectrum_sum, partial, out, pix):
     """Process the peaks of ``len(lengths)`` spectra.
 
-    Spectrum ``i`` has ``lengths[i]`` peaks at ``mz[mz_starts[i]:]`` and
-    ``it[it_starts[i]:]`` (typed views of the .ibd bytes, or gathered copies).
+    ``mz`` and ``it`` are 2-D views of the .ibd bytes, one row per byte
+    residue modulo the item size (see ``nanohet.msi._residue_views``):
+    spectrum ``i`` has ``lengths[i]`` peaks at ``mz[mz_row[i], mz_col[i]:]``
+    and ``it[it_row[i], it_col[i]:]``, so no spectrum is copied, whatever
+    the alignment of its offset.
 
     Mean-spectrum bin of a peak: ``floor((mz - bin0) * bin_step)`` (``bin_step`` is
     the inverse bin width), exactly as the numpy path computes it.
 
     ``lo``/``hi`` are window bounds sorted by ``lo``; ``maxhi`` their running
     maximum (so every window containing a peak is found, overlaps included);
-    ``target_of`` maps sorted position to the target's column in ``values``.
-    Spectra are processed in parallel in fixed blocks; each block has its own
-    partial mean spectrum, summed in block order, so the result does not
-    depend on the number of threads.
+    ``target_of`` maps sorted position to the target's column in ``values``;
+    ``flag`` (from :func:`window_bins`) marks the mean-spectrum bins near a
+    window: peaks in other bins skip the search. Each spectrum's results
+    (``values[i]``) are also written to ``out[:, pix[i]]`` (the image stack,
+    flattened per target), so no serial scatter follows the parallel loop.
+    Spectra are processed in parallel in fixed blocks; each block sums its
+    part of the mean spectrum in float32 (small enough to stay in the core's
+    cache) and the blocks are added in float64 in block order, so the result
+    does not depend on the number of threads. ``partial`` (float32, at least
+    ``(ceil(len(lengths) / BLOCK), n_bins)``) is scratch space reused across
+    chunks, so no chunk allocates (and page-faults) a fresh one.
     """
     m = lengths.size
     n_blocks = (m + BLOCK - 1) // BLOCK
-    partial = np.zeros((n_blocks, max(n_bins, 1)))
     for blk in prange(n_blocks):
+        partial[blk, :n_bins] = 0.0
         for i in range(blk * BLOCK, min(m, (blk + 1) * BLOCK)):
-            s_mz = mz_starts[i]
-            s_it = it_starts[i]
             n = lengths[i]
+            row = values[i]
+            row[:] = 0.0
             scale = 1.0
             if use_lock:
-                e = _find_lock_error(mz, it, s_mz, s_it, n, lock_mz, lock_lo, lock_hi)
+                e = _find_lock_error(mz, it, mz_row[i], mz_col[i], it_row[i], it_col[i], n, lock_mz, lock_lo,
+                                     lock_hi)
                 lock_err[i] = e
                 if not math.isnan(e):
                     scale = 1.0 / (1.0 + e)
-            t, q = _one_spectrum(mz, it, s_mz, s_it, n, lo, hi, maxhi, target_of, reduce_max, lut0, lutq, lut, scale,
-                                 bin0, bin_step, n_bins, values[i], partial[blk])
+            t, q = _one_spectrum(mz, it, mz_row[i], mz_col[i], it_row[i], it_col[i], n, lo, hi, maxhi, target_of,
+                                 reduce_max, lut0, lut_inv, lut, flag, scale, bin0, bin_step, n_bins, row,
+                                 partial[blk])
             tic[i] = t
             sumsq[i] = q
+            for c in range(row.size):
+                out[c, pix[i]] = row[c]
     for blk in range(n_blocks):
         for b in range(n_bins):
             spectrum_sum[b] += partial[blk, b]
@@ -141,30 +169,32 @@ def copy_segments(src, first, lengths, dest, dest_starts):
             dest[d + j] = src[a + j]
 
 
-@njit(cache=True, parallel=True)
-def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, values, tic, sumsq, spectrum_sum):
+@njit(cache=True, parallel=True, nogil=True)
+def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, values, tic, sumsq, spectrum_sum,
+                       partial, out, pix):
     """Continuous spectra: ``block`` is (spectra, m/z points) on one shared axis.
 
     Target ``k`` covers columns ``cols_lo[k]:cols_hi[k]``; ``col_bin`` is the
-    mean-spectrum bin of each column (-1 outside the range). Fixed blocks of
-    spectra with partial spectra summed in order keep results independent
-    of the thread count.
+    mean-spectrum bin of each column (-1 outside the range). Each fixed block
+    of spectra sums its columns into a row of ``partial`` (scratch, at least
+    ``(ceil(spectra / BLOCK), columns)``, float64); the column sums are added
+    to the bins in block order, so results do not depend on the thread count.
+    Results go to ``values[i]`` and ``out[:, pix[i]]`` as in :func:`process_peaks`.
     """
     m, width = block.shape
     k = cols_lo.size
     n_blocks = (m + BLOCK - 1) // BLOCK
-    partial = np.zeros((n_blocks, max(n_bins, 1)))
     for blk in prange(n_blocks):
+        acc_cols = partial[blk]
+        acc_cols[:width] = 0.0
         for i in range(blk * BLOCK, min(m, (blk + 1) * BLOCK)):
             t = 0.0
             q = 0.0
             for j in range(width):
-                v = block[i, j]
+                v = np.float64(block[i, j])
                 t += v
                 q += v * v
-                b = col_bin[j]
-                if b >= 0:
-                    partial[blk, b] += v
+                acc_cols[j] += v
             tic[i] = t
             sumsq[i] = q
             for c in range(k):
@@ -177,6 +207,9 @@ def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, val
                     else:
                         acc += v
                 values[i, c] = acc
+                out[c, pix[i]] = acc
     for blk in range(n_blocks):
-        for b in range(n_bins):
-            spectrum_sum[b] += partial[blk, b]
+        for j in range(width):
+            b = col_bin[j]
+            if b >= 0:
+                spectrum_sum[b] += partial[blk, j]

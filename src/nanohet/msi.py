@@ -8,6 +8,9 @@ bounded by the chunk size whatever the size of the file.
 from __future__ import annotations
 
 import math
+import mmap
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,12 +130,41 @@ def _typed_view(src: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, dtype
     return flat, np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
 
 
-def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int):
+def _residue_views(src: np.ndarray, offsets: np.ndarray, dtype: np.dtype):
+    """Typed 2-D view of a byte buffer: row ``r`` reads the elements that start at bytes ``r (mod itemsize)``.
+
+    imzML writers pack arrays back to back, so a float64 m/z array may start
+    at any byte; the row/column pair locates each array without copying it
+    (unaligned loads are fine on x86-64 and ARM64). Elements past the buffer
+    end in rows ``r > 0`` are never read: every array lies inside ``src``.
+
+    Returns
+    -------
+    views : ndarray, shape (itemsize, src.size // itemsize)
+    row, col : ndarray of int64
+        Row and element column of each offset.
+    """
+    item = dtype.itemsize
+    n_elem = src.size // item
+    base = src[: n_elem * item].view(dtype.newbyteorder("="))
+    views = np.lib.stride_tricks.as_strided(base, shape=(item, n_elem), strides=(1, item), writeable=False)
+    offsets = offsets.astype(np.int64)
+    return views, offsets % item, offsets // item
+
+
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map and fill the page tables in one call
+
+
+def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int, buffers=None, slot=0):
     """The bytes holding spectra ``start:stop``, and the file offset of their first byte.
 
     When the chunk's arrays lie close together (the usual layout) their byte
-    range is read with one plain ``readinto`` (no page faults of a memory
-    map); scattered spectra are read through the memory map instead.
+    range is mapped on its own (on Linux with MAP_POPULATE: the page cache is
+    mapped in one system call, without a copy or a page fault per page; the
+    mapping is released with the chunk, so resident memory stays one chunk);
+    elsewhere it is read with one ``readinto`` into ``buffers[slot]`` (two
+    buffers reused in turn: one is read while the other is processed).
+    Scattered spectra are read through the memory map of the whole file.
     """
     lens = index.int_lengths[start:stop]
     mzo, ino = index.mz_offsets[start:stop], index.int_offsets[start:stop]
@@ -141,7 +173,19 @@ def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int):
     need = int(lens.sum()) * (index.mz_dtype.itemsize + index.int_dtype.itemsize)
     if end - first > 2 * need + (1 << 20):
         return mm, 0
-    buf = np.empty(end - first, dtype=np.uint8)
+    if _POPULATE and end > first:
+        # a cold page cache: ask for the whole range at once (large sequential requests), then map it
+        os.posix_fadvise(fh.fileno(), first, end - first, os.POSIX_FADV_WILLNEED)
+        aligned = first - first % mmap.ALLOCATIONGRANULARITY
+        mapped = mmap.mmap(fh.fileno(), end - aligned, flags=mmap.MAP_SHARED | _POPULATE,
+                           prot=mmap.PROT_READ, offset=aligned)
+        return np.frombuffer(mapped, dtype=np.uint8), aligned
+    if buffers is not None:
+        if buffers[slot].size < end - first:
+            buffers[slot] = np.empty(end - first, dtype=np.uint8)
+        buf = buffers[slot][: end - first]
+    else:
+        buf = np.empty(end - first, dtype=np.uint8)
     fh.seek(first)
     got = fh.readinto(memoryview(buf))
     if got != buf.size:
@@ -219,8 +263,9 @@ def extract_ion_images(
         Bin width of the mean spectrum, in m/z units (linear bins: one
         multiplication per peak).
     mz_range : (float, float), optional
-        m/z range of the mean spectrum; by default the m/z extent of up to
-        500 evenly strided spectra (and of the targets), ±1 %.
+        m/z range of the mean spectrum; by default the m/z extent of about
+        100 evenly strided spectra (and of the targets), ±1 %. Peaks outside
+        it are left out of the mean spectrum (not out of the ion images).
     lock_mass : IonTarget, optional
         Reference ion for recalibration: in each spectrum the most intense
         peak within ``lock_mass.ppm`` of ``lock_mass.mz`` gives that
@@ -259,7 +304,11 @@ def extract_ion_images(
     k_targets = len(targets)
     # results go straight into the image stack chunk by chunk (no spectra x targets table)
     rows, cols, shape, (x0, y0) = grid_positions(index)
-    stack_img = np.full((k_targets,) + shape, np.nan)
+    # every acquired pixel of every image is written by the pass; only the others are set here (NaN)
+    stack_img = np.empty((k_targets,) + shape)
+    not_acquired = np.ones(shape, dtype=bool)
+    not_acquired[rows, cols] = False
+    stack_img[:, not_acquired] = np.nan
     tic = np.zeros(n)
     sumsq = np.zeros(n)
     medians = np.full(n, np.nan)
@@ -288,9 +337,11 @@ def extract_ion_images(
         k_maxhi = np.maximum.accumulate(k_hi) if k_hi.size else k_hi
         lock_args = ((lock_mass.mz, *lock_mass.window, True) if lock_mass is not None else (0.0, 0.0, 0.0, False))
         lut_args = kern.window_lut(k_lo)
+        near_window = kern.window_bins(k_lo, k_hi, mz_range[0], inv_width, n_bins)
 
     mm = np.memmap(index.ibd_path, dtype=np.uint8, mode="r")
     fh = open(index.ibd_path, "rb", buffering=0)
+    prefetch = None
     try:
         if index.continuous:
             axis = _gather(mm, index.mz_offsets[:1], index.mz_lengths[:1], index.mz_dtype).astype(np.float64)
@@ -301,13 +352,29 @@ def extract_ion_images(
             col_bin = np.where(in_range, bins_axis, -1).astype(np.int64)
         per_spectrum = max(int(index.int_lengths.mean()), 1)
         chunk = max(1, chunk_peaks // per_spectrum)
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
+        values = np.zeros((min(chunk, n), k_targets))  # per-chunk results, reused
+        if use_kernel:  # per-block mean-spectrum scratch, reused by every chunk
+            blocks = -(-min(chunk, n) // kern.BLOCK)
+            scratch = (np.zeros((blocks, axis.size)) if index.continuous
+                       else np.zeros((blocks, max(n_bins, 1)), dtype=np.float32))
+        stack_flat = stack_img.reshape(k_targets, shape[0] * shape[1])
+        pixel_of = rows * shape[1] + cols
+        bounds = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
+        # the next chunk's bytes are mapped by a helper thread while the kernel works on this one
+        prefetch = ThreadPoolExecutor(max_workers=1) if use_kernel else None
+        buffers = [np.empty(0, np.uint8), np.empty(0, np.uint8)]
+        pending = prefetch.submit(_chunk_bytes, fh, mm, index, *bounds[0], buffers, 0) if use_kernel and bounds else None
+        for c_i, (start, stop) in enumerate(bounds):
             lens = index.int_lengths[start:stop]
             m = stop - start
-            cv = np.zeros((m, k_targets))
+            cv = values[:m]
+            if use_kernel:
+                src, base = pending.result()
+                pending = (prefetch.submit(_chunk_bytes, fh, mm, index, *bounds[c_i + 1], buffers, (c_i + 1) % 2)
+                           if c_i + 1 < len(bounds) else None)
+            else:
+                cv[:] = 0.0
             if use_kernel and index.continuous:
-                src, base = _chunk_bytes(fh, mm, index, start, stop)
                 flat, fstarts = _typed_view(src, index.int_offsets[start:stop] - base, lens, index.int_dtype, kern)
                 width = axis.size
                 if np.all(np.diff(fstarts) == width) and fstarts[0] + m * width <= flat.size:
@@ -316,19 +383,18 @@ def extract_ion_images(
                     block = _gather(src, index.int_offsets[start:stop] - base, lens, index.int_dtype,
                                     kern).reshape(m, width)
                 kern.process_continuous(block, cols_lo.astype(np.int64), cols_hi.astype(np.int64), reduce == "max",
-                                        col_bin, n_bins, cv, tic[start:stop], sumsq[start:stop], spectrum_sum)
+                                        col_bin, n_bins, cv, tic[start:stop], sumsq[start:stop], spectrum_sum,
+                                        scratch, stack_flat, pixel_of[start:stop])
                 if median:
                     medians[start:stop] = np.median(block, axis=1)
             elif use_kernel:
-                src, base = _chunk_bytes(fh, mm, index, start, stop)
-                mz_c, mz_starts = _typed_view(src, index.mz_offsets[start:stop] - base, lens, index.mz_dtype, kern)
-                int_c, int_starts = _typed_view(src, index.int_offsets[start:stop] - base, lens, index.int_dtype,
-                                                kern)
+                mz_v, mz_row, mz_col = _residue_views(src, index.mz_offsets[start:stop] - base, index.mz_dtype)
+                it_v, it_row, it_col = _residue_views(src, index.int_offsets[start:stop] - base, index.int_dtype)
                 lerr = np.full(m, np.nan)
-                kern.process_peaks(mz_c, int_c, mz_starts, int_starts, lens.astype(np.int64), k_lo, k_hi, k_maxhi,
-                                   order.astype(np.int64), reduce == "max", *lock_args,
-                                   mz_range[0], inv_width, n_bins, *lut_args, cv, tic[start:stop],
-                                   sumsq[start:stop], lerr, spectrum_sum)
+                kern.process_peaks(mz_v, it_v, mz_row, mz_col, it_row, it_col, lens.astype(np.int64), k_lo, k_hi,
+                                   k_maxhi, order.astype(np.int64), reduce == "max", *lock_args,
+                                   mz_range[0], inv_width, n_bins, *lut_args, near_window, cv, tic[start:stop],
+                                   sumsq[start:stop], lerr, spectrum_sum, scratch, stack_flat, pixel_of[start:stop])
                 lock_ppm[start:stop] = lerr * 1e6
                 if median:
                     spec = np.repeat(np.arange(m), lens)
@@ -360,7 +426,7 @@ def extract_ion_images(
                             inside = (cidx >= rlo[:, k:k + 1]) & (cidx < rhi[:, k:k + 1])
                             seg = block[:, a:b]
                             masked = np.where(inside, seg, 0)
-                        cv[:, k] = masked.sum(axis=1) if reduce == "sum" else masked.max(axis=1)
+                            cv[:, k] = masked.sum(axis=1) if reduce == "sum" else masked.max(axis=1)
                     if median:
                         medians[start:stop] = np.median(block, axis=1)
                     spectrum_sum += np.bincount(bins_axis[in_range], weights=block[:, in_range].sum(axis=0),
@@ -388,10 +454,13 @@ def extract_ion_images(
                     b = np.floor((mz - mz_range[0]) * inv_width).astype(np.int64)
                     sel = (b >= 0) & (b < n_bins)
                     spectrum_sum += np.bincount(b[sel], weights=ints[sel], minlength=n_bins)
-            stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
+                stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
+            src = mz_v = it_v = flat = block = None  # release this chunk's mapping
             if progress is not None:
                 progress(stop, n)
     finally:
+        if prefetch is not None:
+            prefetch.shutdown(wait=True)
         fh.close()
         del mm
 
@@ -417,7 +486,8 @@ def extract_ion_images(
 
 
 def _mz_extent(index: ImzMLIndex, target_mzs) -> tuple[float, float]:
-    stride = max(1, index.n_spectra // 500)
+    # 100 evenly spaced spectra: each is a random read on a cold disk, and ±1 % margins absorb the rest
+    stride = max(1, index.n_spectra // 100)
     sel = slice(None, None, stride) if not index.continuous else slice(0, 1)
     mm = np.memmap(index.ibd_path, dtype=np.uint8, mode="r")
     try:
