@@ -155,7 +155,8 @@ def test_masks_are_mapped_back_onto_the_native_msi_grid(tmp_path, tiny_sample):
 
 KNOWN_HE_MISSES = pytest.mark.xfail(strict=True, reason=(
     "known limitation (issue 4): on these small mirrored sections the mirror and angle are found but the "
-    "final rigid fit stalls 12-22 µm from the truth"))
+    "final rigid fit stalls 12-22 µm from the truth; a landmark start (±10 µm), an affine model, 32 bins "
+    "or a 5 µm working spacing end 8-12 µm off too, so it is the metric's optimum, not the start pose"))
 
 
 @pytest.mark.parametrize("seed", [21, 22, 23, pytest.param(24, marks=KNOWN_HE_MISSES), 25,
@@ -187,3 +188,42 @@ def test_he_registration_recovers_any_rotation_of_a_mirrored_section(tmp_path, s
     x = np.stack([xs, ys], 1) * 4 * truth.spacing[0]
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, geom))
     assert np.median(e) / truth.spacing[0] < 2.0, json.dumps(geom)
+
+
+@pytest.mark.parametrize("seed", [21, 23])
+def test_landmarks_start_the_he_registration_of_a_mirrored_section(tmp_path, seed):
+    """Five hand-placed landmarks (±10 µm) replace the search; the QC table reports their error."""
+    import SimpleITK as sitk
+
+    from conftest import sample_outputs, tiny_params
+    from nanohet.phantom import generate_sample, section_to_he
+    from nanohet.registration import target_registration_error
+
+    out = sample_outputs(tmp_path / "data")
+    rec = generate_sample("r_T1", out, tmp_path / "truth",
+                          tiny_params(seed=seed, he_rotation_deg=180.0, he_mirrored=True))
+    geom = rec["he_geometry"]
+    truth = read_ome_tiff(tmp_path / "truth" / "truth_masks.ome.tif")
+    ys, xs = np.nonzero(truth.channel("tissue")[::4, ::4] > 0)
+    x = np.stack([xs, ys], 1) * 4 * truth.spacing[0]
+    picks = [np.argmin(x[:, 0]), np.argmax(x[:, 0]), np.argmin(x[:, 1]), np.argmax(x[:, 1]),
+             np.argmin(np.hypot(*(x - x.mean(0)).T))]
+    rng = np.random.default_rng(seed)
+    fixed_pts = x[picks] + rng.normal(0, 10, (5, 2))
+    moving_pts = section_to_he(x[picks], geom) + rng.normal(0, 10, (5, 2))
+    csv = tmp_path / "he_landmarks.csv"
+    pd.DataFrame({"fixed_x": fixed_pts[:, 0], "fixed_y": fixed_pts[:, 1], "moving_x": moving_pts[:, 0],
+                  "moving_y": moving_pts[:, 1]}).to_csv(csv, index=False)
+    masks = tmp_path / "masks.ome.tif"
+    pipeline.preprocess_microscopy(str(out["fluorescence"]), CONFIG["microscopy"], str(masks), str(tmp_path / "s.tsv"))
+    no_search = dict(CONFIG["registration"], he=dict(CONFIG["registration"]["he"], rotation_search_deg=[0],
+                                                     flip_search=False))
+    pipeline.register_he(str(out["he"]), str(out["fluorescence"]), str(masks), no_search,
+                         CONFIG["quantify"], CONFIG["microscopy"], str(tmp_path / "he.tfm"),
+                         str(tmp_path / "he.ome.tif"), str(tmp_path / "qc.tsv"), sample="r_T1", landmarks=str(csv))
+    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0]
+    assert qc.initialisation == "landmarks" and bool(qc.flipped) and not bool(qc.flagged)
+    assert qc.landmark_points == 5 and qc.landmark_check == "init points"
+    assert qc.landmark_tre_median_um < 25.0  # the clicks themselves are ±10 µm off in each image
+    e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, geom))
+    assert np.median(e) / truth.spacing[0] < 2.0

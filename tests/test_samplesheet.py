@@ -67,3 +67,17 @@ def test_bad_config_values_name_the_key(key, value, message):
     config[key[0]][key[1]] = value
     with pytest.raises(WorkflowError, match=message):
         validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def test_landmarks_column(tmp_path):
+    p = tmp_path / "samples.tsv"
+    p.write_text(HEADER.rstrip("\n") + "\tlandmarks\n"
+                 "m1\ta\tT1\tfluorescence\tf.ome.tif\t\t\t\t\n"
+                 "m1\ta\tT1\tmsi\tm.imzML\t\t\t\tlm/msi.csv\n")
+    df = load_sample_sheet(p, SCHEMA)
+    assert df.loc[df.modality == "msi", "landmarks"].iloc[0] == "lm/msi.csv"
+    p.write_text(HEADER.rstrip("\n") + "\tlandmarks\n"
+                 "m1\ta\tT1\tfluorescence\tf.ome.tif\t\t\t\tlm/f.csv\n"
+                 "m1\ta\tT1\tmsi\tm.imzML\t\t\t\t\n")
+    with pytest.raises(InputError, match="row 2.*landmarks belong on an msi or he row"):
+        load_sample_sheet(p, SCHEMA)

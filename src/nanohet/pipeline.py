@@ -21,6 +21,7 @@ from .atomic import atomic_path, write_table
 from .errors import InputError
 from .image import SectionImage, block_origin, block_reduce_mean, to_sitk
 from .imzml import read_imzml_index
+from .landmarks import Landmarks, landmark_transform, read_landmarks
 from .msi import IonTarget, clip_hotspots, extract_ion_images, normalise
 from .ometiff import read_ome_tiff, write_ome_tiff
 from .quantify import distance_to_mask_um, map_metrics
@@ -238,11 +239,14 @@ def _msi_tissue(tic: np.ndarray, acquired: np.ndarray, spacing: float) -> np.nda
 def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg: dict,
                  mic_cfg: dict, out_transform: str, out_registered: str, out_qc: str,
                  sample: str = "", pixel_size_um: float | None = None, channels: str | None = None,
-                 out_figure: str | None = None, out_masks_on_msi: str | None = None) -> None:
+                 out_figure: str | None = None, out_masks_on_msi: str | None = None,
+                 landmarks: str | None = None) -> None:
     """Register the MSI stack onto the fluorescence section and resample it to the analysis grid.
 
     With ``out_masks_on_msi`` the microscopy masks and vessel distances are also mapped back onto the
-    native MSI grid (see :func:`masks_on_msi_grid`).
+    native MSI grid (see :func:`masks_on_msi_grid`). With ``landmarks`` (a CSV, see
+    :mod:`nanohet.landmarks`; moving points in the MSI stack's physical frame, µm) the registration
+    starts from the landmark transform and the QC table reports the landmark error.
     """
     stack = read_ome_tiff(ions)
     fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
@@ -262,7 +266,8 @@ def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_
     log.info("%s: registering MSI %s (%s, %.1f µm) onto %s (%.1f µm working spacing), %s",
              sample, msi_name, stack.shape_yx, stack.spacing[0], fluorescence, fluo.spacing[0] * wf,
              settings.transform)
-    result = register(fixed, moving, settings, moving_mask=moving_mask)
+    points = read_landmarks(landmarks, sample) if landmarks else None
+    result = register(fixed, moving, settings, moving_mask=moving_mask, initial_transform=_landmark_start(points))
     with atomic_path(out_transform) as tmp:
         sitk.WriteTransform(result.transform, str(tmp))
 
@@ -285,7 +290,7 @@ def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_
     tissue_ref = block_reduce_mean(mask_img.channel("tissue").astype(np.float32), factor) >= 0.5
     msi_tissue = _msi_tissue(stack.channel("TIC"), acquired, stack.spacing[0]).astype(np.float32)
     _finish_edge(sample, "msi->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
-                 to_sitk(msi_tissue, stack.spacing, stack.origin), reg_cfg, out_qc, out_figure)
+                 to_sitk(msi_tissue, stack.spacing, stack.origin), reg_cfg, out_qc, out_figure, points)
 
 
 def masks_on_msi_grid(masks: SectionImage, msi: SectionImage, transform: sitk.Transform) -> SectionImage:
@@ -312,13 +317,37 @@ def masks_on_msi_grid(masks: SectionImage, msi: SectionImage, transform: sitk.Tr
                                                               "vessel_distance_um"], msi.spacing, msi.origin)
 
 
+def _landmark_start(points: Landmarks | None):
+    """Initial transform from the ``init`` landmark pairs (None without landmarks)."""
+    return None if points is None else landmark_transform(points.fixed[points.init], points.moving[points.init])
+
+
+def _landmark_qc(points: Landmarks | None, start, result) -> dict:
+    """Landmark TRE (µm) at the start pose and after registration, on the ``check`` points."""
+    if points is None or not points.check.any():
+        return {"landmark_points": 0, "landmark_tre_before_um": np.nan, "landmark_tre_median_um": np.nan,
+                "landmark_tre_max_um": np.nan, "landmark_check": ""}
+    f, m = points.fixed[points.check], points.moving[points.check]
+    after = target_registration_error(result.transform, f, m)
+    return {"landmark_points": int(points.check.sum()),
+            "landmark_tre_before_um": float(np.median(target_registration_error(start, f, m))),
+            "landmark_tre_median_um": float(np.median(after)), "landmark_tre_max_um": float(after.max()),
+            # error on the points that also set the start pose is a fiducial error, an optimistic TRE
+            "landmark_check": "independent" if points.independent_check else "init points"}
+
+
 def _finish_edge(sample, edge, settings, result, fixed, moving, ref, tissue_ref, moving_tissue, reg_cfg,
-                 out_qc, out_figure) -> None:
-    """QC table and figure of one registration edge; flag (or fail) an edge worse than its start."""
+                 out_qc, out_figure, points: Landmarks | None = None) -> None:
+    """QC table and figure of one registration edge; flag (or fail) an edge worse than its start.
+
+    The start pose is the landmark transform when landmarks are given, else moments centring.
+    """
     from .figures import registration_qc
 
     centred = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler2DTransform(),
                                                 sitk.CenteredTransformInitializerFilter.MOMENTS)
+    if points is not None:
+        centred = _landmark_start(points)
     dice_before = dice(tissue_ref, np.nan_to_num(resample_to(moving_tissue, ref, centred)) >= 0.5)
     dice_after = dice(tissue_ref, np.nan_to_num(resample_to(moving_tissue, ref, result.transform)) >= 0.5)
     min_dice = float(reg_cfg.get("min_dice", 0.0))
@@ -328,6 +357,7 @@ def _finish_edge(sample, edge, settings, result, fixed, moving, ref, tissue_ref,
         "metric_before": result.metric_before, "metric_after": result.metric_after,
         "dice_before": dice_before, "dice_after": dice_after, "initial_rotation_deg": result.initial_rotation_deg,
         "flipped": result.flipped, "iterations": result.iterations, "stop_condition": result.stop_condition,
+        "initialisation": "landmarks" if points is not None else "moments", **_landmark_qc(points, centred, result),
         "flagged": flagged,
     }  # run time goes to the log and results/benchmarks/: tables must be identical on every rerun
     log.info("%s %s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, start rotation %.0f deg%s, %d iterations in %.1f s",
@@ -355,8 +385,10 @@ def _finish_edge(sample, edge, settings, result, fixed, moving, ref, tissue_ref,
 def register_he(he: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg: dict, mic_cfg: dict,
                 out_transform: str, out_registered: str, out_qc: str, out_figure: str | None = None,
                 sample: str = "", pixel_size_um: float | None = None, channels: str | None = None,
-                he_pixel_size_um: float | None = None) -> None:
+                he_pixel_size_um: float | None = None, landmarks: str | None = None) -> None:
     """Register an H&E section (haematoxylin) onto the fluorescence section (nuclei channel).
+
+    ``landmarks``: as for :func:`register_msi` (moving points in the H&E image's physical frame, µm).
 
     Settings are ``registration`` overridden by ``registration.he`` (by default rigid, with a
     rotation search over 360 degrees and a mirror search: adjacent sections can be mounted
@@ -381,7 +413,8 @@ def register_he(he: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg
     log.info("%s: registering H&E %s (%.1f µm working spacing) onto %s, %s, %d start angles, mirror search %s",
              sample, he, fluo.spacing[0] * wf, fluorescence, settings.transform, len(settings.rotation_search_deg),
              settings.flip_search)
-    result = register(fixed, moving, settings)
+    points = read_landmarks(landmarks, sample) if landmarks else None
+    result = register(fixed, moving, settings, initial_transform=_landmark_start(points))
     with atomic_path(out_transform) as tmp:
         sitk.WriteTransform(result.transform, str(tmp))
     factor, shape, gspacing, origin = analysis_grid(fluo, quant_cfg.get("analysis_spacing_um", 10.0))
@@ -397,7 +430,7 @@ def register_he(he: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg
     he_tissue = mic.tissue_mask(od, he_img.spacing[0] * hf, smooth_um=he_img.spacing[0] * hf).astype(np.float32)
     _finish_edge(sample, "he->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
                  to_sitk(he_tissue, (he_img.spacing[0] * hf,) * 2, block_origin(he_img.origin, he_img.spacing, hf)),
-                 cfg, out_qc, out_figure)
+                 cfg, out_qc, out_figure, points)
 
 
 # ----------------------------------------------------------------------------- quantification

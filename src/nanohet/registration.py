@@ -209,8 +209,21 @@ def _search_start(fixed, centred, candidates, angles, settings):
     return best[1:]
 
 
+def _nearest_rigid(tx: sitk.AffineTransform) -> sitk.Euler2DTransform:
+    """The rotation + translation closest to an affine map (polar decomposition), same centre."""
+    a = np.array(tx.GetMatrix()).reshape(2, 2)
+    u, _, vt = np.linalg.svd(a)
+    rot = u @ vt
+    out = sitk.Euler2DTransform()
+    out.SetCenter(tx.GetCenter())
+    out.SetAngle(math.atan2(rot[1, 0], rot[0, 0]))
+    out.SetTranslation(tx.GetTranslation())
+    return out
+
+
 def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettings | None = None,
-             moving_mask: sitk.Image | None = None) -> RegistrationResult:
+             moving_mask: sitk.Image | None = None,
+             initial_transform: sitk.AffineTransform | None = None) -> RegistrationResult:
     """Register ``moving`` onto ``fixed``.
 
     Parameters
@@ -221,6 +234,13 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
     settings : RegistrationSettings, optional
     moving_mask : sitk.Image, optional
         uint8 mask of valid moving pixels (for MSI: the acquired pixels).
+    initial_transform : sitk.AffineTransform, optional
+        Start pose (fixed -> moving), for example from landmarks
+        (:func:`nanohet.landmarks.landmark_transform`). It replaces the
+        centring and the rotation/mirror search; a negative determinant
+        (a mirrored section) is handled by mirroring the moving image. The
+        affine model starts from it directly; the rigid model from its
+        nearest rotation. ``metric_before`` is measured at this pose.
 
     Returns
     -------
@@ -234,26 +254,41 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
             fixed, moving, sitk.Euler2DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS)
         centred = sitk.Euler2DTransform(centred)
         probe = _method(settings, moving_mask=moving_mask)
-        probe.SetInitialTransform(sitk.Euler2DTransform(centred), inPlace=False)
+        probe.SetInitialTransform(initial_transform if initial_transform is not None
+                                  else sitk.Euler2DTransform(centred), inPlace=False)
         metric_before = probe.MetricEvaluate(fixed, moving)
         candidates = [(False, moving, moving_mask)]
         if settings.flip_search:
             candidates.append((True, _mirror_x(moving),
                                _mirror_x(moving_mask) if moving_mask is not None else None))
         angles = list(settings.rotation_search_deg)
-        if len(angles) == 1 and not settings.flip_search:
+        start_affine = None
+        if initial_transform is not None:
+            start_affine = sitk.AffineTransform(initial_transform)
+            flipped = bool(np.linalg.det(np.array(start_affine.GetMatrix()).reshape(2, 2)) < 0)
+            mov, mask = candidates[0][1:]
+            if flipped:  # M o M = identity: the pose on the mirrored image is M o initial
+                start_affine = _then_mirror(start_affine, moving)
+                mov = _mirror_x(moving)
+                mask = _mirror_x(moving_mask) if moving_mask is not None else None
+            rigid = _nearest_rigid(start_affine)
+            angle0 = math.degrees(rigid.GetAngle())
+        elif len(angles) == 1 and not settings.flip_search:
             rigid = sitk.Euler2DTransform(centred)
             rigid.SetAngle(math.radians(angles[0]))
             angle0, flipped, mov, mask = angles[0], False, moving, moving_mask
         else:
             angle0, rigid, flipped, mov, mask = _search_start(fixed, centred, candidates, angles, settings)
 
-        stages = [("rigid", rigid)]
-        if settings.transform == "affine":
-            stages.append(("affine", None))
+        if start_affine is not None and settings.transform == "affine":
+            stages = [("affine", start_affine)]
+        else:
+            stages = [("rigid", rigid)]
+            if settings.transform == "affine":
+                stages.append(("affine", None))
         iterations, stop = 0, ""
         for name, tx in stages:
-            if name == "affine":
+            if name == "affine" and tx is None:
                 tx = _affine_from_euler(rigid)
             r = _method(settings, moving_mask=mask)
             _optimise_over_pyramid(r, settings)

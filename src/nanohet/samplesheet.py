@@ -17,6 +17,9 @@ DEMO_FILES = {
 }
 
 
+OPTIONAL_COLUMNS = ("pixel_size", "mask", "channels", "landmarks")
+
+
 def _row_label(i: int, row: dict) -> str:
     return f"row {i + 2} (subject {row.get('subject')!r}, modality {row.get('modality')!r})"
 
@@ -63,7 +66,7 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
             except ValueError:
                 raise InputError(f"{path}: {_row_label(i, rec)}: pixel_size {rec['pixel_size']!r} "
                                  "is not a number") from None
-        rec = {k: v for k, v in rec.items() if v is not None or k in ("pixel_size", "mask", "channels")}
+        rec = {k: v for k, v in rec.items() if v is not None or k in OPTIONAL_COLUMNS}
         errors = sorted(validator.iter_errors(rec), key=lambda e: list(e.path))
         if errors:
             e = errors[0]
@@ -73,7 +76,7 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
     if not records:
         raise InputError(f"{path}: the sample sheet has no rows")
     out = pd.DataFrame.from_records(records)
-    for col in ("pixel_size", "mask", "channels"):
+    for col in OPTIONAL_COLUMNS:
         if col not in out:
             out[col] = None
     out["sample"] = out["subject"] + "_" + out["tumour"]
@@ -94,6 +97,9 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
     for i, rec in enumerate(records):
         if rec["modality"] == "volume" and not rec.get("mask"):
             raise InputError(f"{path}: {_row_label(i, rec)}: a volume needs a tumour mask (column mask)")
+        if rec.get("landmarks") and rec["modality"] not in ("msi", "he"):
+            raise InputError(f"{path}: {_row_label(i, rec)}: landmarks belong on an msi or he row (a section "
+                             "registered onto the fluorescence section)")
     return out
 
 

@@ -34,6 +34,11 @@ def sample_path(modality):
     return lambda wc: _row(wc.sample, modality)["path"]
 
 
+def landmarks_of(modality):
+    """Input function: the landmark CSV of a sample's section, or nothing."""
+    return lambda wc: sample_option(wc.sample, modality, "landmarks") or []
+
+
 def ibd_path(wc):
     return str(Path(_row(wc.sample, "msi")["path"]).with_suffix(".ibd"))
 

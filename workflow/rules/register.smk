@@ -1,4 +1,5 @@
-# Registration of MSI onto the fluorescence section (the sample's reference frame).
+# Registration of MSI and H&E onto the fluorescence section (the sample's reference frame); an optional
+# landmark CSV per section (sample-sheet column landmarks) starts the fit from the landmark transform.
 
 
 rule register_msi:
@@ -6,6 +7,7 @@ rule register_msi:
         ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
         fluorescence=sample_path("fluorescence"),
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+        landmarks=landmarks_of("msi"),
     output:
         transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
         registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
@@ -42,6 +44,7 @@ rule register_he:
         he=sample_path("he"),
         fluorescence=sample_path("fluorescence"),
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+        landmarks=landmarks_of("he"),
     output:
         transform=f"{RESULTS}/registration/{{sample}}/he_to_reference.tfm",
         registered=f"{RESULTS}/registration/{{sample}}/he_in_reference.ome.tif",

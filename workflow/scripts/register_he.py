@@ -14,4 +14,5 @@ run_step(
     out_registered=snakemake.output.registered, out_qc=snakemake.output.qc, out_figure=snakemake.output.figure,
     sample=snakemake.wildcards.sample, pixel_size_um=snakemake.params.pixel_size,
     channels=snakemake.params.channels, he_pixel_size_um=snakemake.params.he_pixel_size,
+    landmarks=snakemake.input.landmarks or None,
 )

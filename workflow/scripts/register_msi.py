@@ -15,4 +15,5 @@ run_step(
     out_masks_on_msi=snakemake.output.masks_on_msi,
     sample=snakemake.wildcards.sample, pixel_size_um=snakemake.params.pixel_size,
     channels=snakemake.params.channels,
+    landmarks=snakemake.input.landmarks or None,
 )
