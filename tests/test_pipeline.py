@@ -227,3 +227,39 @@ def test_landmarks_start_the_he_registration_of_a_mirrored_section(tmp_path, see
     assert qc.landmark_tre_median_um < 25.0  # the clicks themselves are ±10 µm off in each image
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, geom))
     assert np.median(e) / truth.spacing[0] < 2.0
+
+
+@pytest.mark.parametrize("images, bound_px", [({"msi_image": "pca"}, 0.5),
+                                              ({"msi_image": "tissue_distance", "fixed_channel": "tissue_distance"}, 1.0),
+                                              ({"fixed_channel": ["nuclei", "vessels"]}, 0.5)])
+def test_msi_registration_images(tmp_path, tiny_sample, images, bound_px):
+    """PC1 of the top-N peak images, tissue distance maps, a channel sum: all register the phantom's MSI."""
+    import SimpleITK as sitk
+
+    from nanohet.registration import target_registration_error
+
+    out, masks, ions = _registration_inputs(tmp_path, tiny_sample)
+    cfg = dict(CONFIG["registration"], **images)
+    pipeline.register_msi(str(ions), str(out["fluorescence"]), str(masks), cfg, CONFIG["quantify"],
+                          CONFIG["microscopy"], str(tmp_path / "t.tfm"), str(tmp_path / "r.ome.tif"),
+                          str(tmp_path / "qc.tsv"), sample="s1_T1")
+    lm = pd.read_csv(tiny_sample["truth_dir"] / "landmarks_msi.csv", sep="\t")
+    e = target_registration_error(sitk.ReadTransform(str(tmp_path / "t.tfm")),
+                                  lm[["section_x_um", "section_y_um"]].to_numpy(), lm[["msi_x_um", "msi_y_um"]].to_numpy())
+    pixel = tiny_sample["record"]["msi_geometry"]["pixel_size_um"]
+    assert np.median(e) / pixel < bound_px
+
+
+def test_bad_registration_image_settings_name_the_file(tmp_path, tiny_sample):
+    out, masks, ions = _registration_inputs(tmp_path, tiny_sample)
+    args = (str(ions), str(out["fluorescence"]), str(masks))
+    rest = (CONFIG["quantify"], CONFIG["microscopy"], str(tmp_path / "t.tfm"), str(tmp_path / "r.ome.tif"),
+            str(tmp_path / "qc.tsv"))
+    with pytest.raises(InputError, match=f"{ions}.*'dox' is neither tic, pca"):
+        pipeline.register_msi(*args, dict(CONFIG["registration"], msi_image="dox"), *rest)
+    no_top = tmp_path / "no_top.ome.tif"
+    pipeline.extract_msi(str(out["msi"]), dict(CONFIG["msi"], top_n_peaks=0), str(no_top), str(tmp_path / "i2.tsv"),
+                         str(tmp_path / "m2.tsv"))
+    with pytest.raises(InputError, match="pca needs at least 2 top-peak images"):
+        pipeline.register_msi(str(no_top), *args[1:], dict(CONFIG["registration"], msi_image="pca"), *rest)
+    assert not (tmp_path / "t.tfm").exists() and not (tmp_path / "qc.tsv").exists()

@@ -25,6 +25,7 @@ from .landmarks import Landmarks, landmark_transform, read_landmarks
 from .msi import IonTarget, clip_hotspots, extract_ion_images, normalise
 from .ometiff import read_ome_tiff, write_ome_tiff
 from .quantify import distance_to_mask_um, map_metrics
+from .regimage import channel_sum, first_principal_component, tissue_distance_map
 from .registration import (RegistrationSettings, dice, prepare_image, reference_grid, register,
                            resample_to, target_registration_error)
 
@@ -254,12 +255,14 @@ def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_
     settings = registration_settings({k: v for k, v in reg_cfg.items() if k != "he"})
     acquired = stack.channel("acquired") > 0
     msi_name = reg_cfg.get("msi_image", "tic")
-    moving_arr = stack.channel("TIC" if msi_name.lower() == "tic" else msi_name)
+    clip = float(reg_cfg.get("distance_clip_um", 200.0))
+    moving_arr = msi_registration_image(stack, msi_name, ions, clip)
     moving = prepare_image(moving_arr, stack.spacing, stack.origin)
     moving_mask = sitk.GetImageFromArray(acquired.astype(np.uint8))
     moving_mask.CopyInformation(moving)
 
-    fixed_arr = role_channel(fluo, mic_cfg, reg_cfg.get("fixed_channel", "nuclei"), fluorescence)
+    fixed_arr = section_registration_image(fluo, mask_img, mic_cfg, reg_cfg.get("fixed_channel", "nuclei"),
+                                           fluorescence, clip)
     wf = max(int(round(reg_cfg.get("working_spacing_um", 15.0) / fluo.spacing[0])), 1)
     fixed = prepare_image(block_reduce_mean(fixed_arr, wf), (fluo.spacing[0] * wf, fluo.spacing[1] * wf),
                           block_origin(fluo.origin, fluo.spacing, wf))
@@ -291,6 +294,55 @@ def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_
     msi_tissue = _msi_tissue(stack.channel("TIC"), acquired, stack.spacing[0]).astype(np.float32)
     _finish_edge(sample, "msi->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
                  to_sitk(msi_tissue, stack.spacing, stack.origin), reg_cfg, out_qc, out_figure, points)
+
+
+def _distance_image(tissue: np.ndarray, spacing, clip: float, path: str, sample: str = "") -> np.ndarray:
+    try:
+        return tissue_distance_map(tissue, spacing, clip)
+    except ValueError as exc:
+        raise InputError(f"sample {sample}: {path}: no tissue distance map for registration ({exc})") from exc
+
+
+def msi_registration_image(stack: SectionImage, name: str, path: str, clip_um: float = 200.0) -> np.ndarray:
+    """The MSI image registration uses (``registration.msi_image``).
+
+    ``tic``; ``pca``: first principal component of the top-N peak images
+    (needs ``msi.top_n_peaks >= 2``); ``tissue_distance``: signed distance
+    to the MSI tissue outline (µm, clipped at ``clip_um``); or any channel
+    name of the stack (an analyte).
+    """
+    acquired = stack.channel("acquired") > 0
+    key = name.lower()
+    if key == "tic":
+        return stack.channel("TIC")
+    if key == "pca":
+        names = [c for c in stack.channels if c.startswith("mz")]
+        if len(names) < 2:
+            raise InputError(f"{path}: registration.msi_image pca needs at least 2 top-peak images "
+                             f"(set msi.top_n_peaks >= 2); the stack has {len(names)}")
+        return first_principal_component(np.stack([stack.channel(c) for c in names]), acquired)
+    if key == "tissue_distance":
+        tissue = _msi_tissue(stack.channel("TIC"), acquired, stack.spacing[0])
+        return _distance_image(tissue, stack.spacing, clip_um, path)
+    if name not in stack.channels:
+        raise InputError(f"{path}: registration.msi_image {name!r} is neither tic, pca, tissue_distance nor a "
+                         f"channel of the stack ({stack.channels})")
+    return stack.channel(name)
+
+
+def section_registration_image(image: SectionImage, masks: SectionImage, mic_cfg: dict, spec, path: str,
+                               clip_um: float = 200.0) -> np.ndarray:
+    """The fluorescence image registration uses (``registration.fixed_channel``).
+
+    A channel role (``nuclei``...), a list of roles (their sum, each scaled
+    to [0, 1] first), or ``tissue_distance`` (signed distance to the tissue
+    mask's outline, µm, clipped at ``clip_um``).
+    """
+    if spec == "tissue_distance":
+        return _distance_image(masks.channel("tissue") > 0, masks.spacing, clip_um, path)
+    roles = [spec] if isinstance(spec, str) else list(spec)
+    planes = [role_channel(image, mic_cfg, role, path) for role in roles]
+    return planes[0] if len(planes) == 1 else channel_sum(planes)
 
 
 def masks_on_msi_grid(masks: SectionImage, msi: SectionImage, transform: sitk.Transform) -> SectionImage:
@@ -403,11 +455,21 @@ def register_he(he: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg
     settings = registration_settings(cfg)
     spacing = cfg.get("working_spacing_um", 10.0)
     hf = max(int(round(spacing / he_img.spacing[0])), 1)
-    hema = block_reduce_mean(mic.haematoxylin(he_img.data), hf)
-    moving = prepare_image(hema, (he_img.spacing[0] * hf, he_img.spacing[1] * hf),
+    clip = float(cfg.get("distance_clip_um", 200.0))
+    od = block_reduce_mean(255.0 - he_img.data.astype(np.float32).mean(axis=0), hf)
+    he_tissue = mic.tissue_mask(od, he_img.spacing[0] * hf, smooth_um=he_img.spacing[0] * hf)
+    moving_kind = cfg.get("moving_image", "haematoxylin")
+    if moving_kind == "tissue_distance":
+        moving_arr = _distance_image(he_tissue, (he_img.spacing[0] * hf,) * 2, clip, he, sample)
+    elif moving_kind == "haematoxylin":
+        moving_arr = block_reduce_mean(mic.haematoxylin(he_img.data), hf)
+    else:
+        raise InputError(f"registration.he.moving_image must be haematoxylin or tissue_distance, got {moving_kind!r}")
+    moving = prepare_image(moving_arr, (he_img.spacing[0] * hf, he_img.spacing[1] * hf),
                            block_origin(he_img.origin, he_img.spacing, hf))
     wf = max(int(round(spacing / fluo.spacing[0])), 1)
-    fixed_arr = role_channel(fluo, mic_cfg, cfg.get("fixed_channel", "nuclei"), fluorescence)
+    fixed_arr = section_registration_image(fluo, mask_img, mic_cfg, cfg.get("fixed_channel", "nuclei"),
+                                           fluorescence, clip)
     fixed = prepare_image(block_reduce_mean(fixed_arr, wf), (fluo.spacing[0] * wf, fluo.spacing[1] * wf),
                           block_origin(fluo.origin, fluo.spacing, wf))
     log.info("%s: registering H&E %s (%.1f µm working spacing) onto %s, %s, %d start angles, mirror search %s",
@@ -426,10 +488,8 @@ def register_he(he: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg
     rgb = np.clip(np.rint(np.stack(planes)), 0, 255).astype(np.uint8)
     write_ome_tiff(out_registered, SectionImage(rgb, ["R", "G", "B"], gspacing, origin))
     tissue_ref = block_reduce_mean(mask_img.channel("tissue").astype(np.float32), factor) >= 0.5
-    od = block_reduce_mean(255.0 - he_img.data.astype(np.float32).mean(axis=0), hf)
-    he_tissue = mic.tissue_mask(od, he_img.spacing[0] * hf, smooth_um=he_img.spacing[0] * hf).astype(np.float32)
     _finish_edge(sample, "he->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
-                 to_sitk(he_tissue, (he_img.spacing[0] * hf,) * 2, block_origin(he_img.origin, he_img.spacing, hf)),
+                 to_sitk(he_tissue.astype(np.float32), (he_img.spacing[0] * hf,) * 2, block_origin(he_img.origin, he_img.spacing, hf)),
                  cfg, out_qc, out_figure, points)
 
 
