@@ -216,8 +216,9 @@ def test_landmarks_start_the_he_registration_of_a_mirrored_section(tmp_path, see
                   "moving_y": moving_pts[:, 1]}).to_csv(csv, index=False)
     masks = tmp_path / "masks.ome.tif"
     pipeline.preprocess_microscopy(str(out["fluorescence"]), CONFIG["microscopy"], str(masks), str(tmp_path / "s.tsv"))
-    no_search = dict(CONFIG["registration"], he=dict(CONFIG["registration"]["he"], rotation_search_deg=[0],
-                                                     flip_search=False))
+    no_search = dict(CONFIG["registration"], edges=[
+        dict(e, rotation_search_deg=[0], flip_search=False) if e["moving"] == "he" else e
+        for e in CONFIG["registration"]["edges"]])
     pipeline.register_he(str(out["he"]), str(out["fluorescence"]), str(masks), no_search,
                          CONFIG["quantify"], CONFIG["microscopy"], str(tmp_path / "he.tfm"),
                          str(tmp_path / "he.ome.tif"), str(tmp_path / "qc.tsv"), sample="r_T1", landmarks=str(csv))
@@ -229,9 +230,9 @@ def test_landmarks_start_the_he_registration_of_a_mirrored_section(tmp_path, see
     assert np.median(e) / truth.spacing[0] < 2.0
 
 
-@pytest.mark.parametrize("images, bound_px", [({"msi_image": "pca"}, 0.5),
-                                              ({"msi_image": "tissue_distance", "fixed_channel": "tissue_distance"}, 1.0),
-                                              ({"fixed_channel": ["nuclei", "vessels"]}, 0.5)])
+@pytest.mark.parametrize("images, bound_px", [({"msi": "pca"}, 0.5),
+                                              ({"msi": "tissue_distance", "fluorescence": "tissue_distance"}, 1.0),
+                                              ({"fluorescence": ["nuclei", "vessels"]}, 0.5)])
 def test_msi_registration_images(tmp_path, tiny_sample, images, bound_px):
     """PC1 of the top-N peak images, tissue distance maps, a channel sum: all register the phantom's MSI."""
     import SimpleITK as sitk
@@ -239,7 +240,7 @@ def test_msi_registration_images(tmp_path, tiny_sample, images, bound_px):
     from nanohet.registration import target_registration_error
 
     out, masks, ions = _registration_inputs(tmp_path, tiny_sample)
-    cfg = dict(CONFIG["registration"], **images)
+    cfg = dict(CONFIG["registration"], images=images)
     pipeline.register_msi(str(ions), str(out["fluorescence"]), str(masks), cfg, CONFIG["quantify"],
                           CONFIG["microscopy"], str(tmp_path / "t.tfm"), str(tmp_path / "r.ome.tif"),
                           str(tmp_path / "qc.tsv"), sample="s1_T1")
@@ -256,10 +257,41 @@ def test_bad_registration_image_settings_name_the_file(tmp_path, tiny_sample):
     rest = (CONFIG["quantify"], CONFIG["microscopy"], str(tmp_path / "t.tfm"), str(tmp_path / "r.ome.tif"),
             str(tmp_path / "qc.tsv"))
     with pytest.raises(InputError, match=f"{ions}.*'dox' is neither tic, pca"):
-        pipeline.register_msi(*args, dict(CONFIG["registration"], msi_image="dox"), *rest)
+        pipeline.register_msi(*args, dict(CONFIG["registration"], images={"msi": "dox"}), *rest)
     no_top = tmp_path / "no_top.ome.tif"
     pipeline.extract_msi(str(out["msi"]), dict(CONFIG["msi"], top_n_peaks=0), str(no_top), str(tmp_path / "i2.tsv"),
                          str(tmp_path / "m2.tsv"))
     with pytest.raises(InputError, match="pca needs at least 2 top-peak images"):
-        pipeline.register_msi(str(no_top), *args[1:], dict(CONFIG["registration"], msi_image="pca"), *rest)
+        pipeline.register_msi(str(no_top), *args[1:], dict(CONFIG["registration"], images={"msi": "pca"}), *rest)
     assert not (tmp_path / "t.tfm").exists() and not (tmp_path / "qc.tsv").exists()
+
+
+def test_a_chain_msi_to_he_to_fluorescence_is_composed_into_the_reference(tmp_path, tiny_sample):
+    """MSI registered onto H&E, H&E onto fluorescence: the composed transform matches the true MSI position."""
+    import SimpleITK as sitk
+
+    from nanohet.registration import target_registration_error
+
+    out, masks, ions = _registration_inputs(tmp_path, tiny_sample)
+    reg = dict(CONFIG["registration"], edges=[
+        {"moving": "msi", "fixed": "he", "images": {"msi": "tissue_distance", "he": "tissue_distance"},
+         "working_spacing_um": 10.0},
+        next(e for e in CONFIG["registration"]["edges"] if e["moving"] == "he")])
+    fl = {"image": str(out["fluorescence"]), "masks": str(masks)}
+    pipeline.register_edge("s1_T1", "msi", {"image": str(ions)}, "he", {"image": str(out["he"])}, reg,
+                           CONFIG["microscopy"], str(tmp_path / "msi_to_he.tfm"), str(tmp_path / "msi_to_he_qc.tsv"),
+                           str(tmp_path / "msi_to_he_qc.png"))
+    pipeline.register_edge("s1_T1", "he", {"image": str(out["he"])}, "fluorescence", fl, reg, CONFIG["microscopy"],
+                           str(tmp_path / "he_to_fl.tfm"), str(tmp_path / "he_to_fl_qc.tsv"))
+    pipeline.to_reference("msi", str(ions), [str(tmp_path / "he_to_fl.tfm"), str(tmp_path / "msi_to_he.tfm")],
+                          str(out["fluorescence"]), CONFIG["quantify"], str(tmp_path / "msi_to_reference.tfm"),
+                          str(tmp_path / "msi_in_reference.ome.tif"), str(masks), str(tmp_path / "on_msi.ome.tif"))
+    qc = pd.read_csv(tmp_path / "msi_to_he_qc.tsv", sep="\t").iloc[0]
+    assert qc.edge == "msi->he" and qc.fixed_image == "H&E tissue_distance" and not bool(qc.flagged)
+    lm = pd.read_csv(tiny_sample["truth_dir"] / "landmarks_msi.csv", sep="\t")
+    e = target_registration_error(sitk.ReadTransform(str(tmp_path / "msi_to_reference.tfm")),
+                                  lm[["section_x_um", "section_y_um"]].to_numpy(), lm[["msi_x_um", "msi_y_um"]].to_numpy())
+    pixel = tiny_sample["record"]["msi_geometry"]["pixel_size_um"]
+    assert np.median(e) / pixel < 1.0
+    registered = read_ome_tiff(tmp_path / "msi_in_reference.ome.tif")
+    assert "TIC" in registered.channels and (tmp_path / "on_msi.ome.tif").exists()

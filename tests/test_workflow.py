@@ -13,11 +13,28 @@ pytestmark = pytest.mark.workflow
 def test_dry_run_lists_every_stage(tmp_path):
     write_cohort(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules").stdout
-    for rule in ("demo_sample", "msi_extract", "microscopy_preprocess", "register_msi", "register_he",
+    for rule in ("demo_sample", "msi_extract", "microscopy_preprocess", "register_edge", "msi_to_reference", "he_to_reference",
                  "quantify_section",
                  "quantify_volume", "cohort_table", "sample_figure", "cohort_figure", "validate_sample",
                  "validation_tables"):
         assert rule in out, rule
+
+
+def test_registration_graph_from_the_config(tmp_path):
+    """A chain msi -> he -> fluorescence plans the msi_to_he edge; a loop fails before anything runs."""
+    import yaml
+
+    config = write_cohort(tmp_path)
+    he_edge = next(e for e in config["registration"]["edges"] if e["moving"] == "he")
+    config["registration"]["edges"] = [{"moving": "msi", "fixed": "he"}, he_edge]
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake(tmp_path, "-n", "-p").stdout
+    assert "registration/a01_T1/msi_to_he.tfm" in plan and "registration/a01_T1/he_to_fluorescence.tfm" in plan
+    assert "msi_to_fluorescence" not in plan
+    config["registration"]["edges"] = [{"moving": "msi", "fixed": "he"}, {"moving": "he", "fixed": "msi"}]
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    res = snakemake(tmp_path, "-n", check=False)
+    assert res.returncode != 0 and "the chain from msi loops back to msi" in res.stdout + res.stderr
 
 
 def test_outputs_exist_and_every_job_logged(finished_run):
@@ -27,7 +44,7 @@ def test_outputs_exist_and_every_job_logged(finished_run):
                 "tables/metrics_vs_truth.tsv", "figures/cohort_summary.png", "figures/validation.png",
                 "figures/samples/a01_T1.png", "figures/samples/b01_T1.png",
                 "registration/a01_T1/msi_to_reference.tfm", "registration/a01_T1/msi_in_reference.ome.tif",
-                "registration/a01_T1/msi_qc.png", "registration/b01_T1/he_qc.png",
+                "registration/a01_T1/msi_to_fluorescence_qc.png", "registration/b01_T1/he_to_fluorescence_qc.png",
                 "registration/b01_T1/he_in_reference.ome.tif"):
         assert (r / rel).stat().st_size > 0, rel
     logs = list((r / "logs").rglob("*.log"))
@@ -102,3 +119,46 @@ def test_one_core_and_two_core_runs_are_identical(finished_run, tmp_path):
     assert len(files) >= 12
     for rel in files:
         assert filecmp.cmp(workdir / rel, tmp_path / rel, shallow=False), f"{rel} differs between 1 and 2 cores"
+
+
+def test_volume_registration_graph_on_real_ct_and_mr(tmp_path):
+    """Real CT and MR of one patient (IBSI STS_002) in the sample sheet; the MR scanner frame moved by a known
+    offset. The volume edge mr -> ct recovers it and the MR and its mask land on the CT grid."""
+    import shutil
+
+    import SimpleITK as sitk
+    import yaml
+
+    from conftest import REPO
+    from nanohet.volume import mask_centroid_mm, read_volume, write_volume
+
+    sts = REPO / "tests" / "data" / "volumes" / "ibsi_sts_002"
+    config = write_cohort(tmp_path)
+    config["volume_registration"].update(edges=[{"moving": "mr", "fixed": "ct"}], sampling_percentage=0.25)
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    data = tmp_path / "real"
+    data.mkdir()
+    for name in ("CT_image.nii.gz", "CT_mask.nii.gz"):
+        shutil.copy(sts / name, data / name)
+    offset = np.array([9.0, -7.0, 4.0])  # mm
+    for name in ("MR_T1_image.nii.gz", "MR_T1_mask.nii.gz"):
+        img = read_volume(sts / name)
+        img.SetOrigin(tuple(np.array(img.GetOrigin()) + offset))
+        write_volume(data / name, img)
+    with open(tmp_path / "config" / "samples.tsv", "a") as fh:
+        fh.write(f"a01\tliposomal\tT1\tct\t{data / 'CT_image.nii.gz'}\t\t{data / 'CT_mask.nii.gz'}\t\n")
+        fh.write(f"a01\tliposomal\tT1\tmr\t{data / 'MR_T1_image.nii.gz'}\t\t{data / 'MR_T1_mask.nii.gz'}\t\n")
+    vol = "results/registration/a01_T1/volumes"
+    targets = [f"{vol}/mr_in_reference.nii.gz", f"{vol}/mr_mask_in_reference.nii.gz", f"{vol}/mr_to_ct_qc.tsv"]
+    assert all(t in snakemake(tmp_path, "-n", "-p").stdout for t in targets)  # part of the full analysis
+    snakemake(tmp_path, "--cores", "2", *targets)
+    qc = pd.read_csv(tmp_path / vol / "mr_to_ct_qc.tsv", sep="\t").iloc[0]
+    assert qc.edge == "mr->ct" and not bool(qc.flagged) and qc.dice_after > qc.dice_before + 0.2
+    ct = read_volume(data / "CT_image.nii.gz")
+    mr_on_ct = read_volume(tmp_path / vol / "mr_in_reference.nii.gz")
+    assert mr_on_ct.GetSize() == ct.GetSize() and np.allclose(mr_on_ct.GetOrigin(), ct.GetOrigin())
+    centre = mask_centroid_mm(read_volume(data / "CT_mask.nii.gz"))
+    moved = np.array(sitk.ReadTransform(str(tmp_path / vol / "mr_to_reference.tfm")).TransformPoint(tuple(centre)))
+    assert np.linalg.norm(moved - centre - offset) < 1.5  # mm; CT voxels 0.98 x 0.98 x 3.27 mm
+    mask_on_ct = read_volume(tmp_path / vol / "mr_mask_in_reference.nii.gz")
+    assert np.linalg.norm(mask_centroid_mm(mask_on_ct) - centre) < 1.5

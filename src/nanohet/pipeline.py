@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ from .msi import IonTarget, clip_hotspots, extract_ion_images, normalise
 from .ometiff import read_ome_tiff, write_ome_tiff
 from .quantify import distance_to_mask_um, map_metrics
 from .regimage import channel_sum, first_principal_component, tissue_distance_map
+from .volume import read_volume, resample_to_grid, write_volume
+from .reggraph import compose
 from .registration import (RegistrationSettings, dice, prepare_image, reference_grid, register,
+                           register_rigid_3d,
                            resample_to, target_registration_error)
 
 log = logging.getLogger("nanohet")
@@ -237,63 +241,205 @@ def _msi_tissue(tic: np.ndarray, acquired: np.ndarray, spacing: float) -> np.nda
     return mic.tissue_mask(np.nan_to_num(filled), spacing, smooth_um=spacing)
 
 
+DEFAULT_IMAGES = {"msi": "tic", "fluorescence": "nuclei", "he": "haematoxylin"}
+
+
+def edge_settings(reg_cfg: dict, moving: str, fixed: str) -> dict:
+    """Settings of one edge: ``registration`` overridden by the edge's own keys in ``registration.edges``.
+
+    ``images`` (what each modality shows to the metric) is merged key by key.
+    """
+    base = {k: v for k, v in reg_cfg.items() if k != "edges"}
+    over = next((e for e in reg_cfg.get("edges", []) if e.get("moving") == moving and e.get("fixed") == fixed), {})
+    merged = {**base, **{k: v for k, v in over.items() if k not in ("moving", "fixed")}}
+    merged["images"] = {**DEFAULT_IMAGES, **base.get("images", {}), **over.get("images", {})}
+    return merged
+
+
+@dataclass
+class RegistrationInput:
+    """A section as the metric sees it, in its own physical frame (µm).
+
+    Attributes
+    ----------
+    image : sitk.Image
+        Registration image scaled to [0, 1] at the edge's working spacing.
+    tissue : sitk.Image
+        Float 0/1 tissue mask on the same grid (for the Dice QC).
+    valid : sitk.Image or None
+        uint8 mask of valid pixels (MSI: acquired), used by the metric.
+    label : str
+        What the image is, for logs.
+    """
+
+    image: sitk.Image
+    tissue: sitk.Image
+    valid: sitk.Image | None
+    label: str
+
+
+def registration_input(modality: str, files: dict, cfg: dict, mic_cfg: dict, sample: str = "",
+                       pixel_size_um: float | None = None, channels: str | None = None) -> RegistrationInput:
+    """Load one section for an edge.
+
+    Parameters
+    ----------
+    modality : {"msi", "fluorescence", "he"}
+    files : dict
+        ``msi``: ``{"image": ion stack}``; ``fluorescence``: ``{"image": OME-TIFF, "masks": masks}``;
+        ``he``: ``{"image": RGB OME-TIFF}``.
+    cfg : dict
+        Edge settings (:func:`edge_settings`): ``images``, ``working_spacing_um``, ``distance_clip_um``.
+    pixel_size_um, channels
+        Sample-sheet values for files that lack them.
+    """
+    kind = cfg["images"][modality]
+    clip = float(cfg.get("distance_clip_um", 200.0))
+    spacing_um = float(cfg.get("working_spacing_um", 15.0))
+    path = files["image"]
+    if modality == "msi":
+        stack = read_ome_tiff(path)
+        acquired = stack.channel("acquired") > 0
+        image = prepare_image(msi_registration_image(stack, kind, path, clip), stack.spacing, stack.origin)
+        valid = sitk.GetImageFromArray(acquired.astype(np.uint8))
+        valid.CopyInformation(image)
+        tissue = _msi_tissue(stack.channel("TIC"), acquired, stack.spacing[0]).astype(np.float32)
+        return RegistrationInput(image, to_sitk(tissue, stack.spacing, stack.origin), valid, f"MSI {kind}")
+    if modality == "fluorescence":
+        fluo = read_ome_tiff(path, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
+        masks = read_ome_tiff(files["masks"])
+        f = max(int(round(spacing_um / fluo.spacing[0])), 1)
+        spacing, origin = (fluo.spacing[0] * f, fluo.spacing[1] * f), block_origin(fluo.origin, fluo.spacing, f)
+        arr = section_registration_image(fluo, masks, mic_cfg, kind, path, clip)
+        tissue = (block_reduce_mean(masks.channel("tissue").astype(np.float32), f) >= 0.5).astype(np.float32)
+        return RegistrationInput(prepare_image(block_reduce_mean(arr, f), spacing, origin),
+                                 to_sitk(tissue, spacing, origin), None, f"fluorescence {kind}")
+    if modality == "he":
+        he_img = read_ome_tiff(path, pixel_size_um=pixel_size_um)
+        if he_img.channels != ["R", "G", "B"]:
+            raise InputError(f"{path}: expected an RGB H&E image, found channels {he_img.channels}")
+        f = max(int(round(spacing_um / he_img.spacing[0])), 1)
+        spacing, origin = (he_img.spacing[0] * f, he_img.spacing[1] * f), block_origin(he_img.origin, he_img.spacing, f)
+        od = block_reduce_mean(255.0 - he_img.data.astype(np.float32).mean(axis=0), f)
+        tissue = mic.tissue_mask(od, spacing[0], smooth_um=spacing[0])
+        if kind == "tissue_distance":
+            arr = _distance_image(tissue, spacing, clip, path, sample)
+        elif kind == "haematoxylin":
+            arr = block_reduce_mean(mic.haematoxylin(he_img.data), f)
+        else:
+            raise InputError(f"registration.images.he must be haematoxylin or tissue_distance, got {kind!r}")
+        return RegistrationInput(prepare_image(arr, spacing, origin), to_sitk(tissue.astype(np.float32), spacing, origin),
+                                 None, f"H&E {kind}")
+    raise InputError(f"no registration input for modality {modality!r}")
+
+
+def register_edge(sample: str, moving: str, moving_files: dict, fixed: str, fixed_files: dict, reg_cfg: dict,
+                  mic_cfg: dict, out_transform: str, out_qc: str, out_figure: str | None = None,
+                  landmarks: str | None = None, options: dict | None = None) -> None:
+    """Register one edge of the sample's registration graph (``moving`` onto ``fixed``).
+
+    Settings are :func:`edge_settings`; ``options`` holds per-modality sample-sheet values
+    (``{modality: {"pixel_size_um": ..., "channels": ...}}``). With ``landmarks`` (a CSV, see
+    :mod:`nanohet.landmarks`: fixed points in the fixed section's frame, moving points in the moving
+    section's frame, µm) the fit starts from the landmark transform and the QC table reports their
+    error. Writes the ITK transform (fixed frame -> moving frame), the QC table and figure.
+    """
+    options = options or {}
+    cfg = edge_settings(reg_cfg, moving, fixed)
+    settings = registration_settings(cfg)
+    mov = registration_input(moving, moving_files, cfg, mic_cfg, sample, **options.get(moving, {}))
+    fix = registration_input(fixed, fixed_files, cfg, mic_cfg, sample, **options.get(fixed, {}))
+    points = read_landmarks(landmarks, sample) if landmarks else None
+    log.info("%s: registering %s (%s) onto %s (%s), %s, %d start angles, mirror search %s%s", sample, mov.label,
+             moving_files["image"], fix.label, fixed_files["image"], settings.transform,
+             len(settings.rotation_search_deg), settings.flip_search, ", landmark start" if points else "")
+    result = register(fix.image, mov.image, settings, moving_mask=mov.valid, initial_transform=_landmark_start(points))
+    _finish_edge(sample, f"{moving}->{fixed}", settings, result, fix, mov, cfg, out_qc, out_figure, points)
+    with atomic_path(out_transform) as tmp:
+        sitk.WriteTransform(result.transform, str(tmp))
+
+
+def to_reference(modality: str, source: str, edge_transforms: list[str], fluorescence: str, quant_cfg: dict,
+                 out_transform: str, out_registered: str, masks: str | None = None,
+                 out_masks_on_msi: str | None = None, pixel_size_um: float | None = None,
+                 channels: str | None = None, source_pixel_size_um: float | None = None) -> None:
+    """Compose a section's chain of edge transforms and resample it once onto the reference grid.
+
+    Parameters
+    ----------
+    modality : {"msi", "he"}
+    source : str
+        The MSI ion stack or the H&E image.
+    edge_transforms : list of str
+        Edge transform files from the edge onto the reference outwards (see
+        :func:`nanohet.reggraph.compose`).
+    fluorescence : str
+        The reference section (defines the analysis grid with ``quantify.analysis_spacing_um``).
+    out_masks_on_msi : str, optional
+        MSI only: microscopy masks mapped back onto the native MSI grid (needs ``masks``).
+    """
+    transform = compose([sitk.ReadTransform(t) for t in edge_transforms])
+    fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
+    _, shape, gspacing, origin = analysis_grid(fluo, quant_cfg.get("analysis_spacing_um", 10.0))
+    ref = reference_grid(shape, gspacing, origin)
+    if modality == "msi":
+        stack = read_ome_tiff(source)
+        acquired = stack.channel("acquired") > 0
+        planes = []
+        for name in stack.channels:
+            arr = stack.channel(name).astype(np.float64)
+            if name != "acquired":
+                arr = np.where(acquired, arr, np.nan)
+            planes.append(resample_to(to_sitk(arr, stack.spacing, stack.origin), ref, transform))
+        planes = np.stack(planes)
+        acq_idx = stack.channels.index("acquired")
+        planes[acq_idx] = np.nan_to_num(planes[acq_idx], nan=0.0)
+        registered = SectionImage(planes.astype(np.float32), list(stack.channels), gspacing, origin)
+        if out_masks_on_msi:
+            write_ome_tiff(out_masks_on_msi, masks_on_msi_grid(read_ome_tiff(masks), stack, transform))
+    elif modality == "he":
+        he_img = read_ome_tiff(source, pixel_size_um=source_pixel_size_um)
+        gf = max(int(round(gspacing[0] / he_img.spacing[0])), 1)  # H&E block factor to the analysis spacing
+        g_spacing = (he_img.spacing[0] * gf, he_img.spacing[1] * gf)
+        g_origin = block_origin(he_img.origin, he_img.spacing, gf)
+        planes = [resample_to(to_sitk(block_reduce_mean(he_img.data[c], gf), g_spacing, g_origin), ref, transform,
+                              default=255.0) for c in range(3)]
+        registered = SectionImage(np.clip(np.rint(np.stack(planes)), 0, 255).astype(np.uint8), ["R", "G", "B"],
+                                  gspacing, origin)
+    else:
+        raise InputError(f"no resampling into the reference for modality {modality!r}")
+    write_ome_tiff(out_registered, registered)
+    with atomic_path(out_transform) as tmp:
+        sitk.WriteTransform(transform, str(tmp))
+
+
+def _one_edge(modality, source, fluorescence, masks, reg_cfg, quant_cfg, mic_cfg, out_transform, out_registered,
+              out_qc, sample, pixel_size_um, channels, out_figure, landmarks, source_pixel_size_um=None,
+              out_masks_on_msi=None):
+    edge_tx = str(Path(out_transform).with_name(Path(out_transform).stem + "_edge.tfm"))
+    options = {"fluorescence": {"pixel_size_um": pixel_size_um, "channels": channels},
+               modality: {"pixel_size_um": source_pixel_size_um} if modality == "he" else {}}
+    try:
+        register_edge(sample, modality, {"image": source}, "fluorescence", {"image": fluorescence, "masks": masks},
+                      reg_cfg, mic_cfg, edge_tx, out_qc, out_figure, landmarks, options)
+        to_reference(modality, source, [edge_tx], fluorescence, quant_cfg, out_transform, out_registered, masks,
+                     out_masks_on_msi, pixel_size_um, channels, source_pixel_size_um)
+    finally:
+        Path(edge_tx).unlink(missing_ok=True)
+
+
 def register_msi(ions: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg: dict,
                  mic_cfg: dict, out_transform: str, out_registered: str, out_qc: str,
                  sample: str = "", pixel_size_um: float | None = None, channels: str | None = None,
                  out_figure: str | None = None, out_masks_on_msi: str | None = None,
                  landmarks: str | None = None) -> None:
-    """Register the MSI stack onto the fluorescence section and resample it to the analysis grid.
+    """One-edge graph: MSI onto the fluorescence section, resampled to the analysis grid.
 
-    With ``out_masks_on_msi`` the microscopy masks and vessel distances are also mapped back onto the
-    native MSI grid (see :func:`masks_on_msi_grid`). With ``landmarks`` (a CSV, see
-    :mod:`nanohet.landmarks`; moving points in the MSI stack's physical frame, µm) the registration
-    starts from the landmark transform and the QC table reports the landmark error.
+    :func:`register_edge` then :func:`to_reference`; the workflow runs the two as separate steps
+    so that edges can form chains.
     """
-    stack = read_ome_tiff(ions)
-    fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
-    mask_img = read_ome_tiff(masks)
-    settings = registration_settings({k: v for k, v in reg_cfg.items() if k != "he"})
-    acquired = stack.channel("acquired") > 0
-    msi_name = reg_cfg.get("msi_image", "tic")
-    clip = float(reg_cfg.get("distance_clip_um", 200.0))
-    moving_arr = msi_registration_image(stack, msi_name, ions, clip)
-    moving = prepare_image(moving_arr, stack.spacing, stack.origin)
-    moving_mask = sitk.GetImageFromArray(acquired.astype(np.uint8))
-    moving_mask.CopyInformation(moving)
-
-    fixed_arr = section_registration_image(fluo, mask_img, mic_cfg, reg_cfg.get("fixed_channel", "nuclei"),
-                                           fluorescence, clip)
-    wf = max(int(round(reg_cfg.get("working_spacing_um", 15.0) / fluo.spacing[0])), 1)
-    fixed = prepare_image(block_reduce_mean(fixed_arr, wf), (fluo.spacing[0] * wf, fluo.spacing[1] * wf),
-                          block_origin(fluo.origin, fluo.spacing, wf))
-    log.info("%s: registering MSI %s (%s, %.1f µm) onto %s (%.1f µm working spacing), %s",
-             sample, msi_name, stack.shape_yx, stack.spacing[0], fluorescence, fluo.spacing[0] * wf,
-             settings.transform)
-    points = read_landmarks(landmarks, sample) if landmarks else None
-    result = register(fixed, moving, settings, moving_mask=moving_mask, initial_transform=_landmark_start(points))
-    with atomic_path(out_transform) as tmp:
-        sitk.WriteTransform(result.transform, str(tmp))
-
-    factor, shape, spacing, origin = analysis_grid(fluo, quant_cfg.get("analysis_spacing_um", 10.0))
-    ref = reference_grid(shape, spacing, origin)
-    planes = []
-    for name in stack.channels:
-        arr = stack.channel(name).astype(np.float64)
-        if name != "acquired":
-            arr = np.where(acquired, arr, np.nan)
-        planes.append(resample_to(to_sitk(arr, stack.spacing, stack.origin), ref, result.transform))
-    planes = np.stack(planes)
-    acq_idx = stack.channels.index("acquired")
-    planes[acq_idx] = np.nan_to_num(planes[acq_idx], nan=0.0)
-    write_ome_tiff(out_registered, SectionImage(planes.astype(np.float32), list(stack.channels), spacing, origin))
-    if out_masks_on_msi:
-        write_ome_tiff(out_masks_on_msi, masks_on_msi_grid(mask_img, stack, result.transform))
-
-    # QC: tissue overlap before (centring only) and after registration.
-    tissue_ref = block_reduce_mean(mask_img.channel("tissue").astype(np.float32), factor) >= 0.5
-    msi_tissue = _msi_tissue(stack.channel("TIC"), acquired, stack.spacing[0]).astype(np.float32)
-    _finish_edge(sample, "msi->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
-                 to_sitk(msi_tissue, stack.spacing, stack.origin), reg_cfg, out_qc, out_figure, points)
+    _one_edge("msi", ions, fluorescence, masks, reg_cfg, quant_cfg, mic_cfg, out_transform, out_registered, out_qc,
+              sample, pixel_size_um, channels, out_figure, landmarks, out_masks_on_msi=out_masks_on_msi)
 
 
 def _distance_image(tissue: np.ndarray, spacing, clip: float, path: str, sample: str = "") -> np.ndarray:
@@ -388,28 +534,34 @@ def _landmark_qc(points: Landmarks | None, start, result) -> dict:
             "landmark_check": "independent" if points.independent_check else "init points"}
 
 
-def _finish_edge(sample, edge, settings, result, fixed, moving, ref, tissue_ref, moving_tissue, reg_cfg,
-                 out_qc, out_figure, points: Landmarks | None = None) -> None:
-    """QC table and figure of one registration edge; flag (or fail) an edge worse than its start.
+def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: RegistrationInput, cfg, out_qc,
+                 out_figure, points: Landmarks | None = None) -> None:
+    """QC table and figure of one registration edge (on the fixed grid); flag (or fail) an edge worse than its start.
 
     The start pose is the landmark transform when landmarks are given, else moments centring.
     """
     from .figures import registration_qc
 
-    centred = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler2DTransform(),
-                                                sitk.CenteredTransformInitializerFilter.MOMENTS)
+    start = sitk.CenteredTransformInitializer(fix.image, mov.image, sitk.Euler2DTransform(),
+                                              sitk.CenteredTransformInitializerFilter.MOMENTS)
     if points is not None:
-        centred = _landmark_start(points)
-    dice_before = dice(tissue_ref, np.nan_to_num(resample_to(moving_tissue, ref, centred)) >= 0.5)
-    dice_after = dice(tissue_ref, np.nan_to_num(resample_to(moving_tissue, ref, result.transform)) >= 0.5)
-    min_dice = float(reg_cfg.get("min_dice", 0.0))
-    flagged = bool(result.metric_after > result.metric_before or dice_after < dice_before or dice_after < min_dice)
+        start = _landmark_start(points)
+    grid = fix.image
+    tissue_fixed = sitk.GetArrayFromImage(fix.tissue) >= 0.5
+    dice_before = dice(tissue_fixed, np.nan_to_num(resample_to(mov.tissue, grid, start)) >= 0.5)
+    dice_after = dice(tissue_fixed, np.nan_to_num(resample_to(mov.tissue, grid, result.transform)) >= 0.5)
+    min_dice = float(cfg.get("min_dice", 0.0))
+    # masks of two modalities at different resolutions disagree by ~0.01 even when aligned
+    tolerance = float(cfg.get("dice_tolerance", 0.02))
+    flagged = bool(result.metric_after > result.metric_before or dice_after < dice_before - tolerance
+                   or dice_after < min_dice)
     qc = {
-        "sample": sample, "edge": edge, "transform": settings.transform, "metric": "mattes_mi",
+        "sample": sample, "edge": edge, "moving_image": mov.label, "fixed_image": fix.label,
+        "transform": settings.transform, "metric": "mattes_mi",
         "metric_before": result.metric_before, "metric_after": result.metric_after,
         "dice_before": dice_before, "dice_after": dice_after, "initial_rotation_deg": result.initial_rotation_deg,
         "flipped": result.flipped, "iterations": result.iterations, "stop_condition": result.stop_condition,
-        "initialisation": "landmarks" if points is not None else "moments", **_landmark_qc(points, centred, result),
+        "initialisation": "landmarks" if points is not None else "moments", **_landmark_qc(points, start, result),
         "flagged": flagged,
     }  # run time goes to the log and results/benchmarks/: tables must be identical on every rerun
     log.info("%s %s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, start rotation %.0f deg%s, %d iterations in %.1f s",
@@ -417,19 +569,19 @@ def _finish_edge(sample, edge, settings, result, fixed, moving, ref, tissue_ref,
              result.initial_rotation_deg, " (mirrored)" if result.flipped else "", result.iterations,
              result.runtime_s)
     if out_figure:
-        fixed_arr = sitk.GetArrayFromImage(sitk.Resample(fixed, ref))
-        before = resample_to(moving, ref, centred, default=0.0)
-        after = resample_to(moving, ref, result.transform, default=0.0)
-        sp, org, shape = ref.GetSpacing(), ref.GetOrigin(), tissue_ref.shape
+        fixed_arr = sitk.GetArrayFromImage(grid)
+        before = resample_to(mov.image, grid, start, default=0.0)
+        after = resample_to(mov.image, grid, result.transform, default=0.0)
+        sp, org, shape = grid.GetSpacing(), grid.GetOrigin(), tissue_fixed.shape
         extent = [(org[0] - sp[0] / 2) / 1000, (org[0] + (shape[1] - 0.5) * sp[0]) / 1000,
                   (org[1] + (shape[0] - 0.5) * sp[1]) / 1000, (org[1] - sp[1] / 2) / 1000]
-        registration_qc(out_figure, f"{sample} {edge}", fixed_arr, before, after, tissue_ref, extent, qc)
+        registration_qc(out_figure, f"{sample} {edge}", fixed_arr, before, after, tissue_fixed, extent, qc)
     if flagged:
         message = (f"sample {sample}: registration {edge} is flagged (MI {result.metric_before:.4f} -> "
                    f"{result.metric_after:.4f}, tissue Dice {dice_before:.3f} -> {dice_after:.3f}, "
                    f"bound {min_dice})")
         log.warning(message)
-        if reg_cfg.get("fail_on_flag", False):
+        if cfg.get("fail_on_flag", False):
             raise InputError(message + "; registration.fail_on_flag is true")
     write_table(pd.DataFrame([qc]), out_qc)
 
@@ -438,59 +590,9 @@ def register_he(he: str, fluorescence: str, masks: str, reg_cfg: dict, quant_cfg
                 out_transform: str, out_registered: str, out_qc: str, out_figure: str | None = None,
                 sample: str = "", pixel_size_um: float | None = None, channels: str | None = None,
                 he_pixel_size_um: float | None = None, landmarks: str | None = None) -> None:
-    """Register an H&E section (haematoxylin) onto the fluorescence section (nuclei channel).
-
-    ``landmarks``: as for :func:`register_msi` (moving points in the H&E image's physical frame, µm).
-
-    Settings are ``registration`` overridden by ``registration.he`` (by default rigid, with a
-    rotation search over 360 degrees and a mirror search: adjacent sections can be mounted
-    mirrored). The RGB image is resampled to the analysis grid.
-    """
-    he_img = read_ome_tiff(he, pixel_size_um=he_pixel_size_um)
-    if he_img.channels != ["R", "G", "B"]:
-        raise InputError(f"{he}: expected an RGB H&E image, found channels {he_img.channels}")
-    fluo = read_ome_tiff(fluorescence, pixel_size_um=pixel_size_um, channel_names=_channels_arg(channels))
-    mask_img = read_ome_tiff(masks)
-    cfg = {**{k: v for k, v in reg_cfg.items() if k != "he"}, **reg_cfg.get("he", {})}
-    settings = registration_settings(cfg)
-    spacing = cfg.get("working_spacing_um", 10.0)
-    hf = max(int(round(spacing / he_img.spacing[0])), 1)
-    clip = float(cfg.get("distance_clip_um", 200.0))
-    od = block_reduce_mean(255.0 - he_img.data.astype(np.float32).mean(axis=0), hf)
-    he_tissue = mic.tissue_mask(od, he_img.spacing[0] * hf, smooth_um=he_img.spacing[0] * hf)
-    moving_kind = cfg.get("moving_image", "haematoxylin")
-    if moving_kind == "tissue_distance":
-        moving_arr = _distance_image(he_tissue, (he_img.spacing[0] * hf,) * 2, clip, he, sample)
-    elif moving_kind == "haematoxylin":
-        moving_arr = block_reduce_mean(mic.haematoxylin(he_img.data), hf)
-    else:
-        raise InputError(f"registration.he.moving_image must be haematoxylin or tissue_distance, got {moving_kind!r}")
-    moving = prepare_image(moving_arr, (he_img.spacing[0] * hf, he_img.spacing[1] * hf),
-                           block_origin(he_img.origin, he_img.spacing, hf))
-    wf = max(int(round(spacing / fluo.spacing[0])), 1)
-    fixed_arr = section_registration_image(fluo, mask_img, mic_cfg, cfg.get("fixed_channel", "nuclei"),
-                                           fluorescence, clip)
-    fixed = prepare_image(block_reduce_mean(fixed_arr, wf), (fluo.spacing[0] * wf, fluo.spacing[1] * wf),
-                          block_origin(fluo.origin, fluo.spacing, wf))
-    log.info("%s: registering H&E %s (%.1f µm working spacing) onto %s, %s, %d start angles, mirror search %s",
-             sample, he, fluo.spacing[0] * wf, fluorescence, settings.transform, len(settings.rotation_search_deg),
-             settings.flip_search)
-    points = read_landmarks(landmarks, sample) if landmarks else None
-    result = register(fixed, moving, settings, initial_transform=_landmark_start(points))
-    with atomic_path(out_transform) as tmp:
-        sitk.WriteTransform(result.transform, str(tmp))
-    factor, shape, gspacing, origin = analysis_grid(fluo, quant_cfg.get("analysis_spacing_um", 10.0))
-    ref = reference_grid(shape, gspacing, origin)
-    gf = max(int(round(gspacing[0] / he_img.spacing[0])), 1)  # H&E block factor to the analysis spacing
-    g_spacing, g_origin = (he_img.spacing[0] * gf, he_img.spacing[1] * gf), block_origin(he_img.origin, he_img.spacing, gf)
-    planes = [resample_to(to_sitk(block_reduce_mean(he_img.data[c], gf), g_spacing, g_origin), ref, result.transform,
-                          default=255.0) for c in range(3)]
-    rgb = np.clip(np.rint(np.stack(planes)), 0, 255).astype(np.uint8)
-    write_ome_tiff(out_registered, SectionImage(rgb, ["R", "G", "B"], gspacing, origin))
-    tissue_ref = block_reduce_mean(mask_img.channel("tissue").astype(np.float32), factor) >= 0.5
-    _finish_edge(sample, "he->fluorescence", settings, result, fixed, moving, ref, tissue_ref,
-                 to_sitk(he_tissue.astype(np.float32), (he_img.spacing[0] * hf,) * 2, block_origin(he_img.origin, he_img.spacing, hf)),
-                 cfg, out_qc, out_figure, points)
+    """One-edge graph: H&E onto the fluorescence section, the RGB image resampled to the analysis grid."""
+    _one_edge("he", he, fluorescence, masks, reg_cfg, quant_cfg, mic_cfg, out_transform, out_registered, out_qc,
+              sample, pixel_size_um, channels, out_figure, landmarks, source_pixel_size_um=he_pixel_size_um)
 
 
 # ----------------------------------------------------------------------------- quantification
@@ -573,6 +675,66 @@ def quantify_volume(volume: str, mask: str, out_metrics: str, sample: str = "") 
              "volume_mm3": "mm3"}
     write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", "metric": k,
                                "value": v, "unit": units[k]} for k, v in metrics.items()]), out_metrics)
+
+
+def volume_registration_settings(vol_cfg: dict) -> RegistrationSettings:
+    """Rigid 3-D settings from ``volume_registration`` (smoothing in mm)."""
+    s = RegistrationSettings(transform="rigid", histogram_bins=64, sampling_percentage=1.0,
+                             smoothing_sigmas=[4.0, 2.0, 0.0], iterations=200)
+    for key in ("histogram_bins", "sampling_percentage", "seed", "shrink_factors", "iterations", "threads"):
+        if key in vol_cfg:
+            setattr(s, key, vol_cfg[key])
+    if "smoothing_sigmas_mm" in vol_cfg:
+        s.smoothing_sigmas = list(vol_cfg["smoothing_sigmas_mm"])
+    if len(s.smoothing_sigmas) != len(s.shrink_factors):
+        raise InputError("volume_registration.smoothing_sigmas_mm needs one value per shrink_factors level")
+    return s
+
+
+def register_volume_edge(sample: str, moving: str, moving_path: str, fixed: str, fixed_path: str, vol_cfg: dict,
+                         out_transform: str, out_qc: str, moving_mask: str | None = None,
+                         fixed_mask: str | None = None) -> None:
+    """Register one volume edge rigidly (Mattes MI, physical space) and write its transform and QC table.
+
+    The QC table has the metric before (geometry centring) and after, the tumour-mask Dice on the fixed
+    grid before (scanner coordinates as they are) and after when both volumes have masks, the
+    optimiser's iterations and stop condition, and ``flagged`` (metric or Dice worse than at the start).
+    """
+    settings = volume_registration_settings(vol_cfg)
+    fixed_img, moving_img = read_volume(fixed_path), read_volume(moving_path)
+    log.info("%s: registering %s (%s) onto %s (%s), rigid, Mattes MI", sample, moving, moving_path, fixed, fixed_path)
+    result = register_rigid_3d(fixed_img, moving_img, settings)
+    qc = {"sample": sample, "edge": f"{moving}->{fixed}", "transform": "rigid", "metric": "mattes_mi",
+          "metric_before": result.metric_before, "metric_after": result.metric_after,
+          "dice_before": np.nan, "dice_after": np.nan, "iterations": result.iterations,
+          "stop_condition": result.stop_condition}
+    if moving_mask and fixed_mask:
+        fm = sitk.GetArrayFromImage(read_volume(fixed_mask)) > 0
+        mm = read_volume(moving_mask)
+        qc["dice_before"] = dice(fm, sitk.GetArrayFromImage(resample_to_grid(mm, fixed_img, is_mask=True)) > 0)
+        qc["dice_after"] = dice(fm, sitk.GetArrayFromImage(
+            resample_to_grid(mm, fixed_img, result.transform, is_mask=True)) > 0)
+    qc["flagged"] = bool(result.metric_after > result.metric_before
+                         or (qc["dice_after"] < qc["dice_before"] - 0.02))
+    log.info("%s %s: MI %.4f -> %.4f, mask Dice %.3f -> %.3f, %d iterations in %.1f s", sample, qc["edge"],
+             result.metric_before, result.metric_after, qc["dice_before"], qc["dice_after"], result.iterations,
+             result.runtime_s)
+    if qc["flagged"]:
+        log.warning("sample %s: volume registration %s is flagged", sample, qc["edge"])
+    write_table(pd.DataFrame([qc]), out_qc)
+    with atomic_path(out_transform) as tmp:
+        sitk.WriteTransform(result.transform, str(tmp))
+
+
+def volume_to_reference(image: str, edge_transforms: list[str], reference: str, out_image: str,
+                        out_transform: str | None = None, is_mask: bool = False) -> None:
+    """Compose a volume's chain of edge transforms and resample it (or its mask) onto the reference grid."""
+    transform = compose([sitk.ReadTransform(t) for t in edge_transforms])
+    ref = read_volume(reference)
+    write_volume(out_image, resample_to_grid(read_volume(image), ref, transform, is_mask=is_mask))
+    if out_transform:
+        with atomic_path(out_transform) as tmp:
+            sitk.WriteTransform(transform, str(tmp))
 
 
 def cohort_table(metric_files: list[str], section_stats: list[str], sheet: pd.DataFrame,

@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from nanohet.errors import InputError
+from nanohet.reggraph import VOLUME_MODALITIES, parse_edges, sample_chains
 from nanohet.samplesheet import check_demo_paths, load_sample_sheet
 
 ENV = "../../envs/nanohet.yaml"
@@ -23,6 +24,27 @@ except InputError as exc:
 
 SAMPLES = sorted(SHEET["sample"].unique())
 
+# Registration graph: per sample, the chain of edges from each section to the fluorescence frame.
+try:
+    EDGES = parse_edges(config["registration"])
+    CHAINS = {
+        s: sample_chains(EDGES, set(SHEET.loc[SHEET["sample"] == s, "modality"]), s) for s in SAMPLES
+    }
+    for s, chains in CHAINS.items():
+        if "msi" not in chains:
+            raise InputError(f"sample {s}: registration.edges has no path from msi to the fluorescence section")
+    VOLUME_CFG = config.get("volume_registration", {})
+    VOLUME_REFERENCE = VOLUME_CFG.get("reference", "ct")
+    VOLUME_EDGES = parse_edges(VOLUME_CFG, VOLUME_MODALITIES, VOLUME_REFERENCE, "volume_registration.edges")
+    VOLUME_CHAINS = {
+        s: sample_chains(
+            VOLUME_EDGES, set(SHEET.loc[SHEET["sample"] == s, "modality"]), s, VOLUME_REFERENCE
+        )
+        for s in SAMPLES
+    }
+except InputError as exc:
+    raise WorkflowError(f"nanohet: {exc}") from None
+
 
 def _row(sample, modality):
     rows = SHEET[(SHEET["sample"] == sample) & (SHEET["modality"] == modality)]
@@ -37,6 +59,78 @@ def sample_path(modality):
 def landmarks_of(modality):
     """Input function: the landmark CSV of a sample's section, or nothing."""
     return lambda wc: sample_option(wc.sample, modality, "landmarks") or []
+
+
+def section_source(sample, modality):
+    """The file a section is registered from: the MSI ion stack, else the raw image."""
+    if modality == "msi":
+        return f"{RESULTS}/msi/{sample}/ion_images.ome.tif"
+    return _row(sample, modality)["path"]
+
+
+def edge_inputs(wc):
+    """Inputs of one registration edge (moving, fixed, masks for fluorescence, landmarks if given)."""
+    out = {
+        "moving": section_source(wc.sample, wc.moving),
+        "fixed": section_source(wc.sample, wc.fixed),
+    }
+    if "fluorescence" in (wc.moving, wc.fixed):
+        out["masks"] = f"{RESULTS}/microscopy/{wc.sample}/masks.ome.tif"
+    landmarks = sample_option(wc.sample, wc.moving, "landmarks")
+    if landmarks:
+        out["landmarks"] = landmarks
+    return out
+
+
+def edge_options(wc):
+    """Sample-sheet pixel sizes and channel names of an edge's two sections."""
+    return {
+        m: {"pixel_size_um": sample_option(wc.sample, m, "pixel_size")}
+        | ({"channels": sample_option(wc.sample, m, "channels")} if m == "fluorescence" else {})
+        for m in (wc.moving, wc.fixed)
+        if m != "msi"
+    }
+
+
+def chain_transforms(sample, modality):
+    """Edge transforms from the edge onto the reference outwards (the order nanohet.reggraph.compose takes)."""
+    return [
+        f"{RESULTS}/registration/{sample}/{e.name}.tfm" for e in reversed(CHAINS[sample][modality])
+    ]
+
+
+def volume_edge_inputs(wc):
+    """Inputs of one volume edge: both volumes and, where the sheet has them, their masks."""
+    out = {"moving": _row(wc.sample, wc.vmoving)["path"], "fixed": _row(wc.sample, wc.vfixed)["path"]}
+    for role, modality in (("moving_mask", wc.vmoving), ("fixed_mask", wc.vfixed)):
+        mask = sample_option(wc.sample, modality, "mask")
+        if mask:
+            out[role] = mask
+    return out
+
+
+def volume_chain_transforms(sample, modality):
+    return [
+        f"{RESULTS}/registration/{sample}/volumes/{e.name}.tfm"
+        for e in reversed(VOLUME_CHAINS[sample][modality])
+    ]
+
+
+def volume_outputs(sample):
+    """Volume registration outputs of a sample: edge QC tables, volumes (and masks) on the reference grid."""
+    out = set()
+    for modality, path in VOLUME_CHAINS[sample].items():
+        out |= {f"{RESULTS}/registration/{sample}/volumes/{e.name}_qc.tsv" for e in path}
+        out.add(f"{RESULTS}/registration/{sample}/volumes/{modality}_in_reference.nii.gz")
+        if sample_option(sample, modality, "mask"):
+            out.add(f"{RESULTS}/registration/{sample}/volumes/{modality}_mask_in_reference.nii.gz")
+    return sorted(out)
+
+
+def edge_qc_tables(sample):
+    return sorted(
+        {f"{RESULTS}/registration/{sample}/{e.name}_qc.tsv" for path in CHAINS[sample].values() for e in path}
+    )
 
 
 def ibd_path(wc):
@@ -81,7 +175,10 @@ def all_outputs():
         f"{RESULTS}/figures/cohort_summary.png",
     ]
     out += expand(f"{RESULTS}/figures/samples/{{sample}}.png", sample=SAMPLES)
-    out += expand(f"{RESULTS}/registration/{{sample}}/he_qc.tsv", sample=samples_with("he"))
+    for s in SAMPLES:
+        out += edge_qc_tables(s)
+        out += [f"{RESULTS}/registration/{s}/{m}_in_reference.ome.tif" for m in CHAINS[s]]
+        out += volume_outputs(s)
     if DEMO:
         out += [
             f"{RESULTS}/tables/registration_error.tsv",

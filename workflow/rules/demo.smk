@@ -47,7 +47,7 @@ if DEMO:
             ),
             he_transform=lambda wc: (
                 [f"{RESULTS}/registration/{wc.sample}/he_to_reference.tfm"]
-                if wc.sample in samples_with("he") else []
+                if "he" in CHAINS[wc.sample] else []
             ),
         output:
             tre=f"{RESULTS}/validation/{{sample}}/registration_error.tsv",

@@ -1,71 +1,31 @@
-# Registration of MSI and H&E onto the fluorescence section (the sample's reference frame); an optional
-# landmark CSV per section (sample-sheet column landmarks) starts the fit from the landmark transform.
+# The registration graph (registration.edges): one job per edge, then one job per section that composes
+# its chain of edges into the fluorescence (reference) frame and resamples it once. An optional landmark
+# CSV per section (sample-sheet column landmarks) starts its edge from the landmark transform.
 
 
-rule register_msi:
+rule register_edge:
     input:
-        ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
-        fluorescence=sample_path("fluorescence"),
-        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
-        landmarks=landmarks_of("msi"),
+        unpack(edge_inputs),
     output:
-        transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
-        registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
-        qc=f"{RESULTS}/registration/{{sample}}/msi_qc.tsv",
-        masks_on_msi=f"{RESULTS}/registration/{{sample}}/masks_on_msi.ome.tif",
+        transform=f"{RESULTS}/registration/{{sample}}/{{moving}}_to_{{fixed}}.tfm",
+        qc=f"{RESULTS}/registration/{{sample}}/{{moving}}_to_{{fixed}}_qc.tsv",
         figure=report(
-            f"{RESULTS}/registration/{{sample}}/msi_qc.png",
+            f"{RESULTS}/registration/{{sample}}/{{moving}}_to_{{fixed}}_qc.png",
             caption="../report/registration_qc.rst",
             category="Registration QC",
-            labels={"sample": "{sample}", "edge": "MSI -> fluorescence"},
+            labels={"sample": "{sample}", "edge": "{moving} -> {fixed}"},
         ),
+    wildcard_constraints:
+        moving="he|msi",
+        fixed="fluorescence|he|msi",
     params:
         registration=config["registration"],
-        quantify=config["quantify"],
         microscopy=config["microscopy"],
-        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
-        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+        options=edge_options,
     log:
-        f"{LOGS}/register_msi/{{sample}}.log",
+        f"{LOGS}/register_edge/{{sample}}_{{moving}}_to_{{fixed}}.log",
     benchmark:
-        f"{BENCH}/register_msi/{{sample}}.tsv"
-    threads: config["registration"].get("threads", 1)
-    resources:
-        mem_mb=mem_mb(1500, 20),
-        runtime=lambda wc, attempt: 15 * attempt,
-    conda:
-        ENV
-    script:
-        "../scripts/register_msi.py"
-
-
-rule register_he:
-    input:
-        he=sample_path("he"),
-        fluorescence=sample_path("fluorescence"),
-        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
-        landmarks=landmarks_of("he"),
-    output:
-        transform=f"{RESULTS}/registration/{{sample}}/he_to_reference.tfm",
-        registered=f"{RESULTS}/registration/{{sample}}/he_in_reference.ome.tif",
-        qc=f"{RESULTS}/registration/{{sample}}/he_qc.tsv",
-        figure=report(
-            f"{RESULTS}/registration/{{sample}}/he_qc.png",
-            caption="../report/registration_qc.rst",
-            category="Registration QC",
-            labels={"sample": "{sample}", "edge": "H&E -> fluorescence"},
-        ),
-    params:
-        registration=config["registration"],
-        quantify=config["quantify"],
-        microscopy=config["microscopy"],
-        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
-        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
-        he_pixel_size=lambda wc: sample_option(wc.sample, "he", "pixel_size"),
-    log:
-        f"{LOGS}/register_he/{{sample}}.log",
-    benchmark:
-        f"{BENCH}/register_he/{{sample}}.tsv"
+        f"{BENCH}/register_edge/{{sample}}_{{moving}}_to_{{fixed}}.tsv"
     threads: config["registration"].get("threads", 1)
     resources:
         mem_mb=mem_mb(1500, 25),
@@ -73,4 +33,60 @@ rule register_he:
     conda:
         ENV
     script:
-        "../scripts/register_he.py"
+        "../scripts/register_edge.py"
+
+
+rule msi_to_reference:
+    input:
+        source=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
+        fluorescence=sample_path("fluorescence"),
+        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+        edges=lambda wc: chain_transforms(wc.sample, "msi"),
+    output:
+        transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
+        registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
+        masks_on_msi=f"{RESULTS}/registration/{{sample}}/masks_on_msi.ome.tif",
+    params:
+        modality="msi",
+        quantify=config["quantify"],
+        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
+        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+        source_pixel_size=None,
+    log:
+        f"{LOGS}/msi_to_reference/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/msi_to_reference/{{sample}}.tsv"
+    resources:
+        mem_mb=mem_mb(1500, 20),
+        runtime=lambda wc, attempt: 10 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/to_reference.py"
+
+
+rule he_to_reference:
+    input:
+        source=sample_path("he"),
+        fluorescence=sample_path("fluorescence"),
+        edges=lambda wc: chain_transforms(wc.sample, "he"),
+    output:
+        transform=f"{RESULTS}/registration/{{sample}}/he_to_reference.tfm",
+        registered=f"{RESULTS}/registration/{{sample}}/he_in_reference.ome.tif",
+    params:
+        modality="he",
+        quantify=config["quantify"],
+        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
+        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+        source_pixel_size=lambda wc: sample_option(wc.sample, "he", "pixel_size"),
+    log:
+        f"{LOGS}/he_to_reference/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/he_to_reference/{{sample}}.tsv"
+    resources:
+        mem_mb=mem_mb(1500, 10),
+        runtime=lambda wc, attempt: 10 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/to_reference.py"

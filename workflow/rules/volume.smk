@@ -1,4 +1,5 @@
-# In vivo volumes (PET/SPECT/MR/CT): uptake statistics inside the tumour mask.
+# In vivo volumes (PET/SPECT/MR/CT): uptake statistics inside the tumour mask, and the volume registration
+# graph (volume_registration.edges): rigid edges composed onto the reference volume's grid.
 
 
 rule quantify_volume:
@@ -18,3 +19,77 @@ rule quantify_volume:
         ENV
     script:
         "../scripts/quantify_volume.py"
+
+
+rule register_volume_edge:
+    input:
+        unpack(volume_edge_inputs),
+    output:
+        transform=f"{RESULTS}/registration/{{sample}}/volumes/{{vmoving}}_to_{{vfixed}}.tfm",
+        qc=f"{RESULTS}/registration/{{sample}}/volumes/{{vmoving}}_to_{{vfixed}}_qc.tsv",
+    wildcard_constraints:
+        vmoving="volume|ct|mr",
+        vfixed="volume|ct|mr",
+    params:
+        settings=config.get("volume_registration", {}),
+    log:
+        f"{LOGS}/register_volume_edge/{{sample}}_{{vmoving}}_to_{{vfixed}}.log",
+    benchmark:
+        f"{BENCH}/register_volume_edge/{{sample}}_{{vmoving}}_to_{{vfixed}}.tsv"
+    threads: config.get("volume_registration", {}).get("threads", 1)
+    resources:
+        mem_mb=mem_mb(1500, 30),
+        runtime=lambda wc, attempt: 20 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/register_volume_edge.py"
+
+
+rule volume_to_reference:
+    input:
+        image=lambda wc: _row(wc.sample, wc.vmodality)["path"],
+        reference=lambda wc: _row(wc.sample, VOLUME_REFERENCE)["path"],
+        edges=lambda wc: volume_chain_transforms(wc.sample, wc.vmodality),
+    output:
+        image=f"{RESULTS}/registration/{{sample}}/volumes/{{vmodality}}_in_reference.nii.gz",
+        transform=f"{RESULTS}/registration/{{sample}}/volumes/{{vmodality}}_to_reference.tfm",
+    wildcard_constraints:
+        vmodality="volume|ct|mr",
+    params:
+        is_mask=False,
+    log:
+        f"{LOGS}/volume_to_reference/{{sample}}_{{vmodality}}.log",
+    benchmark:
+        f"{BENCH}/volume_to_reference/{{sample}}_{{vmodality}}.tsv"
+    resources:
+        mem_mb=mem_mb(1000, 30),
+        runtime=lambda wc, attempt: 10 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/volume_to_reference.py"
+
+
+rule volume_mask_to_reference:
+    input:
+        image=lambda wc: sample_option(wc.sample, wc.vmodality, "mask"),
+        reference=lambda wc: _row(wc.sample, VOLUME_REFERENCE)["path"],
+        edges=lambda wc: volume_chain_transforms(wc.sample, wc.vmodality),
+    output:
+        image=f"{RESULTS}/registration/{{sample}}/volumes/{{vmodality}}_mask_in_reference.nii.gz",
+    wildcard_constraints:
+        vmodality="volume|ct|mr",
+    params:
+        is_mask=True,
+    log:
+        f"{LOGS}/volume_mask_to_reference/{{sample}}_{{vmodality}}.log",
+    benchmark:
+        f"{BENCH}/volume_mask_to_reference/{{sample}}_{{vmodality}}.tsv"
+    resources:
+        mem_mb=mem_mb(1000, 30),
+        runtime=lambda wc, attempt: 10 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/volume_to_reference.py"

@@ -1,0 +1,150 @@
+"""The registration graph of a sample: edges moving -> fixed, composed into one reference frame.
+
+Edges are declared in the config (``registration.edges``). Every section
+modality of a sample reaches the reference (the fluorescence section) along
+one chain of edges, for example ``msi -> he -> fluorescence`` when the MSI
+section was stained with H&E afterwards. The transforms of a chain are
+composed into one, so every image is interpolated once, from its own grid
+to the reference grid (as wsireg does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+
+SECTION_MODALITIES = ("fluorescence", "he", "msi")
+REFERENCE = "fluorescence"
+VOLUME_MODALITIES = ("volume", "ct", "mr")  # volume: the quantified uptake image (PET/SPECT)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One registration: ``moving`` onto ``fixed``, with settings overriding ``registration``."""
+
+    moving: str
+    fixed: str
+    settings: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.moving}_to_{self.fixed}"
+
+
+def parse_edges(reg_cfg: dict, modalities=SECTION_MODALITIES, reference: str = REFERENCE,
+                key: str = "registration.edges") -> list[Edge]:
+    """Edges of ``registration.edges`` (each a dict with ``moving``, ``fixed`` and optional overrides).
+
+    ``modalities`` and ``reference`` default to sections onto the fluorescence
+    frame; volumes use :data:`VOLUME_MODALITIES` and their own reference.
+
+    Raises
+    ------
+    InputError
+        Unknown modality, an edge onto itself, a modality that is moving in
+        two edges (it would have two positions), or a cycle.
+    """
+    edges = []
+    for i, item in enumerate(reg_cfg.get("edges", [])):
+        moving, fixed = item.get("moving"), item.get("fixed")
+        for role, value in (("moving", moving), ("fixed", fixed)):
+            if value not in modalities:
+                raise InputError(f"{key}[{i}]: {role} {value!r} is not one of {list(modalities)}")
+        if moving == fixed:
+            raise InputError(f"{key}[{i}]: {moving} is registered onto itself")
+        if moving == reference:
+            raise InputError(f"{key}[{i}]: {reference} is the reference frame and cannot be moving")
+        if any(e.moving == moving for e in edges):
+            raise InputError(f"{key}[{i}]: {moving} is moving in two edges; each modality needs "
+                             "exactly one path to the reference")
+        edges.append(Edge(moving, fixed, {k: v for k, v in item.items() if k not in ("moving", "fixed")}))
+    by_moving = {e.moving: e for e in edges}
+    for e in edges:
+        seen, node = {e.moving}, e.fixed
+        while node != reference:
+            if node in seen:
+                raise InputError(f"{key}: the chain from {e.moving} loops back to {node}")
+            if node not in by_moving:
+                raise InputError(f"{key}: {e.moving} is registered onto {node}, but {node} has no "
+                                 f"edge towards the reference ({reference})")
+            seen.add(node)
+            node = by_moving[node].fixed
+    return edges
+
+
+def chain(edges: list[Edge], modality: str, reference: str = REFERENCE) -> list[Edge]:
+    """Edges from ``modality`` to the reference, in order (first edge moves ``modality``)."""
+    by_moving = {e.moving: e for e in edges}
+    out, node = [], modality
+    while node != reference:
+        out.append(by_moving[node])
+        node = by_moving[node].fixed
+    return out
+
+
+def sample_chains(edges: list[Edge], present: set[str], sample: str = "",
+                  reference: str = REFERENCE) -> dict[str, list[Edge]]:
+    """Chains to the reference of every modality of a sample that has an edge.
+
+    Modalities without an edge are not registered. A chain through a
+    modality the sample does not have is an error naming the sample.
+    """
+    out = {}
+    for e in edges:
+        if e.moving not in present:
+            continue
+        path = chain(edges, e.moving, reference)
+        missing = [x.fixed for x in path if x.fixed not in present]
+        if missing:
+            raise InputError(f"sample {sample}: {e.moving} is registered via {missing[0]}, which the sample "
+                             "sheet does not list for this sample")
+        out[e.moving] = path
+    return out
+
+
+def compose(transforms_reference_first: list[sitk.Transform]) -> sitk.AffineTransform:
+    """One affine transform from a chain of affine (or rigid) edge transforms, 2-D or 3-D.
+
+    Parameters
+    ----------
+    transforms_reference_first : list of sitk.Transform
+        Edge transforms in ITK's convention (each maps its fixed frame to its
+        moving frame), ordered from the edge onto the reference outwards:
+        for ``msi -> he -> fluorescence`` that is ``[he_to_fluorescence,
+        msi_to_he]``.
+
+    Returns
+    -------
+    sitk.AffineTransform
+        Reference frame -> the chain's first moving frame: ``T_n o ... o T_1``.
+    """
+    dim = transforms_reference_first[0].GetDimension()
+    a_total, t_total = np.eye(dim), np.zeros(dim)
+    for tx in transforms_reference_first:
+        a, c, t = _matrix_centre_translation(tx)
+        # x -> a (x - c) + c + t  applied after the chain so far
+        a_total, t_total = a @ a_total, a @ (t_total - c) + c + t
+    out = sitk.AffineTransform(dim)
+    out.SetMatrix(tuple(a_total.ravel()))
+    out.SetTranslation(tuple(t_total))
+    return out
+
+
+def _matrix_centre_translation(tx: sitk.Transform):
+    """Matrix, centre and translation of an affine-family transform (also when read back from a file)."""
+    dim = tx.GetDimension()
+    for cast in (sitk.AffineTransform, sitk.VersorRigid3DTransform, sitk.Euler3DTransform, sitk.Euler2DTransform,
+                 sitk.Similarity2DTransform):
+        try:
+            typed = cast(tx)
+            break
+        except (RuntimeError, TypeError):
+            continue
+    else:
+        raise ValueError(f"cannot compose a {tx.GetName()} transform (affine-family transforms only)")
+    a = np.array(typed.GetMatrix()).reshape(dim, dim)
+    return a, np.array(typed.GetCenter()), np.array(typed.GetTranslation())
