@@ -214,18 +214,23 @@ def preprocess_microscopy(fluorescence: str, mic_cfg: dict, out_masks: str, out_
 
 # ----------------------------------------------------------------------------- registration
 
+def _settings(cfg: dict, base: RegistrationSettings, keys, sigma_key: str, section: str) -> RegistrationSettings:
+    """``base`` updated with the config's values of ``keys`` and its smoothing sigmas (``sigma_key``)."""
+    for key in keys:
+        if key in cfg:
+            setattr(base, key, cfg[key])
+    if sigma_key in cfg:
+        base.smoothing_sigmas = list(cfg[sigma_key])
+    if len(base.smoothing_sigmas) != len(base.shrink_factors):
+        raise InputError(f"{section}.{sigma_key} needs one value per {section}.shrink_factors level")
+    return base
+
+
 def registration_settings(reg_cfg: dict) -> RegistrationSettings:
-    """Map the config's ``registration`` section to :class:`RegistrationSettings`."""
-    s = RegistrationSettings()
-    for key in ("transform", "histogram_bins", "sampling_percentage", "seed", "shrink_factors",
-                "iterations", "rotation_search_deg", "flip_search", "threads"):
-        if key in reg_cfg:
-            setattr(s, key, reg_cfg[key])
-    if "smoothing_sigmas_um" in reg_cfg:
-        s.smoothing_sigmas = list(reg_cfg["smoothing_sigmas_um"])
-    if len(s.smoothing_sigmas) != len(s.shrink_factors):
-        raise InputError("registration.smoothing_sigmas_um needs one value per registration.shrink_factors level")
-    return s
+    """Map the config's ``registration`` section (or one edge's settings) to :class:`RegistrationSettings`."""
+    return _settings(reg_cfg, RegistrationSettings(),
+                     ("transform", "histogram_bins", "sampling_percentage", "seed", "shrink_factors", "iterations",
+                      "rotation_search_deg", "flip_search", "threads"), "smoothing_sigmas_um", "registration")
 
 
 def analysis_grid(fluo: SectionImage, spacing_um: float):
@@ -679,16 +684,10 @@ def quantify_volume(volume: str, mask: str, out_metrics: str, sample: str = "") 
 
 def volume_registration_settings(vol_cfg: dict) -> RegistrationSettings:
     """Rigid 3-D settings from ``volume_registration`` (smoothing in mm)."""
-    s = RegistrationSettings(transform="rigid", histogram_bins=64, sampling_percentage=1.0,
-                             smoothing_sigmas=[4.0, 2.0, 0.0], iterations=200)
-    for key in ("histogram_bins", "sampling_percentage", "seed", "shrink_factors", "iterations", "threads"):
-        if key in vol_cfg:
-            setattr(s, key, vol_cfg[key])
-    if "smoothing_sigmas_mm" in vol_cfg:
-        s.smoothing_sigmas = list(vol_cfg["smoothing_sigmas_mm"])
-    if len(s.smoothing_sigmas) != len(s.shrink_factors):
-        raise InputError("volume_registration.smoothing_sigmas_mm needs one value per shrink_factors level")
-    return s
+    base = RegistrationSettings(transform="rigid", histogram_bins=64, sampling_percentage=1.0,
+                                smoothing_sigmas=[4.0, 2.0, 0.0], iterations=200)
+    return _settings(vol_cfg, base, ("histogram_bins", "sampling_percentage", "seed", "shrink_factors", "iterations",
+                                     "threads"), "smoothing_sigmas_mm", "volume_registration")
 
 
 def register_volume_edge(sample: str, moving: str, moving_path: str, fixed: str, fixed_path: str, vol_cfg: dict,
