@@ -295,3 +295,28 @@ def test_a_chain_msi_to_he_to_fluorescence_is_composed_into_the_reference(tmp_pa
     assert np.median(e) / pixel < 1.0
     registered = read_ome_tiff(tmp_path / "msi_in_reference.ome.tif")
     assert "TIC" in registered.channels and (tmp_path / "on_msi.ome.tif").exists()
+
+
+@pytest.mark.parametrize("seed", [34, 35, 37])
+def test_msi_registration_with_a_rotation_search_recovers_any_angle(tmp_path, seed):
+    """The phantom's MSI acquired at any angle in [-180, 180): a 15-degree start search finds it (< 0.5 px)."""
+    import SimpleITK as sitk
+
+    from conftest import sample_outputs, tiny_params
+    from nanohet.phantom import generate_sample
+    from nanohet.registration import target_registration_error
+
+    out = sample_outputs(tmp_path / "data")
+    rec = generate_sample("r_T1", out, tmp_path / "truth", tiny_params(seed=seed, msi_rotation_deg=180.0))
+    assert abs(rec["msi_geometry"]["rotation_deg"]) > 45
+    masks, ions = tmp_path / "masks.ome.tif", tmp_path / "ions.ome.tif"
+    pipeline.preprocess_microscopy(str(out["fluorescence"]), CONFIG["microscopy"], str(masks), str(tmp_path / "s.tsv"))
+    pipeline.extract_msi(str(out["msi"]), CONFIG["msi"], str(ions), str(tmp_path / "i.tsv"), str(tmp_path / "m.tsv"))
+    cfg = dict(CONFIG["registration"], rotation_search_deg=list(range(-180, 180, 15)))
+    pipeline.register_msi(str(ions), str(out["fluorescence"]), str(masks), cfg, CONFIG["quantify"],
+                          CONFIG["microscopy"], str(tmp_path / "t.tfm"), str(tmp_path / "r.ome.tif"),
+                          str(tmp_path / "qc.tsv"), sample="r_T1")
+    lm = pd.read_csv(tmp_path / "truth" / "landmarks_msi.csv", sep="\t")
+    e = target_registration_error(sitk.ReadTransform(str(tmp_path / "t.tfm")),
+                                  lm[["section_x_um", "section_y_um"]].to_numpy(), lm[["msi_x_um", "msi_y_um"]].to_numpy())
+    assert np.median(e) / rec["msi_geometry"]["pixel_size_um"] < 0.5

@@ -230,7 +230,8 @@ def registration_settings(reg_cfg: dict) -> RegistrationSettings:
     """Map the config's ``registration`` section (or one edge's settings) to :class:`RegistrationSettings`."""
     return _settings(reg_cfg, RegistrationSettings(),
                      ("transform", "histogram_bins", "sampling_percentage", "seed", "shrink_factors", "iterations",
-                      "rotation_search_deg", "flip_search", "threads"), "smoothing_sigmas_um", "registration")
+                      "rotation_search_deg", "flip_search", "search_candidates", "threads"), "smoothing_sigmas_um",
+                     "registration")
 
 
 def analysis_grid(fluo: SectionImage, spacing_um: float):

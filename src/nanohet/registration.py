@@ -51,6 +51,11 @@ class RegistrationSettings:
     flip_search : bool
         Also try every rotation with the moving image mirrored (sections can
         be mounted face down); a chosen mirror is part of the final transform.
+    search_candidates : int
+        Start angles (per mirror state), best first by the metric on smoothed
+        images, that get a short coarse optimisation; the best optimised one
+        wins. Near-round sections rank the true angle low at the start, so
+        more candidates make the search robust at a small cost.
     threads : int
         Threads of the registration (1 gives bit-identical reruns).
     """
@@ -64,6 +69,7 @@ class RegistrationSettings:
     iterations: int = 300
     rotation_search_deg: list = field(default_factory=lambda: [0.0])
     flip_search: bool = False
+    search_candidates: int = 6
     threads: int = 1
 
 
@@ -170,8 +176,8 @@ def _search_start(fixed, centred, candidates, angles, settings):
     """Best start pose over mirror states and start angles.
 
     Start angles are ranked on images smoothed like the coarsest pyramid
-    level; the three best of each mirror state get a short coarse rigid
-    optimisation and the best optimised metric wins (at its start pose a
+    level; the ``settings.search_candidates`` best of each mirror state get a
+    short coarse rigid optimisation and the best optimised metric wins (at its start pose a
     mirror can look like a rotation; after optimisation it does not).
     """
     sigma = float(settings.smoothing_sigmas[0]) if settings.smoothing_sigmas else 0.0
@@ -193,7 +199,7 @@ def _search_start(fixed, centred, candidates, angles, settings):
             trial.SetAngle(math.radians(angle))
             probe.SetInitialTransform(trial, inPlace=False)
             ranked.append((probe.MetricEvaluate(smooth_fixed, smooth_mov), angle))
-        for _, angle in sorted(ranked)[:3]:
+        for _, angle in sorted(ranked)[:settings.search_candidates]:
             trial = sitk.Euler2DTransform(centred)
             trial.SetAngle(math.radians(angle))
             r = _method(settings, moving_mask=mask)
