@@ -106,3 +106,15 @@ def test_flip_search_recovers_a_mirrored_section():
     without = register(f, m, RegistrationSettings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30))))
     assert not without.flipped
     assert np.median(target_registration_error(without.transform, pts, true)) > 20.0
+
+
+def test_geometry_centring_option():
+    fixed, moving, truth = _known_pair(angle_deg=0.0, scale=1.0, shift=(30.0, -20.0))
+    f = prepare_image(sitk.GetArrayFromImage(fixed), (10, 10), (0, 0))
+    m = prepare_image(sitk.GetArrayFromImage(moving), (10, 10), (0, 0))
+    res = register(f, m, RegistrationSettings(transform="rigid", centring="geometry",
+                                              smoothing_sigmas=[20.0, 10.0, 0.0]))
+    assert res.initial_rotation_deg == 0.0
+    assert np.median(_grid_tre(res.transform, truth)) < 2.0
+    with pytest.raises(ValueError, match="centring must be moments or geometry"):
+        register(f, m, RegistrationSettings(centring="middle"))

@@ -230,7 +230,8 @@ def registration_settings(reg_cfg: dict) -> RegistrationSettings:
     """Map the config's ``registration`` section (or one edge's settings) to :class:`RegistrationSettings`."""
     return _settings(reg_cfg, RegistrationSettings(),
                      ("transform", "histogram_bins", "sampling_percentage", "seed", "shrink_factors", "iterations",
-                      "rotation_search_deg", "flip_search", "search_candidates", "threads"), "smoothing_sigmas_um",
+                      "rotation_search_deg", "flip_search", "search_candidates", "centring", "threads"),
+                     "smoothing_sigmas_um",
                      "registration")
 
 
@@ -544,12 +545,15 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
                  out_figure, points: Landmarks | None = None) -> None:
     """QC table and figure of one registration edge (on the fixed grid); flag (or fail) an edge worse than its start.
 
-    The start pose is the landmark transform when landmarks are given, else moments centring.
+    The start pose is the landmark transform when landmarks are given, else the centring
+    (``registration.centring``: moments or geometry).
     """
     from .figures import registration_qc
 
-    start = sitk.CenteredTransformInitializer(fix.image, mov.image, sitk.Euler2DTransform(),
-                                              sitk.CenteredTransformInitializerFilter.MOMENTS)
+    start = sitk.CenteredTransformInitializer(
+        fix.image, mov.image, sitk.Euler2DTransform(),
+        sitk.CenteredTransformInitializerFilter.GEOMETRY if settings.centring == "geometry"
+        else sitk.CenteredTransformInitializerFilter.MOMENTS)
     if points is not None:
         start = _landmark_start(points)
     grid = fix.image
@@ -567,7 +571,7 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
         "metric_before": result.metric_before, "metric_after": result.metric_after,
         "dice_before": dice_before, "dice_after": dice_after, "initial_rotation_deg": result.initial_rotation_deg,
         "flipped": result.flipped, "iterations": result.iterations, "stop_condition": result.stop_condition,
-        "initialisation": "landmarks" if points is not None else "moments", **_landmark_qc(points, start, result),
+        "initialisation": "landmarks" if points is not None else settings.centring, **_landmark_qc(points, start, result),
         "flagged": flagged,
     }  # run time goes to the log and results/benchmarks/: tables must be identical on every rerun
     log.info("%s %s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, start rotation %.0f deg%s, %d iterations in %.1f s",

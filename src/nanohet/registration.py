@@ -51,6 +51,10 @@ class RegistrationSettings:
     flip_search : bool
         Also try every rotation with the moving image mirrored (sections can
         be mounted face down); a chosen mirror is part of the final transform.
+    centring : {"moments", "geometry"}
+        Start translation: centres of mass of the intensities (moments) or
+        centres of the image grids (geometry, for images whose intensity
+        distributions differ too much to compare).
     search_candidates : int
         Start angles (per mirror state), best first by the metric on smoothed
         images, that get a short coarse optimisation; the best optimised one
@@ -70,6 +74,7 @@ class RegistrationSettings:
     rotation_search_deg: list = field(default_factory=lambda: [0.0])
     flip_search: bool = False
     search_candidates: int = 6
+    centring: str = "moments"
     threads: int = 1
 
 
@@ -101,6 +106,14 @@ def prepare_image(array: np.ndarray, spacing, origin, fill: float | None = None)
     a = np.where(finite, a, np.percentile(a[finite], 5) if fill is None else fill)
     a = np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
     return to_sitk(a, spacing, origin)
+
+
+def _centring(settings: RegistrationSettings):
+    modes = {"moments": sitk.CenteredTransformInitializerFilter.MOMENTS,
+             "geometry": sitk.CenteredTransformInitializerFilter.GEOMETRY}
+    if settings.centring not in modes:
+        raise ValueError(f"centring must be moments or geometry, got {settings.centring!r}")
+    return modes[settings.centring]
 
 
 @contextlib.contextmanager
@@ -190,7 +203,7 @@ def _search_start(fixed, centred, candidates, angles, settings):
     for flipped, mov, mask in candidates:
         if flipped:  # a mirrored image has its own centre of mass
             centred = sitk.Euler2DTransform(sitk.CenteredTransformInitializer(
-                fixed, mov, sitk.Euler2DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS))
+                fixed, mov, sitk.Euler2DTransform(), _centring(settings)))
         probe = _method(settings, moving_mask=mask)
         smooth_mov = smooth(mov)
         ranked = []
@@ -257,7 +270,7 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
     t0 = time.perf_counter()
     with _itk_threads(settings.threads):
         centred = sitk.CenteredTransformInitializer(
-            fixed, moving, sitk.Euler2DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS)
+            fixed, moving, sitk.Euler2DTransform(), _centring(settings))
         centred = sitk.Euler2DTransform(centred)
         probe = _method(settings, moving_mask=moving_mask)
         probe.SetInitialTransform(initial_transform if initial_transform is not None
