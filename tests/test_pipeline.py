@@ -320,3 +320,17 @@ def test_msi_registration_with_a_rotation_search_recovers_any_angle(tmp_path, se
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "t.tfm")),
                                   lm[["section_x_um", "section_y_um"]].to_numpy(), lm[["msi_x_um", "msi_y_um"]].to_numpy())
     assert np.median(e) / rec["msi_geometry"]["pixel_size_um"] < 0.5
+
+
+def test_mean_spectrum_bin_width_from_the_config(tmp_path, tiny_sample):
+    out = tiny_sample["outputs"]
+    for width in (0.005, 0.02):
+        cfg = dict(CONFIG["msi"], mean_spectrum_bin_mz=width, chunk_peaks=50_000)
+        pipeline.extract_msi(str(out["msi"]), cfg, str(tmp_path / f"i{width}.ome.tif"), str(tmp_path / f"s{width}.tsv"),
+                             str(tmp_path / f"m{width}.tsv"))
+    fine = pd.read_csv(tmp_path / "m0.005.tsv", sep="\t")
+    coarse = pd.read_csv(tmp_path / "m0.02.tsv", sep="\t")
+    assert np.diff(coarse.mz).min() == pytest.approx(0.02, rel=1e-4)  # the table keeps ~7 significant digits
+    assert np.diff(fine.mz).min() == pytest.approx(0.005, rel=1e-4)
+    # the same intensity, spread over 4x fewer bins (mean per acquired pixel)
+    assert coarse.mean_intensity.sum() == pytest.approx(fine.mean_intensity.sum(), rel=1e-5)

@@ -117,7 +117,8 @@ def extract_msi(imzml: str, msi_cfg: dict, out_ions: str, out_stats: str, out_sp
     res = extract_ion_images(index, targets, pixel_size_um=pixel_size_um,
                              reduce=msi_cfg.get("reduce", "sum"), lock_mass=lock,
                              top_n=int(msi_cfg.get("top_n_peaks", 0)), median=method == "median",
-                             progress=progress)
+                             mean_spectrum_bin_mz=float(msi_cfg.get("mean_spectrum_bin_mz", 0.005)),
+                             chunk_peaks=int(msi_cfg.get("chunk_peaks", 4_000_000)), progress=progress)
     if lock is not None:
         found = np.isfinite(res.lock_mass_ppm[res.acquired])
         log.info("lock mass %.4f: found in %.1f %% of spectra, median |error| %.2f ppm", lock.mz,
