@@ -99,7 +99,7 @@ def test_rigid_3d_registration_recovers_a_known_offset():
     for img in (mr, mr_mask):
         img.SetOrigin(tuple(np.array(img.GetOrigin()) + offset))
     settings = RegistrationSettings(transform="rigid", smoothing_sigmas=[4.0, 2.0, 0.0], iterations=200,
-                                    histogram_bins=64, sampling_percentage=1.0)
+                                    histogram_bins=64, sampling_percentage=0.2)  # seeded: still deterministic
     a = register_rigid_3d(ct, mr, settings)
     b = register_rigid_3d(ct, mr, settings)
     assert a.transform.GetParameters() == b.transform.GetParameters()  # deterministic
