@@ -1,8 +1,9 @@
 """One streaming pass over an imzML file: ion images, TIC and a mean spectrum.
 
-The .ibd is memory-mapped and read in chunks of spectra; each chunk is
-processed with vectorised numpy (no Python loop per pixel), so memory stays
-bounded by the chunk size whatever the size of the file.
+The .ibd is read in chunks of spectra (each chunk mapped on its own while the
+previous one is processed); a compiled kernel (:mod:`nanohet._msi_kernels`)
+scans every peak once, with a vectorised numpy path kept as the reference.
+Memory stays bounded by the chunk size whatever the size of the file.
 """
 
 from __future__ import annotations
