@@ -110,3 +110,20 @@ def test_archive_before_running_is_a_clear_error(tmp_path):
     (tmp_path / "results").mkdir()
     res = nanohet("archive", "--workdir", str(tmp_path))
     assert res.returncode == 2 and "run the analysis before archiving" in res.stderr
+
+
+def test_tables_are_compared_without_their_run_time_column(tmp_path):
+    from nanohet.archive import same_result
+
+    a, b, c, d = (tmp_path / f"{n}.tsv" for n in "abcd")
+    a.write_text("edge\tmetric_after\trun_time_s\nmsi->fluorescence\t-0.69\t3.1\n")
+    b.write_text("edge\tmetric_after\trun_time_s\nmsi->fluorescence\t-0.69\t4.7\n")
+    c.write_text("edge\tmetric_after\trun_time_s\nmsi->fluorescence\t-0.70\t3.1\n")
+    d.write_text("edge\tmetric_after\nmsi->fluorescence\t-0.69\n")
+    assert same_result(a, b)            # only the run time differs
+    assert not same_result(a, c)        # a result differs
+    assert not same_result(a, d)        # a column is missing
+    e, f = tmp_path / "e.png", tmp_path / "f.png"
+    e.write_bytes(b"\x89PNG1")
+    f.write_bytes(b"\x89PNG2")
+    assert not same_result(e, f) and same_result(e, e)

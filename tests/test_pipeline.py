@@ -127,14 +127,20 @@ def test_a_deliberately_failed_registration_is_flagged_and_can_fail_the_run(tmp_
     assert not bool(pd.read_csv(tmp_path / "qc3.tsv", sep="\t").iloc[0].flagged)
 
 
-def test_masks_are_mapped_back_onto_the_native_msi_grid(tmp_path, tiny_sample):
+@pytest.mark.parametrize("transform", ["affine", "bspline"])
+def test_masks_are_mapped_back_onto_the_native_msi_grid(tmp_path, tiny_sample, transform):
     from nanohet.phantom import msi_to_section
 
     out, masks, ions = _registration_inputs(tmp_path, tiny_sample)
     on_msi = tmp_path / "masks_on_msi.ome.tif"
-    pipeline.register_msi(str(ions), str(out["fluorescence"]), str(masks), CONFIG["registration"], CONFIG["quantify"],
+    reg_cfg = {**CONFIG["registration"], "transform": transform}
+    pipeline.register_msi(str(ions), str(out["fluorescence"]), str(masks), reg_cfg, CONFIG["quantify"],
                           CONFIG["microscopy"], str(tmp_path / "t.tfm"), str(tmp_path / "r.ome.tif"),
                           str(tmp_path / "qc.tsv"), sample="s1_T1", out_masks_on_msi=str(on_msi))
+    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0]
+    assert qc["transform"] == transform and qc.run_time_s > 0
+    # the B-spline's deformation is reported, and inverted to map the masks back (affine: no deformation)
+    assert (qc.deformation_max_um > 0 and qc.jacobian_min > 0) if transform == "bspline" else np.isnan(qc.jacobian_min)
     m = read_ome_tiff(on_msi)
     stack = read_ome_tiff(ions)
     assert m.channels == ["tissue_fraction", "viable_fraction", "vessel_distance_um"]

@@ -5,13 +5,14 @@ every job of the second run must go through sbatch, and every table must equal t
 byte for byte. Skipped, with the reason, only where the cluster cannot be started (not root, no
 apt-get); in CI (CI=true) that is a failure instead.
 """
-import filecmp
 import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+
+from nanohet.archive import same_result
 
 from conftest import REPO, snakemake, write_cohort
 from slurm_cluster import SlurmCluster, missing_reason
@@ -55,7 +56,7 @@ def test_workflow_through_slurm_matches_local_run(cluster, tmp_path):
     tables = _tables(local)
     assert len(tables) >= 7 and tables == _tables(remote)
     for rel in tables:
-        assert filecmp.cmp(local / rel, remote / rel, shallow=False), f"{rel} differs between local and Slurm"
+        assert same_result(local / rel, remote / rel), f"{rel} differs between local and Slurm"
 
 
 def subprocess_env_run(workdir, cluster):

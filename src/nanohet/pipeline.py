@@ -28,10 +28,9 @@ from .ometiff import read_ome_tiff, write_ome_tiff
 from .quantify import distance_to_mask_um, map_metrics
 from .regimage import channel_sum, first_principal_component, tissue_distance_map
 from .volume import read_volume, resample_to_grid, write_volume
-from .reggraph import compose
-from .registration import (RegistrationSettings, dice, prepare_image, reference_grid, register,
-                           register_rigid_3d,
-                           resample_to, target_registration_error)
+from .reggraph import compose, invert
+from .registration import (RegistrationSettings, deformation_summary, dice, prepare_image, reference_grid,
+                           register, register_rigid_3d, resample_to, target_registration_error)
 
 log = logging.getLogger("nanohet")
 
@@ -229,11 +228,15 @@ def _settings(cfg: dict, base: RegistrationSettings, keys, sigma_key: str, secti
 
 def registration_settings(reg_cfg: dict) -> RegistrationSettings:
     """Map the config's ``registration`` section (or one edge's settings) to :class:`RegistrationSettings`."""
-    return _settings(reg_cfg, RegistrationSettings(),
-                     ("transform", "histogram_bins", "sampling_percentage", "seed", "shrink_factors", "iterations",
-                      "rotation_search_deg", "flip_search", "search_candidates", "centring", "threads"),
-                     "smoothing_sigmas_um",
-                     "registration")
+    settings = _settings(reg_cfg, RegistrationSettings(),
+                         ("transform", "histogram_bins", "sampling_percentage", "seed", "shrink_factors",
+                          "iterations", "rotation_search_deg", "flip_search", "search_candidates", "centring",
+                          "threads", "bspline_iterations"),
+                         "smoothing_sigmas_um",
+                         "registration")
+    if "bspline_grid_spacing_um" in reg_cfg:
+        settings.bspline_grid_spacing = float(reg_cfg["bspline_grid_spacing_um"])
+    return settings
 
 
 def analysis_grid(fluo: SectionImage, spacing_um: float):
@@ -513,7 +516,7 @@ def masks_on_msi_grid(masks: SectionImage, msi: SectionImage, transform: sitk.Tr
 
     size = max(int(round(msi.spacing[0] / masks.spacing[0])), 1)
     dist = distance_to_mask_um(masks.channel("vessels") > 0, masks.spacing)
-    inverse = transform.GetInverse()  # MSI -> section
+    inverse = invert(transform)  # MSI -> section (numerically for a B-spline deformation)
     ref = reference_grid(msi.shape_yx, msi.spacing, msi.origin)
     planes = []
     for arr in (masks.channel("tissue"), masks.channel("viable"), dist):
@@ -564,8 +567,10 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
     min_dice = float(cfg.get("min_dice", 0.0))
     # masks of two modalities at different resolutions disagree by ~0.01 even when aligned
     tolerance = float(cfg.get("dice_tolerance", 0.02))
+    deformation = deformation_summary(result.transform, grid)
+    folds = bool(deformation["jacobian_min"] <= 0)  # NaN (no deformation) compares False
     flagged = bool(result.metric_after > result.metric_before or dice_after < dice_before - tolerance
-                   or dice_after < min_dice)
+                   or dice_after < min_dice or folds)
     qc = {
         "sample": sample, "edge": edge, "moving_image": mov.label, "fixed_image": fix.label,
         "transform": settings.transform, "metric": "mattes_mi",
@@ -573,12 +578,18 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
         "dice_before": dice_before, "dice_after": dice_after, "initial_rotation_deg": result.initial_rotation_deg,
         "flipped": result.flipped, "iterations": result.iterations, "stop_condition": result.stop_condition,
         "initialisation": "landmarks" if points is not None else settings.centring, **_landmark_qc(points, start, result),
+        "deformation_max_um": deformation["deformation_max"], "jacobian_min": deformation["jacobian_min"],
         "flagged": flagged,
-    }  # run time goes to the log and results/benchmarks/: tables must be identical on every rerun
+        # the one column that differs between reruns; `nanohet verify` compares tables without it
+        "run_time_s": round(result.runtime_s, 1),
+    }
     log.info("%s %s: MI %.4f -> %.4f, tissue Dice %.3f -> %.3f, start rotation %.0f deg%s, %d iterations in %.1f s",
              sample, edge, result.metric_before, result.metric_after, dice_before, dice_after,
              result.initial_rotation_deg, " (mirrored)" if result.flipped else "", result.iterations,
              result.runtime_s)
+    if np.isfinite(deformation["deformation_max"]):
+        log.info("%s %s: B-spline deformation up to %.1f µm, smallest Jacobian determinant %.3f%s", sample, edge,
+                 deformation["deformation_max"], deformation["jacobian_min"], " (FOLDS)" if folds else "")
     if out_figure:
         fixed_arr = sitk.GetArrayFromImage(grid)
         before = resample_to(mov.image, grid, start, default=0.0)
@@ -590,7 +601,7 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
     if flagged:
         message = (f"sample {sample}: registration {edge} is flagged (MI {result.metric_before:.4f} -> "
                    f"{result.metric_after:.4f}, tissue Dice {dice_before:.3f} -> {dice_after:.3f}, "
-                   f"bound {min_dice})")
+                   f"bound {min_dice}{', the B-spline deformation folds' if folds else ''})")
         log.warning(message)
         if cfg.get("fail_on_flag", False):
             raise InputError(message + "; registration.fail_on_flag is true")
@@ -721,6 +732,7 @@ def register_volume_edge(sample: str, moving: str, moving_path: str, fixed: str,
             resample_to_grid(mm, fixed_img, result.transform, is_mask=True)) > 0)
     qc["flagged"] = bool(result.metric_after > result.metric_before
                          or (qc["dice_after"] < qc["dice_before"] - 0.02))
+    qc["run_time_s"] = round(result.runtime_s, 1)  # differs between reruns; `nanohet verify` ignores it
     log.info("%s %s: MI %.4f -> %.4f, mask Dice %.3f -> %.3f, %d iterations in %.1f s", sample, qc["edge"],
              result.metric_before, result.metric_after, qc["dice_before"], qc["dice_after"], result.iterations,
              result.runtime_s)

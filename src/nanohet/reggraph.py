@@ -106,8 +106,8 @@ def sample_chains(edges: list[Edge], present: set[str], sample: str = "",
     return out
 
 
-def compose(transforms_reference_first: list[sitk.Transform]) -> sitk.AffineTransform:
-    """One affine transform from a chain of affine (or rigid) edge transforms, 2-D or 3-D.
+def compose(transforms_reference_first: list[sitk.Transform]) -> sitk.Transform:
+    """One transform from a chain of edge transforms, 2-D or 3-D.
 
     Parameters
     ----------
@@ -115,16 +115,85 @@ def compose(transforms_reference_first: list[sitk.Transform]) -> sitk.AffineTran
         Edge transforms in ITK's convention (each maps its fixed frame to its
         moving frame), ordered from the edge onto the reference outwards:
         for ``msi -> he -> fluorescence`` that is ``[he_to_fluorescence,
-        msi_to_he]``.
+        msi_to_he]``. Affine-family or composite (affine + B-spline) transforms.
 
     Returns
     -------
-    sitk.AffineTransform
+    sitk.AffineTransform or sitk.CompositeTransform
         Reference frame -> the chain's first moving frame: ``T_n o ... o T_1``.
+        A chain of affine-family transforms gives one affine; otherwise
+        consecutive affine maps are merged and the deformations kept, in a
+        composite transform.
     """
-    dim = transforms_reference_first[0].GetDimension()
+    applied = [c for tx in transforms_reference_first for c in _components_in_order(tx)]
+    merged: list[sitk.Transform] = []
+    run: list[sitk.Transform] = []
+    for c in applied + [None]:
+        if c is not None and _is_affine_family(c):
+            run.append(c)
+            continue
+        if run:
+            merged.append(_compose_affine(run))
+            run = []
+        if c is not None:
+            merged.append(c)
+    if len(merged) == 1 and isinstance(merged[0], sitk.AffineTransform):
+        return merged[0]
+    return sitk.CompositeTransform(list(reversed(merged)))  # the composite applies its last transform first
+
+
+def invert(transform: sitk.Transform, points_per_axis: int = 200) -> sitk.Transform:
+    """The inverse of an affine-family or composite (affine + B-spline) transform.
+
+    A B-spline deformation is inverted numerically: its displacement field on
+    ``points_per_axis`` points along each axis of its domain is inverted with
+    ITK's fixed-point ``InvertDisplacementFieldImageFilter`` (outside the
+    domain a B-spline does not move points, nor does its inverse).
+    """
+    inverted = []
+    for c in reversed(_components_in_order(transform)):
+        if _is_affine_family(c):
+            inverted.append(c.GetInverse())
+            continue
+        if c.GetName() != "BSplineTransform":
+            raise ValueError(f"cannot invert a {c.GetName()}")
+        bs = sitk.BSplineTransform(c)
+        # the field reaches a quarter of the domain beyond it, where the deformation has faded to zero
+        dims = np.asarray(bs.GetTransformDomainPhysicalDimensions())
+        direction = np.asarray(bs.GetTransformDomainDirection()).reshape(len(dims), len(dims))
+        spacing = dims * 1.5 / (points_per_axis - 1)
+        origin = np.asarray(bs.GetTransformDomainOrigin()) - direction @ (dims * 0.25)
+        field = sitk.TransformToDisplacementField(bs, sitk.sitkVectorFloat64, [points_per_axis] * len(dims),
+                                                  tuple(origin), tuple(spacing), tuple(direction.ravel()))
+        inverse = sitk.InvertDisplacementField(field, maximumNumberOfIterations=100, maxErrorToleranceThreshold=0.01,
+                                               meanErrorToleranceThreshold=1e-4, enforceBoundaryCondition=True)
+        inverted.append(sitk.DisplacementFieldTransform(inverse))
+    if len(inverted) == 1:
+        return inverted[0]
+    return sitk.CompositeTransform(list(reversed(inverted)))
+
+
+def _components_in_order(tx: sitk.Transform) -> list[sitk.Transform]:
+    """The transforms a (possibly composite) transform applies, first applied first."""
+    if tx.GetName() != "CompositeTransform":
+        return [tx]
+    comp = sitk.CompositeTransform(tx)
+    parts = [comp.GetNthTransform(i) for i in range(comp.GetNumberOfTransforms())]
+    return [c for part in reversed(parts) for c in _components_in_order(part)]
+
+
+def _is_affine_family(tx: sitk.Transform) -> bool:
+    try:
+        _matrix_centre_translation(tx)
+    except ValueError:
+        return False
+    return True
+
+
+def _compose_affine(applied_first_first: list[sitk.Transform]) -> sitk.AffineTransform:
+    dim = applied_first_first[0].GetDimension()
     a_total, t_total = np.eye(dim), np.zeros(dim)
-    for tx in transforms_reference_first:
+    for tx in applied_first_first:
         a, c, t = _matrix_centre_translation(tx)
         # x -> a (x - c) + c + t  applied after the chain so far
         a_total, t_total = a @ a_total, a @ (t_total - c) + c + t
