@@ -569,14 +569,16 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
     tolerance = float(cfg.get("dice_tolerance", 0.02))
     deformation = deformation_summary(result.transform, grid)
     folds = bool(deformation["jacobian_min"] <= 0)  # NaN (no deformation) compares False
+    # two different orientations that fit (almost) equally well: the search may have picked the wrong one
+    ambiguous = bool(result.pose_margin < float(cfg.get("min_pose_margin", 0.0)))
     flagged = bool(result.metric_after > result.metric_before or dice_after < dice_before - tolerance
-                   or dice_after < min_dice or folds)
+                   or dice_after < min_dice or folds or ambiguous)
     qc = {
         "sample": sample, "edge": edge, "moving_image": mov.label, "fixed_image": fix.label,
         "transform": settings.transform, "metric": "mattes_mi",
         "metric_before": result.metric_before, "metric_after": result.metric_after,
         "dice_before": dice_before, "dice_after": dice_after, "initial_rotation_deg": result.initial_rotation_deg,
-        "flipped": result.flipped, "iterations": result.iterations, "stop_condition": result.stop_condition,
+        "flipped": result.flipped, "pose_margin": result.pose_margin, "iterations": result.iterations, "stop_condition": result.stop_condition,
         "initialisation": "landmarks" if points is not None else settings.centring, **_landmark_qc(points, start, result),
         "deformation_max_um": deformation["deformation_max"], "jacobian_min": deformation["jacobian_min"],
         "flagged": flagged,
@@ -601,7 +603,8 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
     if flagged:
         message = (f"sample {sample}: registration {edge} is flagged (MI {result.metric_before:.4f} -> "
                    f"{result.metric_after:.4f}, tissue Dice {dice_before:.3f} -> {dice_after:.3f}, "
-                   f"bound {min_dice}{', the B-spline deformation folds' if folds else ''})")
+                   f"bound {min_dice}{', the B-spline deformation folds' if folds else ''}"
+                   f"{f', another orientation fits almost as well (margin {result.pose_margin:.4f})' if ambiguous else ''})")
         log.warning(message)
         if cfg.get("fail_on_flag", False):
             raise InputError(message + "; registration.fail_on_flag is true")

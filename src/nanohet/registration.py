@@ -107,6 +107,8 @@ class RegistrationResult:
     runtime_s: float
     initial_rotation_deg: float
     flipped: bool = False
+    pose_margin: float = float("nan")
+    """Metric advantage of the chosen start pose over the best clearly different one (search only)."""
 
 
 def prepare_image(array: np.ndarray, spacing, origin, fill: float | None = None) -> sitk.Image:
@@ -217,6 +219,7 @@ def _search_start(fixed, centred, candidates, angles, settings):
 
     smooth_fixed = smooth(fixed)
     best = None
+    optimised = []  # (metric, angle after the short optimisation, mirrored)
     for flipped, mov, mask in candidates:
         if flipped:  # a mirrored image has its own centre of mass
             centred = sitk.Euler2DTransform(sitk.CenteredTransformInitializer(
@@ -240,9 +243,23 @@ def _search_start(fixed, centred, candidates, angles, settings):
             r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
             r.SetInitialTransform(trial, inPlace=True)
             r.Execute(fixed, mov)
+            optimised.append((r.GetMetricValue(), math.degrees(trial.GetAngle()), flipped))
             if best is None or r.GetMetricValue() < best[0]:
                 best = (r.GetMetricValue(), angle, trial, flipped, mov, mask)
-    return best[1:]
+    return (*best[1:], _pose_margin(optimised, best[0]))
+
+
+def _pose_margin(optimised, best_metric: float, min_angle_deg: float = 10.0) -> float:
+    """How much better (lower) the winning pose's metric is than the best clearly different pose.
+
+    Clearly different: the other mirror state, or a rotation more than
+    ``min_angle_deg`` away. NaN when every candidate converged to the winner.
+    A margin near zero means two different orientations fit equally well.
+    """
+    win = min(optimised)
+    others = [m for m, angle, flipped in optimised
+              if flipped != win[2] or abs((angle - win[1] + 180.0) % 360.0 - 180.0) > min_angle_deg]
+    return float(min(others) - best_metric) if others else float("nan")
 
 
 def _bspline_stage(fixed: sitk.Image, moving: sitk.Image, mask, affine: sitk.AffineTransform,
@@ -322,6 +339,7 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
                                _mirror_x(moving_mask) if moving_mask is not None else None))
         angles = list(settings.rotation_search_deg)
         start_affine = None
+        pose_margin = float("nan")  # no search: no competing pose
         if initial_transform is not None:
             start_affine = sitk.AffineTransform(initial_transform)
             flipped = bool(np.linalg.det(np.array(start_affine.GetMatrix()).reshape(2, 2)) < 0)
@@ -337,7 +355,8 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
             rigid.SetAngle(math.radians(angles[0]))
             angle0, flipped, mov, mask = angles[0], False, moving, moving_mask
         else:
-            angle0, rigid, flipped, mov, mask = _search_start(fixed, centred, candidates, angles, settings)
+            angle0, rigid, flipped, mov, mask, pose_margin = _search_start(fixed, centred, candidates, angles,
+                                                                           settings)
 
         if settings.transform not in ("rigid", "affine", "bspline"):
             raise ValueError(f"transform must be rigid, affine or bspline, got {settings.transform!r}")
@@ -375,7 +394,7 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
     return RegistrationResult(
         transform=final, metric_before=float(metric_before), metric_after=float(metric_after),
         iterations=int(iterations), stop_condition=stop, runtime_s=time.perf_counter() - t0,
-        initial_rotation_deg=float(angle0), flipped=bool(flipped),
+        initial_rotation_deg=float(angle0), flipped=bool(flipped), pose_margin=pose_margin,
     )
 
 
