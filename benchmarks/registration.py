@@ -93,13 +93,13 @@ def baseline(fixed, moving):
     return r.Execute(fixed, moving)
 
 
-def nanohet_register(fixed, moving):
+def nanohet_register(fixed, moving, transform: str = "affine"):
     f = max(int(round(15.0 / SPACING)), 1)
     spacing = (SPACING * f,) * 2
     origin = block_origin((0.0, 0.0), (SPACING, SPACING), f)
     fx = prepare_image(block_reduce_mean(sitk.GetArrayFromImage(fixed), f), spacing, origin)
     mv = prepare_image(block_reduce_mean(sitk.GetArrayFromImage(moving), f), spacing, origin)
-    settings = RegistrationSettings(rotation_search_deg=list(range(-180, 180, 30)))
+    settings = RegistrationSettings(transform=transform, rotation_search_deg=list(range(-180, 180, 30)))
     return register(fx, mv, settings).transform
 
 
@@ -112,7 +112,8 @@ def main():
 
 
 def run_pair(fixed, moving, s_map, moving_tissue):
-    for name, fn in (("SimpleITK baseline", baseline), ("nanohet", nanohet_register)):
+    for name, fn in (("SimpleITK baseline", baseline), ("nanohet", nanohet_register),
+                     ("nanohet + B-spline", lambda f, m: nanohet_register(f, m, "bspline"))):
         t = time.perf_counter()
         result = fn(fixed, moving)
         elapsed = time.perf_counter() - t

@@ -117,7 +117,7 @@ def test_a_deliberately_failed_registration_is_flagged_and_can_fail_the_run(tmp_
                 out_registered=str(tmp_path / "r.ome.tif"), sample="s1_T1")
     pipeline.register_msi(reg_cfg=bad, out_qc=str(tmp_path / "qc.tsv"), out_figure=str(tmp_path / "qc.png"), **args)
     qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0]
-    assert bool(qc.flagged) and qc.dice_after < qc.dice_before
+    assert bool(qc.flagged) and qc.dice_after < qc.dice_before and "tissue Dice" in qc.flag_reason
     assert (tmp_path / "qc.png").stat().st_size > 0
     with pytest.raises(InputError, match="s1_T1: registration msi->fluorescence is flagged.*fail_on_flag"):
         pipeline.register_msi(reg_cfg=dict(bad, fail_on_flag=True), out_qc=str(tmp_path / "qc2.tsv"), **args)
@@ -221,7 +221,7 @@ def test_an_he_edge_whose_orientation_is_ambiguous_is_flagged(tmp_path):
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, rec["he_geometry"]))
     assert not rec["he_geometry"]["mirrored"] and bool(qc.flipped) and e.min() > 100  # the wrong pose ...
     assert qc.dice_after > qc.dice_before - 0.02  # ... which the Dice check does not catch
-    assert bool(qc.flagged) and qc.pose_margin < 0.05  # ... but the pose margin does
+    assert bool(qc.flagged) and qc.pose_margin < 0.05 and qc.flag_reason == "another orientation fits almost as well"
     with pytest.raises(InputError, match="another orientation fits almost as well"):
         pipeline.register_he(str(out["he"]), str(out["fluorescence"]), str(masks),
                              {**CONFIG["registration"], "fail_on_flag": True}, CONFIG["quantify"], CONFIG["microscopy"],

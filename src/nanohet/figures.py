@@ -198,7 +198,7 @@ def registration_qc(path, title: str, fixed: np.ndarray, before: np.ndarray, aft
         for a in ax[:, col]:
             a.set_xlabel("x (mm)")
             a.set_ylabel("y (mm)")
-    flag = "FLAGGED: worse than initialisation or Dice below bound" if qc.get("flagged") else "ok"
+    flag = f"FLAGGED: {qc.get('flag_reason') or 'see the QC table'}" if qc.get("flagged") else "ok"
     fig.suptitle(f"{title}: MI {qc['metric_before']:.3f} -> {qc['metric_after']:.3f}, tissue Dice "
                  f"{qc['dice_before']:.3f} -> {qc['dice_after']:.3f} ({flag})", fontsize=10)
     fig.tight_layout()

@@ -571,8 +571,13 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
     folds = bool(deformation["jacobian_min"] <= 0)  # NaN (no deformation) compares False
     # two different orientations that fit (almost) equally well: the search may have picked the wrong one
     ambiguous = bool(result.pose_margin < float(cfg.get("min_pose_margin", 0.0)))
-    flagged = bool(result.metric_after > result.metric_before or dice_after < dice_before - tolerance
-                   or dice_after < min_dice or folds or ambiguous)
+    reasons = [text for bad, text in (
+        (result.metric_after > result.metric_before, "metric worse than at the start"),
+        (dice_after < dice_before - tolerance, "tissue Dice dropped"),
+        (dice_after < min_dice, f"tissue Dice below {min_dice}"),
+        (folds, "B-spline deformation folds"),
+        (ambiguous, "another orientation fits almost as well")) if bad]
+    flagged = bool(reasons)
     qc = {
         "sample": sample, "edge": edge, "moving_image": mov.label, "fixed_image": fix.label,
         "transform": settings.transform, "metric": "mattes_mi",
@@ -581,7 +586,7 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
         "flipped": result.flipped, "pose_margin": result.pose_margin, "iterations": result.iterations, "stop_condition": result.stop_condition,
         "initialisation": "landmarks" if points is not None else settings.centring, **_landmark_qc(points, start, result),
         "deformation_max_um": deformation["deformation_max"], "jacobian_min": deformation["jacobian_min"],
-        "flagged": flagged,
+        "flagged": flagged, "flag_reason": "; ".join(reasons),
         # the one column that differs between reruns; `nanohet verify` compares tables without it
         "run_time_s": round(result.runtime_s, 1),
     }
@@ -601,10 +606,9 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
                   (org[1] + (shape[0] - 0.5) * sp[1]) / 1000, (org[1] - sp[1] / 2) / 1000]
         registration_qc(out_figure, f"{sample} {edge}", fixed_arr, before, after, tissue_fixed, extent, qc)
     if flagged:
-        message = (f"sample {sample}: registration {edge} is flagged (MI {result.metric_before:.4f} -> "
-                   f"{result.metric_after:.4f}, tissue Dice {dice_before:.3f} -> {dice_after:.3f}, "
-                   f"bound {min_dice}{', the B-spline deformation folds' if folds else ''}"
-                   f"{f', another orientation fits almost as well (margin {result.pose_margin:.4f})' if ambiguous else ''})")
+        message = (f"sample {sample}: registration {edge} is flagged: {'; '.join(reasons)} (MI "
+                   f"{result.metric_before:.4f} -> {result.metric_after:.4f}, tissue Dice {dice_before:.3f} -> "
+                   f"{dice_after:.3f}, bound {min_dice}, pose margin {result.pose_margin:.4f})")
         log.warning(message)
         if cfg.get("fail_on_flag", False):
             raise InputError(message + "; registration.fail_on_flag is true")
