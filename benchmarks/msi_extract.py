@@ -7,7 +7,7 @@ then prints in one run, for K target ions with a ppm window:
   unless --full-pyimzml; each call reads every spectrum, so time grows linearly with K);
 * imzy: batch ``get_ion_images`` (benchmark-only dependency: ``pip install imzy==0.3.0``);
 * nanohet: ``read_imzml_index`` (XML) + ``extract_ion_images`` (one streaming pass), in a child process
-  whose peak memory (max RSS) is reported; the compiled kernel's one-off load (a call on 64 spectra)
+  whose peak memory (VmHWM: the high-water mark of its resident set) is reported; the compiled kernel's one-off load (a call on 64 spectra)
   is timed separately;
 * a plain sequential read of the .ibd (64 MiB blocks), the throughput ceiling;
 * the ratios, and the largest relative difference between nanohet's and pyimzML's images.
@@ -101,11 +101,21 @@ small = replace(idx, **{k: getattr(idx, k)[:64] for k in ("coords", "mz_offsets"
 extract_ion_images(small, targets)
 t1b = time.perf_counter()
 runs = []
+res = None
 for _ in range(repeat):  # best of `repeat`, like every timing of the benchmark
+    res = None  # one result alive at a time, as in the workflow
     t = time.perf_counter()
     res = extract_ion_images(idx, targets)
     runs.append(time.perf_counter() - t)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the benchmark writes its copy
+# Peak resident memory of this process, before the benchmark writes its copy. Linux: VmHWM, the high-water
+# mark of this program's own address space. ru_maxrss is no good here: Linux carries it across exec, so it
+# would include the parent's memory at fork time (the phantom generator, over 1 GB after writing a 5 GB file).
+peak = None
+try:
+    with open("/proc/self/status") as fh:
+        peak = next(int(l.split()[1]) / 1024 for l in fh if l.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 first = res.images["t0"]
 saved = np.lib.format.open_memmap(out, mode="w+", dtype=first.dtype, shape=(len(mzs),) + first.shape)
 for i in range(len(mzs)):  # one image at a time: the benchmark must not add a stacked copy to the peak

@@ -195,7 +195,7 @@ def test_he_registration_recovers_any_rotation_of_a_mirrored_section(tmp_path, s
     x = np.stack([xs, ys], 1) * 4 * truth.spacing[0]
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, geom))
     if seed in KNOWN_HE_MISSES:
-        assert np.median(e) / truth.spacing[0] > 2.0 and bool(qc.flagged) and qc.pose_margin < 0.05
+        assert np.median(e) / truth.spacing[0] > 2.0 and bool(qc.flagged) and qc.pose_margin < 0.06
     else:
         assert np.median(e) / truth.spacing[0] < 2.0 and not bool(qc.flagged), json.dumps(geom)
 
@@ -221,7 +221,7 @@ def test_an_he_edge_whose_orientation_is_ambiguous_is_flagged(tmp_path):
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, rec["he_geometry"]))
     assert not rec["he_geometry"]["mirrored"] and bool(qc.flipped) and e.min() > 100  # the wrong pose ...
     assert qc.dice_after > qc.dice_before - 0.02  # ... which the Dice check does not catch
-    assert bool(qc.flagged) and qc.pose_margin < 0.05 and qc.flag_reason == "another orientation fits almost as well"
+    assert bool(qc.flagged) and qc.pose_margin < 0.06 and qc.flag_reason == "another orientation fits almost as well"
     with pytest.raises(InputError, match="another orientation fits almost as well"):
         pipeline.register_he(str(out["he"]), str(out["fluorescence"]), str(masks),
                              {**CONFIG["registration"], "fail_on_flag": True}, CONFIG["quantify"], CONFIG["microscopy"],

@@ -236,6 +236,9 @@ def registration_settings(reg_cfg: dict) -> RegistrationSettings:
                          "registration")
     if "bspline_grid_spacing_um" in reg_cfg:
         settings.bspline_grid_spacing = float(reg_cfg["bspline_grid_spacing_um"])
+    if reg_cfg.get("rotation_search_step_deg"):  # a full turn in steps: replaces rotation_search_deg
+        step = float(reg_cfg["rotation_search_step_deg"])
+        settings.rotation_search_deg = [float(a) for a in np.arange(-180.0, 180.0, step)]
     return settings
 
 
