@@ -166,6 +166,21 @@ def test_masks_are_mapped_back_onto_the_native_msi_grid(tmp_path, tiny_sample, t
 KNOWN_HE_MISSES = (24, 26)
 
 
+def _register_tiny_he(tmp_path, **params):
+    """A tiny phantom sample's H&E registered with the default config: (truth record, QC row, files, masks)."""
+    from conftest import sample_outputs, tiny_params
+    from nanohet.phantom import generate_sample
+
+    out = sample_outputs(tmp_path / "data")
+    rec = generate_sample("r_T1", out, tmp_path / "truth", tiny_params(**params))
+    masks = tmp_path / "masks.ome.tif"
+    pipeline.preprocess_microscopy(str(out["fluorescence"]), CONFIG["microscopy"], str(masks), str(tmp_path / "s.tsv"))
+    pipeline.register_he(str(out["he"]), str(out["fluorescence"]), str(masks), CONFIG["registration"],
+                         CONFIG["quantify"], CONFIG["microscopy"], str(tmp_path / "he.tfm"),
+                         str(tmp_path / "he.ome.tif"), str(tmp_path / "qc.tsv"), sample="r_T1")
+    return rec, pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0], out, masks
+
+
 @pytest.mark.parametrize("seed", [21, 22, 23, 24, 25, 26])
 def test_he_registration_recovers_any_rotation_of_a_mirrored_section(tmp_path, seed):
     """The demo phantom's H&E mounted face down at a random angle in [-180, 180): the 360° + mirror search copes,
@@ -174,21 +189,12 @@ def test_he_registration_recovers_any_rotation_of_a_mirrored_section(tmp_path, s
 
     import SimpleITK as sitk
 
-    from conftest import sample_outputs, tiny_params
-    from nanohet.phantom import generate_sample, section_to_he
+    from nanohet.phantom import section_to_he
     from nanohet.registration import target_registration_error
 
-    out = sample_outputs(tmp_path / "data")
-    rec = generate_sample("r_T1", out, tmp_path / "truth",
-                          tiny_params(seed=seed, he_rotation_deg=180.0, he_mirrored=True))
+    rec, qc, _, _ = _register_tiny_he(tmp_path, seed=seed, he_rotation_deg=180.0, he_mirrored=True)
     geom = rec["he_geometry"]
     assert geom["mirrored"]
-    masks = tmp_path / "masks.ome.tif"
-    pipeline.preprocess_microscopy(str(out["fluorescence"]), CONFIG["microscopy"], str(masks), str(tmp_path / "s.tsv"))
-    pipeline.register_he(str(out["he"]), str(out["fluorescence"]), str(masks), CONFIG["registration"],
-                         CONFIG["quantify"], CONFIG["microscopy"], str(tmp_path / "he.tfm"),
-                         str(tmp_path / "he.ome.tif"), str(tmp_path / "qc.tsv"), sample="r_T1")
-    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0]
     assert bool(qc.flipped)
     truth = read_ome_tiff(tmp_path / "truth" / "truth_masks.ome.tif")
     ys, xs = np.nonzero(truth.channel("tissue")[::4, ::4] > 0)
@@ -205,18 +211,10 @@ def test_an_he_edge_whose_orientation_is_ambiguous_is_flagged(tmp_path):
     pass silently (its tissue Dice barely drops); the pose margin now flags it."""
     import SimpleITK as sitk
 
-    from conftest import sample_outputs, tiny_params
-    from nanohet.phantom import generate_sample, section_to_he
+    from nanohet.phantom import section_to_he
     from nanohet.registration import target_registration_error
 
-    out = sample_outputs(tmp_path / "data")
-    rec = generate_sample("r_T1", out, tmp_path / "truth", tiny_params(seed=24, he_rotation_deg=2.0))
-    masks = tmp_path / "masks.ome.tif"
-    pipeline.preprocess_microscopy(str(out["fluorescence"]), CONFIG["microscopy"], str(masks), str(tmp_path / "s.tsv"))
-    pipeline.register_he(str(out["he"]), str(out["fluorescence"]), str(masks), CONFIG["registration"],
-                         CONFIG["quantify"], CONFIG["microscopy"], str(tmp_path / "he.tfm"),
-                         str(tmp_path / "he.ome.tif"), str(tmp_path / "qc.tsv"), sample="r_T1")
-    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0]
+    rec, qc, out, masks = _register_tiny_he(tmp_path, seed=24, he_rotation_deg=2.0)
     x = np.array([[600.0, 600.0], [900.0, 700.0]])
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, rec["he_geometry"]))
     assert not rec["he_geometry"]["mirrored"] and bool(qc.flipped) and e.min() > 100  # the wrong pose ...
