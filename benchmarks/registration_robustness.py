@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from nanohet import pipeline  # noqa: E402
 from nanohet.ometiff import read_ome_tiff  # noqa: E402
-from nanohet.phantom import generate_sample, msi_to_section, params_from_config, section_to_he  # noqa: E402
+from nanohet.phantom import (generate_sample, msi_pixels_in_tissue, params_from_config,  # noqa: E402
+                             section_points_in_tissue, section_to_he)
 from nanohet.registration import target_registration_error  # noqa: E402
 
 
@@ -58,19 +59,11 @@ def one_sample(seed: int, cfg: dict, folder: Path) -> dict:
     t_he = time.perf_counter() - t0
 
     truth = read_ome_tiff(folder / "truth" / "truth_masks.ome.tif")
-    tissue = truth.channel("tissue") > 0
     geom = rec["msi_geometry"]
     pm = float(geom["pixel_size_um"])
-    ny, nx = geom["grid_shape"]
-    ys, xs = np.mgrid[0:ny, 0:nx]
-    u = np.stack([xs.ravel(), ys.ravel()], axis=1) * pm
-    x = msi_to_section(u, geom)
-    ij = np.round((x - np.asarray(truth.origin)) / np.asarray(truth.spacing)).astype(int)
-    ok = (ij >= 0).all(1) & (ij[:, 0] < tissue.shape[1]) & (ij[:, 1] < tissue.shape[0])
-    ok[ok] = tissue[ij[ok, 1], ij[ok, 0]]
-    e_msi = target_registration_error(sitk.ReadTransform(str(folder / "msi.tfm")), x[ok], u[ok]) / pm
-    ys, xs = np.nonzero(tissue[::4, ::4])
-    x_sec = np.stack([xs, ys], axis=1) * 4 * np.asarray(truth.spacing) + np.asarray(truth.origin)
+    e_msi = target_registration_error(sitk.ReadTransform(str(folder / "msi.tfm")),
+                                      *msi_pixels_in_tissue(geom, truth)) / pm
+    x_sec = section_points_in_tissue(truth, 4)
     e_he = target_registration_error(sitk.ReadTransform(str(folder / "he.tfm")), x_sec,
                                      section_to_he(x_sec, rec["he_geometry"])) / float(truth.spacing[0])
     q_msi = pd.read_csv(folder / "msi_qc.tsv", sep="\t").iloc[0]

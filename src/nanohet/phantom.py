@@ -35,7 +35,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage, signal
 
-from .atomic import atomic_path, write_table, write_text_atomic
+from .atomic import write_table, write_text_atomic
 from .image import SectionImage, block_origin, block_reduce_mean
 from .imzml import ImzMLWriter, deterministic_uuid
 from .ometiff import write_ome_tiff
@@ -158,6 +158,31 @@ def he_to_section(p: np.ndarray, geom: dict) -> np.ndarray:
     if geom.get("mirrored"):
         q = q * np.array([-1.0, 1.0])  # the section was mounted face down
     return q @ rot.T + c + np.asarray(geom["translation"])
+
+
+def msi_pixels_in_tissue(geom: dict, truth_masks: SectionImage) -> tuple[np.ndarray, np.ndarray]:
+    """Every MSI pixel centre whose true section position lies in the true tissue, for dense TRE.
+
+    Returns
+    -------
+    section_points, msi_points : ndarray, shape (N, 2)
+        The same points in the section frame and in the MSI frame, µm.
+    """
+    tissue = truth_masks.channel("tissue") > 0
+    ny, nx = geom["grid_shape"]
+    ys, xs = np.mgrid[0:ny, 0:nx]
+    u = np.stack([xs.ravel(), ys.ravel()], axis=1) * float(geom["pixel_size_um"])
+    x = msi_to_section(u, geom)
+    ij = np.round((x - np.asarray(truth_masks.origin)) / np.asarray(truth_masks.spacing)).astype(int)
+    ok = (ij >= 0).all(1) & (ij[:, 0] < tissue.shape[1]) & (ij[:, 1] < tissue.shape[0])
+    ok[ok] = tissue[ij[ok, 1], ij[ok, 0]]
+    return x[ok], u[ok]
+
+
+def section_points_in_tissue(truth_masks: SectionImage, step: int = 4) -> np.ndarray:
+    """Every ``step``-th microscopy pixel centre (both axes) inside the true tissue, section frame µm, (N, 2)."""
+    ys, xs = np.nonzero(truth_masks.channel("tissue")[::step, ::step] > 0)
+    return np.stack([xs, ys], axis=1) * step * np.asarray(truth_masks.spacing) + np.asarray(truth_masks.origin)
 
 
 def section_to_he(x: np.ndarray, geom: dict) -> np.ndarray:

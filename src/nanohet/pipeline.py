@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -586,7 +585,8 @@ def _finish_edge(sample, edge, settings, result, fix: RegistrationInput, mov: Re
         "transform": settings.transform, "metric": "mattes_mi",
         "metric_before": result.metric_before, "metric_after": result.metric_after,
         "dice_before": dice_before, "dice_after": dice_after, "initial_rotation_deg": result.initial_rotation_deg,
-        "flipped": result.flipped, "pose_margin": result.pose_margin, "iterations": result.iterations, "stop_condition": result.stop_condition,
+        "flipped": result.flipped, "pose_margin": result.pose_margin, "iterations": result.iterations,
+        "stop_condition": result.stop_condition,
         "initialisation": "landmarks" if points is not None else settings.centring, **_landmark_qc(points, start, result),
         "deformation_max_um": deformation["deformation_max"], "jacobian_min": deformation["jacobian_min"],
         "flagged": flagged, "flag_reason": "; ".join(reasons),
@@ -803,7 +803,7 @@ def validate_sample(truth_json: str, landmarks: str, truth_masks: str, transform
     centres (every pixel) whose true position lies inside the tissue, in µm
     and in MSI pixels.
     """
-    from .phantom import msi_to_section
+    from .phantom import msi_pixels_in_tissue, section_points_in_tissue, section_to_he
 
     truth = json.loads(Path(truth_json).read_text())
     geom = truth["msi_geometry"]
@@ -814,15 +814,7 @@ def validate_sample(truth_json: str, landmarks: str, truth_masks: str, transform
     tre = target_registration_error(tx, lm[["section_x_um", "section_y_um"]].to_numpy(),
                                     lm[["msi_x_um", "msi_y_um"]].to_numpy())
     masks = read_ome_tiff(truth_masks)
-    tissue = masks.channel("tissue") > 0
-    ny, nx = geom["grid_shape"]
-    ys, xs = np.mgrid[0:ny, 0:nx]
-    u = np.stack([xs.ravel(), ys.ravel()], axis=1) * pm
-    x = msi_to_section(u, geom)
-    ij = np.round((x - np.asarray(masks.origin)) / np.asarray(masks.spacing)).astype(int)
-    ok = (ij >= 0).all(1) & (ij[:, 0] < tissue.shape[1]) & (ij[:, 1] < tissue.shape[0])
-    ok[ok] = tissue[ij[ok, 1], ij[ok, 0]]
-    dense = target_registration_error(tx, x[ok], u[ok])
+    dense = target_registration_error(tx, *msi_pixels_in_tissue(geom, masks))
     def row(edge, points, e, px):
         return {"sample": sample, "edge": edge, "points": points, "n": int(e.size),
                 "median_um": float(np.median(e)), "p95_um": float(np.percentile(e, 95)), "max_um": float(e.max()),
@@ -831,11 +823,8 @@ def validate_sample(truth_json: str, landmarks: str, truth_masks: str, transform
 
     rows += [row("msi->fluorescence", "landmarks", tre, pm), row("msi->fluorescence", "dense_tissue_grid", dense, pm)]
     if he_transform:
-        from .phantom import section_to_he
-
         # every microscopy pixel centre (every 4th) inside the tissue, mapped to its true H&E position
-        ys, xs = np.nonzero(tissue[::4, ::4])
-        x_sec = np.stack([xs, ys], axis=1) * 4 * np.asarray(masks.spacing) + np.asarray(masks.origin)
+        x_sec = section_points_in_tissue(masks, 4)
         e = target_registration_error(sitk.ReadTransform(he_transform), x_sec,
                                       section_to_he(x_sec, truth["he_geometry"]))
         rows.append(row("he->fluorescence", "dense_tissue_grid", e, float(masks.spacing[0])))

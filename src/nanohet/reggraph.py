@@ -125,7 +125,7 @@ def compose(transforms_reference_first: list[sitk.Transform]) -> sitk.Transform:
         consecutive affine maps are merged and the deformations kept, in a
         composite transform.
     """
-    applied = [c for tx in transforms_reference_first for c in _components_in_order(tx)]
+    applied = [c for tx in transforms_reference_first for c in components(tx)]
     merged: list[sitk.Transform] = []
     run: list[sitk.Transform] = []
     for c in applied + [None]:
@@ -151,7 +151,7 @@ def invert(transform: sitk.Transform, points_per_axis: int = 200) -> sitk.Transf
     domain a B-spline does not move points, nor does its inverse).
     """
     inverted = []
-    for c in reversed(_components_in_order(transform)):
+    for c in reversed(components(transform)):
         if _is_affine_family(c):
             inverted.append(c.GetInverse())
             continue
@@ -173,13 +173,13 @@ def invert(transform: sitk.Transform, points_per_axis: int = 200) -> sitk.Transf
     return sitk.CompositeTransform(list(reversed(inverted)))
 
 
-def _components_in_order(tx: sitk.Transform) -> list[sitk.Transform]:
-    """The transforms a (possibly composite) transform applies, first applied first."""
+def components(tx: sitk.Transform) -> list[sitk.Transform]:
+    """The transforms a (possibly nested composite) transform applies, first applied first."""
     if tx.GetName() != "CompositeTransform":
         return [tx]
     comp = sitk.CompositeTransform(tx)
     parts = [comp.GetNthTransform(i) for i in range(comp.GetNumberOfTransforms())]
-    return [c for part in reversed(parts) for c in _components_in_order(part)]
+    return [c for part in reversed(parts) for c in components(part)]
 
 
 def _is_affine_family(tx: sitk.Transform) -> bool:

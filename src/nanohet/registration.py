@@ -324,6 +324,8 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
         ``transform`` maps fixed-frame points to the moving frame.
     """
     settings = settings or RegistrationSettings()
+    if settings.transform not in ("rigid", "affine", "bspline"):
+        raise ValueError(f"transform must be rigid, affine or bspline, got {settings.transform!r}")
     t0 = time.perf_counter()
     with _itk_threads(settings.threads):
         centred = sitk.CenteredTransformInitializer(
@@ -358,8 +360,6 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: RegistrationSettin
             angle0, rigid, flipped, mov, mask, pose_margin = _search_start(fixed, centred, candidates, angles,
                                                                            settings)
 
-        if settings.transform not in ("rigid", "affine", "bspline"):
-            raise ValueError(f"transform must be rigid, affine or bspline, got {settings.transform!r}")
         linear = "rigid" if settings.transform == "rigid" else "affine"
         if start_affine is not None and linear == "affine":
             stages = [("affine", start_affine)]
@@ -443,11 +443,9 @@ def deformation_summary(transform: sitk.Transform, grid: sitk.Image) -> dict:
         map; at or below 0 the map folds, i.e. is not invertible there).
         Both NaN for a linear transform.
     """
-    parts = []
-    if transform.GetName() == "CompositeTransform":
-        comp = sitk.CompositeTransform(transform)
-        parts = [comp.GetNthTransform(i) for i in range(comp.GetNumberOfTransforms())]
-    parts = [p for p in parts if p.GetName() == "BSplineTransform"]
+    from .reggraph import components
+
+    parts = [p for p in components(transform) if p.GetName() == "BSplineTransform"]
     if not parts:
         return {"deformation_max": float("nan"), "jacobian_min": float("nan")}
     field = sitk.TransformToDisplacementField(parts[0], sitk.sitkVectorFloat64, grid.GetSize(), grid.GetOrigin(),
