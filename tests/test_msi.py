@@ -205,3 +205,49 @@ def test_compiled_kernel_is_thread_count_independent(tiny_sample):
         np.testing.assert_array_equal(one.images[name.name], two.images[name.name])
         np.testing.assert_array_equal(one.images[name.name], ref.images[name.name])
     assert one.mean_spectrum[1].tobytes() == two.mean_spectrum[1].tobytes()
+
+
+def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path):
+    """Arrays at odd byte offsets, m/z descending or with NaN: kernel, numpy path and the aligned file agree."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(11)
+    n, peaks = 40, 60
+    coords = np.array([(i % 8 + 1, i // 8 + 1) for i in range(n)])
+    mzs = np.sort(rng.uniform(150, 950, (n, peaks)), axis=1)
+    mzs[:, :3] = [544.1813, 760.5851, 760.5851 * (1 + 4e-6)]  # two peaks in one window, in every spectrum
+    ints = rng.uniform(1, 100, (n, peaks)).astype(np.float32)
+    mzs[1], ints[1] = mzs[1][::-1].copy(), ints[1][::-1].copy()  # descending
+    mzs[2, 10] = np.nan  # a NaN m/z lies in no window
+    with ImzMLWriter(tmp_path / "a.imzML", 10.0, uuid=deterministic_uuid("aligned")) as w:
+        w.add_spectra(coords, ints.ravel(), mzs.ravel(), np.full(n, peaks))
+    idx = read_imzml_index(tmp_path / "a.imzML")
+    # the same arrays again, each behind 1-7 bytes of padding
+    raw = (tmp_path / "a.ibd").read_bytes()
+    out, mz_off, int_off = bytearray(raw[:16]), [], []
+    for i in range(n):
+        for offsets, src, size in ((mz_off, idx.mz_offsets[i], 8), (int_off, idx.int_offsets[i], 4)):
+            out += b"\x00" * int(rng.integers(1, 8))
+            offsets.append(len(out))
+            out += raw[src: src + peaks * size]
+    (tmp_path / "u.ibd").write_bytes(bytes(out))
+    unaligned = replace(idx, ibd_path=tmp_path / "u.ibd", mz_offsets=np.array(mz_off, np.int64),
+                        int_offsets=np.array(int_off, np.int64))
+    assert len({o % 8 for o in mz_off}) > 4 and len({o % 4 for o in int_off}) == 4
+    targets = [IonTarget("dox", 544.1813, 10), IonTarget("pc", 760.5851, 10), IonTarget("x", 500.0, 5000)]
+    for kw in ({}, {"reduce": "max"}):
+        ref = extract_ion_images(idx, targets, engine="numpy", **kw)
+        for index in (idx, unaligned):
+            for engine in ("numba", "numpy"):
+                got = extract_ion_images(index, targets, engine=engine, chunk_peaks=500, **kw)
+                for t in targets:
+                    np.testing.assert_array_equal(got.images[t.name], ref.images[t.name])
+                np.testing.assert_array_equal(got.tic, ref.tic)
+                np.testing.assert_allclose(got.mean_spectrum[1], ref.mean_spectrum[1], rtol=1e-6, atol=0)
+    s = extract_ion_images(unaligned, targets, engine="numba")
+    # every spectrum's two peaks in the PC window are summed; the descending spectrum too
+    pc = np.where(np.isin(mzs, mzs[0, 1:3]), ints, 0).sum(axis=1)
+    np.testing.assert_allclose(s.images["pc"][coords[:, 1] - 1, coords[:, 0] - 1], pc, rtol=1e-6)
+    wide = (mzs >= 500 * (1 - 5e-3)) & (mzs <= 500 * (1 + 5e-3))  # NaN compares False: in no window
+    np.testing.assert_allclose(s.images["x"][coords[:, 1] - 1, coords[:, 0] - 1], (ints * wide).sum(axis=1),
+                               rtol=1e-6)

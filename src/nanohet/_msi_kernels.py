@@ -17,12 +17,12 @@ from numba import njit, prange
 
 
 @njit(cache=True, nogil=True)
-def _find_lock_error(mz, it, mz_row, mz_col, it_row, it_col, length, lock_mz, lock_lo, lock_hi):
+def _find_lock_error(mz, it, mz_start, it_start, length, lock_mz, lock_lo, lock_hi):
     best = -1.0
     best_mz = 0.0
     for j in range(length):
-        m = mz[mz_row, mz_col + j]
-        v = it[it_row, it_col + j]
+        m = mz[mz_start + j]
+        v = it[it_start + j]
         if lock_lo <= m <= lock_hi and v > best:
             best = v
             best_mz = m
@@ -38,8 +38,8 @@ def window_lut(lo, quantum_mz: float = 0.01):
     """Lookup table: for each m/z quantum, the number of windows whose lower bound lies below it.
 
     ``lut[q]`` = count of ``lo <= mz0 + q * quantum`` so locating a peak among
-    the windows is one table read plus a short scan (used when a spectrum's
-    m/z values are not ascending; ascending spectra are merged with the
+    the windows is one table read plus a short scan, whatever the order of a
+    spectrum's m/z values (only peaks near a window get this far).
     Returns ``(mz0, 1 / quantum, lut)``.
     """
     if lo.size == 0:
@@ -65,23 +65,26 @@ def window_bins(lo, hi, bin0: float, bin_step: float, n_bins: int):
 
 
 @njit(cache=True, nogil=True)
-def _one_spectrum(mz, it, mz_row, mz_col, it_row, it_col, n, lo, hi, maxhi, target_of, reduce_max,
+def _one_spectrum(mz, it, mz_start, it_start, n, lo, hi, maxhi, target_of, reduce_max,
                   lut0, lut_inv, lut, flag, scale, bin0, bin_step, n_bins, row, partial):
+    # mz, it: 1-D rows of the residue views; every index here is unsigned (uint64), which spares numba's
+    # negative-index wraparound on each access: about twice as fast per peak (measured)
     k = lo.size
     t = 0.0
     q = 0.0
     for j in range(n):
-        v = np.float64(it[it_row, it_col + j])
-        m = mz[mz_row, mz_col + j] * scale
+        v = np.float64(it[it_start + j])
+        m = mz[mz_start + j] * scale
         t += v
         q += v * v
-        b = -1
+        near = k > 0
         if m >= bin0:
             x = (m - bin0) * bin_step
             if x < n_bins:
-                b = int(x)
+                b = np.uint64(x)
                 partial[b] += v
-        if k == 0 or (b >= 0 and flag[b] == 0):
+                near = near and flag[b] != 0
+        if not near:
             continue  # no window near this peak (the usual case)
         # a = number of windows with lo <= m: table estimate, then exact by a short scan
         qi = int((m - lut0) * lut_inv) if m >= lut0 else -1
@@ -106,7 +109,7 @@ def _one_spectrum(mz, it, mz_row, mz_col, it_row, it_col, n, lo, hi, maxhi, targ
 @njit(cache=True, parallel=True, nogil=True)
 def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, lo, hi, maxhi, target_of, reduce_max,
                   lock_mz, lock_lo, lock_hi, use_lock, bin0, bin_step, n_bins, lut0, lut_inv, lut, flag,
-                  values, tic, sumsq, lock_err, spectrum_sum, partial, out, pix):
+                  tic, sumsq, lock_err, spectrum_sum, partial, out, pix):
     """Process the peaks of ``len(lengths)`` spectra.
 
     ``mz`` and ``it`` are 2-D views of the .ibd bytes, one row per byte
@@ -120,11 +123,12 @@ def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, lo, hi, maxhi
 
     ``lo``/``hi`` are window bounds sorted by ``lo``; ``maxhi`` their running
     maximum (so every window containing a peak is found, overlaps included);
-    ``target_of`` maps sorted position to the target's column in ``values``;
+    ``target_of`` maps sorted position to the target's row in ``out``;
     ``flag`` (from :func:`window_bins`) marks the mean-spectrum bins near a
-    window: peaks in other bins skip the search. Each spectrum's results
-    (``values[i]``) are also written to ``out[:, pix[i]]`` (the image stack,
-    flattened per target), so no serial scatter follows the parallel loop.
+    window: peaks in other bins skip the search. Each spectrum's window sums
+    (accumulated in float64) are written to ``out[:, pix[i]]`` (the image
+    stack, flattened per target), so no serial scatter follows the parallel
+    loop.
     Spectra are processed in parallel in fixed blocks; each block sums its
     part of the mean spectrum in float32 (small enough to stay in the core's
     cache) and the blocks are added in float64 in block order, so the result
@@ -136,24 +140,27 @@ def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, lo, hi, maxhi
     n_blocks = (m + BLOCK - 1) // BLOCK
     for blk in prange(n_blocks):
         partial[blk, :n_bins] = 0.0
+        row = np.empty(out.shape[0])  # this spectrum's window sums, in float64
         for i in range(blk * BLOCK, min(m, (blk + 1) * BLOCK)):
-            n = lengths[i]
-            row = values[i]
+            n = np.uint64(lengths[i])
+            mz_i = mz[mz_row[i]]
+            it_i = it[it_row[i]]
+            mz_start = np.uint64(mz_col[i])
+            it_start = np.uint64(it_col[i])
             row[:] = 0.0
             scale = 1.0
             if use_lock:
-                e = _find_lock_error(mz, it, mz_row[i], mz_col[i], it_row[i], it_col[i], n, lock_mz, lock_lo,
-                                     lock_hi)
+                e = _find_lock_error(mz_i, it_i, mz_start, it_start, n, lock_mz, lock_lo, lock_hi)
                 lock_err[i] = e
                 if not math.isnan(e):
                     scale = 1.0 / (1.0 + e)
-            t, q = _one_spectrum(mz, it, mz_row[i], mz_col[i], it_row[i], it_col[i], n, lo, hi, maxhi, target_of,
-                                 reduce_max, lut0, lut_inv, lut, flag, scale, bin0, bin_step, n_bins, row,
-                                 partial[blk])
+            t, q = _one_spectrum(mz_i, it_i, mz_start, it_start, n, lo, hi, maxhi, target_of, reduce_max,
+                                 lut0, lut_inv, lut, flag, scale, bin0, bin_step, n_bins, row, partial[blk])
             tic[i] = t
             sumsq[i] = q
+            px = np.uint64(pix[i])
             for c in range(row.size):
-                out[c, pix[i]] = row[c]
+                out[c, px] = row[c]
     for blk in range(n_blocks):
         for b in range(n_bins):
             spectrum_sum[b] += partial[blk, b]
@@ -170,7 +177,7 @@ def copy_segments(src, first, lengths, dest, dest_starts):
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, values, tic, sumsq, spectrum_sum,
+def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, tic, sumsq, spectrum_sum,
                        partial, out, pix):
     """Continuous spectra: ``block`` is (spectra, m/z points) on one shared axis.
 
@@ -179,7 +186,7 @@ def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, val
     of spectra sums its columns into a row of ``partial`` (scratch, at least
     ``(ceil(spectra / BLOCK), columns)``, float64); the column sums are added
     to the bins in block order, so results do not depend on the thread count.
-    Results go to ``values[i]`` and ``out[:, pix[i]]`` as in :func:`process_peaks`.
+    Results go to ``out[:, pix[i]]`` as in :func:`process_peaks`.
     """
     m, width = block.shape
     k = cols_lo.size
@@ -188,26 +195,27 @@ def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, val
         acc_cols = partial[blk]
         acc_cols[:width] = 0.0
         for i in range(blk * BLOCK, min(m, (blk + 1) * BLOCK)):
+            spectrum = block[i]
             t = 0.0
             q = 0.0
-            for j in range(width):
-                v = np.float64(block[i, j])
+            for j in range(np.uint64(width)):  # unsigned: no wraparound check per access
+                v = np.float64(spectrum[j])
                 t += v
                 q += v * v
                 acc_cols[j] += v
             tic[i] = t
             sumsq[i] = q
+            px = np.uint64(pix[i])
             for c in range(k):
                 acc = 0.0
-                for j in range(cols_lo[c], cols_hi[c]):
-                    v = block[i, j]
+                for j in range(np.uint64(cols_lo[c]), np.uint64(cols_hi[c])):
+                    v = spectrum[j]
                     if reduce_max:
                         if v > acc:
                             acc = v
                     else:
                         acc += v
-                values[i, c] = acc
-                out[c, pix[i]] = acc
+                out[c, px] = acc
     for blk in range(n_blocks):
         for j in range(width):
             b = col_bin[j]
