@@ -207,12 +207,22 @@ def test_compiled_kernel_is_thread_count_independent(tiny_sample):
     assert one.mean_spectrum[1].tobytes() == two.mean_spectrum[1].tobytes()
 
 
-def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path):
-    """Arrays at odd byte offsets, m/z descending or with NaN: kernel, numpy path and the aligned file agree."""
+@pytest.mark.parametrize("populate", [True, False])
+def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path, monkeypatch, populate):
+    """Arrays at odd byte offsets, m/z descending or with NaN: kernel, numpy path and the aligned file agree.
+
+    The writer stores a block of m/z arrays, then the block's intensities (two byte ranges per chunk); the
+    unaligned copy interleaves them (one range). Both are read by mapping (MAP_POPULATE) and by ``readinto``.
+    """
     from dataclasses import replace
 
+    import nanohet.msi
+
+    if not populate:
+        monkeypatch.setattr(nanohet.msi, "_POPULATE", 0)
+
     rng = np.random.default_rng(11)
-    n, peaks = 40, 60
+    n, peaks = 40, 4000  # the m/z block (1.3 MB) keeps each chunk's two byte ranges > 1 MB apart
     coords = np.array([(i % 8 + 1, i // 8 + 1) for i in range(n)])
     mzs = np.sort(rng.uniform(150, 950, (n, peaks)), axis=1)
     mzs[:, :3] = [544.1813, 760.5851, 760.5851 * (1 + 4e-6)]  # two peaks in one window, in every spectrum
@@ -239,15 +249,15 @@ def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path):
         ref = extract_ion_images(idx, targets, engine="numpy", **kw)
         for index in (idx, unaligned):
             for engine in ("numba", "numpy"):
-                got = extract_ion_images(index, targets, engine=engine, chunk_peaks=500, **kw)
+                got = extract_ion_images(index, targets, engine=engine, chunk_peaks=20_000, **kw)
                 for t in targets:
                     np.testing.assert_array_equal(got.images[t.name], ref.images[t.name])
                 np.testing.assert_array_equal(got.tic, ref.tic)
                 np.testing.assert_allclose(got.mean_spectrum[1], ref.mean_spectrum[1], rtol=1e-6, atol=0)
     s = extract_ion_images(unaligned, targets, engine="numba")
-    # every spectrum's two peaks in the PC window are summed; the descending spectrum too
-    pc = np.where(np.isin(mzs, mzs[0, 1:3]), ints, 0).sum(axis=1)
-    np.testing.assert_allclose(s.images["pc"][coords[:, 1] - 1, coords[:, 0] - 1], pc, rtol=1e-6)
-    wide = (mzs >= 500 * (1 - 5e-3)) & (mzs <= 500 * (1 + 5e-3))  # NaN compares False: in no window
-    np.testing.assert_allclose(s.images["x"][coords[:, 1] - 1, coords[:, 0] - 1], (ints * wide).sum(axis=1),
-                               rtol=1e-6)
+    for t in targets:  # closed form: every peak inside the window, both planted PC peaks and the descending spectrum
+        lo, hi = t.window
+        inside = (mzs >= lo) & (mzs <= hi)  # NaN compares False: in no window
+        np.testing.assert_allclose(s.images[t.name][coords[:, 1] - 1, coords[:, 0] - 1], (ints * inside).sum(axis=1),
+                                   rtol=1e-6)
+    assert ((mzs >= targets[1].window[0]) & (mzs <= targets[1].window[1])).sum(axis=1).min() >= 2

@@ -157,22 +157,16 @@ def _residue_views(src: np.ndarray, offsets: np.ndarray, dtype: np.dtype):
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map and fill the page tables in one call
 
 
-def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int, buffers=None, slot=0):
-    """The bytes holding spectra ``start:stop``, and the file offset of their first byte.
+def _map_range(fh, mm: np.ndarray, path, first: int, end: int, need: int, buffers: dict, key):
+    """Bytes ``first:end`` of the .ibd (``need`` of which are used) and the file offset of the first one.
 
-    When the chunk's arrays lie close together (the usual layout) their byte
-    range is mapped on its own (on Linux with MAP_POPULATE: the page cache is
-    mapped in one system call, without a copy or a page fault per page; the
-    mapping is released with the chunk, so resident memory stays one chunk);
-    elsewhere it is read with one ``readinto`` into ``buffers[slot]`` (two
-    buffers reused in turn: one is read while the other is processed).
-    Scattered spectra are read through the memory map of the whole file.
+    A compact range is mapped on its own (on Linux with MAP_POPULATE: the page
+    cache is mapped in one system call, without a copy or a page fault per
+    page; the mapping is released with the chunk, so resident memory stays one
+    chunk); elsewhere it is read with one ``readinto`` into ``buffers[key]``
+    (reused chunk after chunk). A sparse range (arrays scattered over the
+    file) is read through the memory map of the whole file.
     """
-    lens = index.int_lengths[start:stop]
-    mzo, ino = index.mz_offsets[start:stop], index.int_offsets[start:stop]
-    first = int(min(mzo.min(), ino.min()))
-    end = int(max((mzo + lens * index.mz_dtype.itemsize).max(), (ino + lens * index.int_dtype.itemsize).max()))
-    need = int(lens.sum()) * (index.mz_dtype.itemsize + index.int_dtype.itemsize)
     if end - first > 2 * need + (1 << 20):
         return mm, 0
     if _POPULATE and end > first:
@@ -182,17 +176,41 @@ def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int, b
         mapped = mmap.mmap(fh.fileno(), end - aligned, flags=mmap.MAP_SHARED | _POPULATE,
                            prot=mmap.PROT_READ, offset=aligned)
         return np.frombuffer(mapped, dtype=np.uint8), aligned
-    if buffers is not None:
-        if buffers[slot].size < end - first:
-            buffers[slot] = np.empty(end - first, dtype=np.uint8)
-        buf = buffers[slot][: end - first]
-    else:
-        buf = np.empty(end - first, dtype=np.uint8)
+    if buffers.get(key, np.empty(0, np.uint8)).size < end - first:
+        buffers[key] = np.empty(end - first, dtype=np.uint8)
+    buf = buffers[key][: end - first]
     fh.seek(first)
     got = fh.readinto(memoryview(buf))
     if got != buf.size:
-        raise InputError(f"{index.ibd_path}: short read at byte {first} (file truncated while reading?)")
+        raise InputError(f"{path}: short read at byte {first} (file truncated while reading?)")
     return buf, first
+
+
+def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int, buffers: dict, slot=0):
+    """The bytes holding spectra ``start:stop``: ``(mz_src, mz_base, int_src, int_base)``.
+
+    ``*_src`` is a uint8 array and ``*_base`` the file offset of its first
+    byte. Writers that store a block of m/z arrays and then the block's
+    intensity arrays leave the two ranges apart: they are then mapped (or
+    read) on their own, so no unused bytes in between are touched. Continuous
+    files share one m/z array (read once, before the pass): only the
+    intensities are mapped (``mz_src`` is None).
+    """
+    lens = index.int_lengths[start:stop]
+    ino = index.int_offsets[start:stop]
+    i_first, i_end = int(ino.min()), int((ino + lens * index.int_dtype.itemsize).max())
+    i_need = int(lens.sum()) * index.int_dtype.itemsize
+    if index.continuous:
+        return (None, 0, *_map_range(fh, mm, index.ibd_path, i_first, i_end, i_need, buffers, (slot, "int")))
+    mzo = index.mz_offsets[start:stop]
+    m_first, m_end = int(mzo.min()), int((mzo + lens * index.mz_dtype.itemsize).max())
+    m_need = int(lens.sum()) * index.mz_dtype.itemsize
+    first, end = min(m_first, i_first), max(m_end, i_end)
+    if end - first <= (m_end - m_first) + (i_end - i_first) + (1 << 20):  # interleaved or adjacent: one range
+        src, base = _map_range(fh, mm, index.ibd_path, first, end, m_need + i_need, buffers, (slot, "both"))
+        return src, base, src, base
+    return (*_map_range(fh, mm, index.ibd_path, m_first, m_end, m_need, buffers, (slot, "mz")),
+            *_map_range(fh, mm, index.ibd_path, i_first, i_end, i_need, buffers, (slot, "int")))
 
 
 def _window_layers(targets: list[IonTarget]) -> list[list[int]]:
@@ -366,14 +384,14 @@ def extract_ion_images(
         bounds = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
         # the next chunk's bytes are mapped by a helper thread while the kernel works on this one
         prefetch = ThreadPoolExecutor(max_workers=1) if use_kernel else None
-        buffers = [np.empty(0, np.uint8), np.empty(0, np.uint8)]
+        buffers: dict = {}  # readinto buffers by (slot, range): one slot is read while the other is processed
         pending = prefetch.submit(_chunk_bytes, fh, mm, index, *bounds[0], buffers, 0) if use_kernel and bounds else None
         for c_i, (start, stop) in enumerate(bounds):
             lens = index.int_lengths[start:stop]
             m = stop - start
             cv = None if use_kernel else values[:m]
             if use_kernel:
-                src, base = pending.result()
+                mz_src, mz_base, src, base = pending.result()  # src/base: the intensities' bytes
                 pending = (prefetch.submit(_chunk_bytes, fh, mm, index, *bounds[c_i + 1], buffers, (c_i + 1) % 2)
                            if c_i + 1 < len(bounds) else None)
             else:
@@ -392,7 +410,7 @@ def extract_ion_images(
                 if median:
                     medians[start:stop] = np.median(block, axis=1)
             elif use_kernel:
-                mz_v, mz_row, mz_col = _residue_views(src, index.mz_offsets[start:stop] - base, index.mz_dtype)
+                mz_v, mz_row, mz_col = _residue_views(mz_src, index.mz_offsets[start:stop] - mz_base, index.mz_dtype)
                 it_v, it_row, it_col = _residue_views(src, index.int_offsets[start:stop] - base, index.int_dtype)
                 lerr = np.full(m, np.nan)
                 kern.process_peaks(mz_v, it_v, mz_row, mz_col, it_row, it_col, lens.astype(np.int64), k_lo, k_hi,
@@ -459,7 +477,7 @@ def extract_ion_images(
                     sel = (x >= 0) & (x < n_bins)  # NaN m/z: in no bin
                     spectrum_sum += np.bincount(x[sel].astype(np.int64), weights=ints[sel], minlength=n_bins)
                 stack_img[:, rows[start:stop], cols[start:stop]] = cv.T
-            src = mz_v = it_v = flat = block = None  # release this chunk's mapping
+            src = mz_src = mz_v = it_v = flat = block = None  # release this chunk's mappings
             if progress is not None:
                 progress(stop, n)
     finally:
