@@ -7,7 +7,7 @@ from pyimzml.ImzMLParser import ImzMLParser, getionimage
 from conftest import IMZML
 from nanohet.errors import InputError
 from nanohet.imzml import ImzMLWriter, deterministic_uuid, read_imzml_index
-from nanohet.msi import IonTarget, clip_hotspots, extract_ion_images, normalise
+from nanohet.msi import BLOCKS_PER_CHUNK, IonTarget, block_starts, clip_hotspots, extract_ion_images, normalise
 
 
 def _reference(path, target):
@@ -261,3 +261,18 @@ def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path, monkeypatch, 
         np.testing.assert_allclose(s.images[t.name][coords[:, 1] - 1, coords[:, 0] - 1], (ints * inside).sum(axis=1),
                                    rtol=1e-6)
     assert ((mzs >= targets[1].window[0]) & (mzs <= targets[1].window[1])).sum(axis=1).min() >= 2
+
+
+def test_blocks_are_runs_of_whole_spectra_of_about_block_peaks():
+    np.testing.assert_array_equal(block_starts([3, 3, 10, 0, 2, 2, 2], 5), [0, 2, 3, 6, 7])
+    assert block_starts([], 5).tolist() == [0]
+    # profile spectra (50,000 points): the default 4 M-peak chunk still has BLOCKS_PER_CHUNK blocks to share out
+    long = np.full(400, 50_000)
+    b = block_starts(long, 4_000_000 // BLOCKS_PER_CHUNK)
+    assert np.all(np.diff(b) == 10) and b[-1] == 400
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 900, 5000)
+    b = block_starts(lengths, 20_000)
+    peaks = np.add.reduceat(lengths, b[:-1])
+    assert b[0] == 0 and b[-1] == lengths.size and np.all(np.diff(b) > 0)
+    assert peaks.max() < 20_000 + lengths.max() and np.median(peaks) > 19_000

@@ -31,9 +31,6 @@ def _find_lock_error(mz, it, mz_start, it_start, length, lock_mz, lock_lo, lock_
     return (best_mz - lock_mz) / lock_mz
 
 
-BLOCK = 1024  # spectra per parallel work item; fixed so results do not depend on the thread count
-
-
 def window_lut(lo, quantum_mz: float = 0.01):
     """Lookup table: for each m/z quantum, the number of windows whose lower bound lies below it.
 
@@ -107,7 +104,7 @@ def _one_spectrum(mz, it, mz_start, it_start, n, lo, hi, maxhi, target_of, reduc
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, lo, hi, maxhi, target_of, reduce_max,
+def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, blocks, lo, hi, maxhi, target_of, reduce_max,
                   lock_mz, lock_lo, lock_hi, use_lock, bin0, bin_step, n_bins, lut0, lut_inv, lut, flag,
                   tic, sumsq, lock_err, spectrum_sum, partial, out, pix):
     """Process the peaks of ``len(lengths)`` spectra.
@@ -129,19 +126,19 @@ def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, lo, hi, maxhi
     (accumulated in float64) are written to ``out[:, pix[i]]`` (the image
     stack, flattened per target), so no serial scatter follows the parallel
     loop.
-    Spectra are processed in parallel in fixed blocks; each block sums its
-    part of the mean spectrum in float32 (small enough to stay in the core's
-    cache) and the blocks are added in float64 in block order, so the result
-    does not depend on the number of threads. ``partial`` (float32, at least
-    ``(ceil(len(lengths) / BLOCK), n_bins)``) is scratch space reused across
-    chunks, so no chunk allocates (and page-faults) a fresh one.
+    Spectra are processed in parallel in blocks ``blocks[b]:blocks[b + 1]``
+    (from ``nanohet.msi.block_starts``); each block sums its part of the mean
+    spectrum in float32 (small enough to stay in the core's cache) and the
+    blocks are added in float64 in block order, so the result does not
+    depend on the number of threads. ``partial`` (float32, at least
+    ``(len(blocks) - 1, n_bins)``) is scratch space reused across chunks, so
+    no chunk allocates (and page-faults) a fresh one.
     """
-    m = lengths.size
-    n_blocks = (m + BLOCK - 1) // BLOCK
+    n_blocks = blocks.size - 1
     for blk in prange(n_blocks):
         partial[blk, :n_bins] = 0.0
         row = np.empty(out.shape[0])  # this spectrum's window sums, in float64
-        for i in range(blk * BLOCK, min(m, (blk + 1) * BLOCK)):
+        for i in range(blocks[blk], blocks[blk + 1]):
             n = np.uint64(lengths[i])
             mz_i = mz[mz_row[i]]
             it_i = it[it_row[i]]
@@ -177,24 +174,25 @@ def copy_segments(src, first, lengths, dest, dest_starts):
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def process_continuous(block, cols_lo, cols_hi, reduce_max, col_bin, n_bins, tic, sumsq, spectrum_sum,
+def process_continuous(block, blocks, cols_lo, cols_hi, reduce_max, col_bin, n_bins, tic, sumsq, spectrum_sum,
                        partial, out, pix):
     """Continuous spectra: ``block`` is (spectra, m/z points) on one shared axis.
 
     Target ``k`` covers columns ``cols_lo[k]:cols_hi[k]``; ``col_bin`` is the
-    mean-spectrum bin of each column (-1 outside the range). Each fixed block
-    of spectra sums its columns into a row of ``partial`` (scratch, at least
-    ``(ceil(spectra / BLOCK), columns)``, float64); the column sums are added
-    to the bins in block order, so results do not depend on the thread count.
+    mean-spectrum bin of each column (-1 outside the range). Each block of
+    spectra (``blocks``, as in :func:`process_peaks`) sums its columns into a
+    row of ``partial`` (scratch, at least ``(len(blocks) - 1, columns)``,
+    float64); the column sums are added to the bins in block order, so
+    results do not depend on the thread count.
     Results go to ``out[:, pix[i]]`` as in :func:`process_peaks`.
     """
-    m, width = block.shape
+    width = block.shape[1]
     k = cols_lo.size
-    n_blocks = (m + BLOCK - 1) // BLOCK
+    n_blocks = blocks.size - 1
     for blk in prange(n_blocks):
         acc_cols = partial[blk]
         acc_cols[:width] = 0.0
-        for i in range(blk * BLOCK, min(m, (blk + 1) * BLOCK)):
+        for i in range(blocks[blk], blocks[blk + 1]):
             spectrum = block[i]
             t = 0.0
             q = 0.0

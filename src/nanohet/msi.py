@@ -213,6 +213,24 @@ def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int, b
             *_map_range(fh, mm, index.ibd_path, i_first, i_end, i_need, buffers, (slot, "int")))
 
 
+BLOCKS_PER_CHUNK = 8  # parallel work items per chunk: an even split over 1, 2, 4 or 8 threads
+
+
+def block_starts(lengths, block_peaks: int):
+    """Split spectra into blocks of about ``block_peaks`` peaks: the start of each block, and ``len(lengths)``.
+
+    A block is a run of whole spectra (a longer spectrum is a block of its
+    own). Blocks depend only on the data and ``block_peaks``, never on the
+    number of threads, and each block sums its own part of the mean spectrum,
+    so results are the same with any number of threads.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    before = np.cumsum(lengths) - lengths  # peaks before each spectrum
+    block = before // max(int(block_peaks), 1)
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if lengths.size else np.zeros(0, np.int64)
+    return np.r_[starts, lengths.size].astype(np.int64)
+
+
 def _window_layers(targets: list[IonTarget]) -> list[list[int]]:
     """Split targets into groups whose m/z windows do not overlap."""
     order = sorted(range(len(targets)), key=lambda k: targets[k].window[0])
@@ -278,7 +296,9 @@ def extract_ion_images(
         How intensities inside a window are combined.
     chunk_peaks : int
         Approximate number of peaks read per chunk (bounds memory: about
-        30 bytes per peak).
+        30 bytes per peak). Each chunk is processed in parallel as
+        ``BLOCKS_PER_CHUNK`` blocks of whole spectra, so long spectra (profile
+        data) are spread over the cores too.
     mean_spectrum_bin_mz : float
         Bin width of the mean spectrum, in m/z units (linear bins: one
         multiplication per peak).
@@ -372,23 +392,26 @@ def extract_ion_images(
             bins_axis = np.floor((axis - mz_range[0]) * inv_width).astype(np.int64)
             in_range = (bins_axis >= 0) & (bins_axis < n_bins)
             col_bin = np.where(in_range, bins_axis, -1).astype(np.int64)
-        per_spectrum = max(int(index.int_lengths.mean()), 1)
-        chunk = max(1, chunk_peaks // per_spectrum)
-        values = None if use_kernel else np.zeros((min(chunk, n), k_targets))  # numpy path: per-chunk results
+        # chunks of BLOCKS_PER_CHUNK blocks of about chunk_peaks / BLOCKS_PER_CHUNK peaks (whole spectra)
+        blocks = block_starts(index.int_lengths, max(1, chunk_peaks // BLOCKS_PER_CHUNK))
+        chunk_edges = np.r_[blocks[:-1:BLOCKS_PER_CHUNK], n] if n else np.zeros(1, np.int64)
+        bounds = [(int(a), int(b)) for a, b in zip(chunk_edges[:-1], chunk_edges[1:])]
+        largest = max((b - a for a, b in bounds), default=0)
+        values = None if use_kernel else np.zeros((largest, k_targets))  # numpy path: per-chunk results
         if use_kernel:  # per-block mean-spectrum scratch, reused by every chunk
-            blocks = -(-min(chunk, n) // kern.BLOCK)
-            scratch = (np.zeros((blocks, axis.size)) if index.continuous
-                       else np.zeros((blocks, max(n_bins, 1)), dtype=np.float32))
+            scratch = (np.zeros((BLOCKS_PER_CHUNK, axis.size)) if index.continuous
+                       else np.zeros((BLOCKS_PER_CHUNK, max(n_bins, 1)), dtype=np.float32))
         stack_flat = stack_img.reshape(k_targets, shape[0] * shape[1])
         pixel_of = rows * shape[1] + cols
-        bounds = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
         # the next chunk's bytes are mapped by a helper thread while the kernel works on this one
         prefetch = ThreadPoolExecutor(max_workers=1) if use_kernel else None
         buffers: dict = {}  # readinto buffers by (slot, range): one slot is read while the other is processed
-        pending = prefetch.submit(_chunk_bytes, fh, mm, index, *bounds[0], buffers, 0) if use_kernel and bounds else None
+        pending = (prefetch.submit(_chunk_bytes, fh, mm, index, *bounds[0], buffers, 0) if use_kernel and bounds
+                   else None)
         for c_i, (start, stop) in enumerate(bounds):
             lens = index.int_lengths[start:stop]
             m = stop - start
+            local_blocks = blocks[(blocks >= start) & (blocks <= stop)] - start
             cv = None if use_kernel else values[:m]
             if use_kernel:
                 mz_src, mz_base, src, base = pending.result()  # src/base: the intensities' bytes
@@ -404,17 +427,17 @@ def extract_ion_images(
                 else:
                     block = _gather(src, index.int_offsets[start:stop] - base, lens, index.int_dtype,
                                     kern).reshape(m, width)
-                kern.process_continuous(block, cols_lo.astype(np.int64), cols_hi.astype(np.int64), reduce == "max",
-                                        col_bin, n_bins, tic[start:stop], sumsq[start:stop], spectrum_sum,
-                                        scratch, stack_flat, pixel_of[start:stop])
+                kern.process_continuous(block, local_blocks, cols_lo.astype(np.int64), cols_hi.astype(np.int64),
+                                        reduce == "max", col_bin, n_bins, tic[start:stop], sumsq[start:stop],
+                                        spectrum_sum, scratch, stack_flat, pixel_of[start:stop])
                 if median:
                     medians[start:stop] = np.median(block, axis=1)
             elif use_kernel:
                 mz_v, mz_row, mz_col = _residue_views(mz_src, index.mz_offsets[start:stop] - mz_base, index.mz_dtype)
                 it_v, it_row, it_col = _residue_views(src, index.int_offsets[start:stop] - base, index.int_dtype)
                 lerr = np.full(m, np.nan)
-                kern.process_peaks(mz_v, it_v, mz_row, mz_col, it_row, it_col, lens.astype(np.int64), k_lo, k_hi,
-                                   k_maxhi, order.astype(np.int64), reduce == "max", *lock_args,
+                kern.process_peaks(mz_v, it_v, mz_row, mz_col, it_row, it_col, lens.astype(np.int64), local_blocks,
+                                   k_lo, k_hi, k_maxhi, order.astype(np.int64), reduce == "max", *lock_args,
                                    mz_range[0], inv_width, n_bins, *lut_args, near_window, tic[start:stop],
                                    sumsq[start:stop], lerr, spectrum_sum, scratch, stack_flat, pixel_of[start:stop])
                 lock_ppm[start:stop] = lerr * 1e6
