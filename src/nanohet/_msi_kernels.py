@@ -74,15 +74,14 @@ def _one_spectrum(mz, it, mz_start, it_start, n, lo, hi, maxhi, target_of, reduc
         m = mz[mz_start + j] * scale
         t += v
         q += v * v
-        near = k > 0
-        if m >= bin0:
-            x = (m - bin0) * bin_step
-            if x < n_bins:
-                b = np.uint64(x)
-                partial[b] += v
-                near = near and flag[b] != 0
-        if not near:
-            continue  # no window near this peak (the usual case)
+        x = (m - bin0) * bin_step
+        if x >= 0.0 and x < n_bins:  # False for NaN
+            b = np.uint64(x)
+            partial[b] += v
+            if flag[b] == 0:
+                continue  # no window near this peak (the usual case)
+        if k == 0:
+            continue
         # a = number of windows with lo <= m: table estimate, then exact by a short scan
         qi = int((m - lut0) * lut_inv) if m >= lut0 else -1
         a = 0 if qi < 0 else (k if qi >= lut.size else lut[qi])
