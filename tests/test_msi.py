@@ -207,19 +207,13 @@ def test_compiled_kernel_is_thread_count_independent(tiny_sample):
     assert one.mean_spectrum[1].tobytes() == two.mean_spectrum[1].tobytes()
 
 
-@pytest.mark.parametrize("populate", [True, False])
-def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path, monkeypatch, populate):
+def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path):
     """Arrays at odd byte offsets, m/z descending or with NaN: kernel, numpy path and the aligned file agree.
 
     The writer stores a block of m/z arrays, then the block's intensities (two byte ranges per chunk); the
-    unaligned copy interleaves them (one range). Both are read by mapping (MAP_POPULATE) and by ``readinto``.
+    unaligned copy interleaves them (one range).
     """
     from dataclasses import replace
-
-    import nanohet.msi
-
-    if not populate:
-        monkeypatch.setattr(nanohet.msi, "_POPULATE", 0)
 
     rng = np.random.default_rng(11)
     n, peaks = 40, 4000  # the m/z block (1.3 MB) keeps each chunk's two byte ranges > 1 MB apart
