@@ -207,14 +207,19 @@ def test_compiled_kernel_is_thread_count_independent(tiny_sample):
     assert one.mean_spectrum[1].tobytes() == two.mean_spectrum[1].tobytes()
 
 
-def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path):
+@pytest.mark.parametrize("in_page_cache", [True, False])
+def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path, monkeypatch, in_page_cache):
     """Arrays at odd byte offsets, m/z descending or with NaN: kernel, numpy path and the aligned file agree.
 
     The writer stores a block of m/z arrays, then the block's intensities (two byte ranges per chunk); the
-    unaligned copy interleaves them (one range).
+    unaligned copy interleaves them (one range). Chunks found in the page cache are mapped lazily, others are
+    read ahead and pre-faulted (forced here).
     """
     from dataclasses import replace
 
+    import nanohet.msi
+
+    monkeypatch.setattr(nanohet.msi, "_resident", lambda view: in_page_cache)
     rng = np.random.default_rng(11)
     n, peaks = 40, 4000  # the m/z block (1.3 MB) keeps each chunk's two byte ranges > 1 MB apart
     coords = np.array([(i % 8 + 1, i // 8 + 1) for i in range(n)])
@@ -270,3 +275,29 @@ def test_blocks_are_runs_of_whole_spectra_of_about_block_peaks():
     peaks = np.add.reduceat(lengths, b[:-1])
     assert b[0] == 0 and b[-1] == lengths.size and np.all(np.diff(b) > 0)
     assert peaks.max() < 20_000 + lengths.max() and np.median(peaks) > 19_000
+
+
+def test_page_cache_residency_is_detected(tmp_path):
+    import mmap
+    import os
+
+    import nanohet.msi
+    from nanohet.msi import _resident
+
+    if nanohet.msi._mincore is None or not hasattr(os, "posix_fadvise"):
+        pytest.skip("needs mincore and posix_fadvise")
+    path = tmp_path / "x.bin"
+    with open(path, "wb") as fh:
+        fh.write(b"\1" * (4 << 20))
+        fh.flush()
+        os.fsync(fh.fileno())
+        os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages: dropped from the cache
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        view = np.frombuffer(m, np.uint8)
+        assert not _resident(view)
+        del view
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        fh.read()  # now read: in the cache
+        view = np.frombuffer(m, np.uint8)
+        assert _resident(view)
+        del view
