@@ -8,6 +8,7 @@ Memory stays bounded by the chunk size whatever the size of the file.
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +155,24 @@ def _residue_views(src: np.ndarray, offsets: np.ndarray, dtype: np.dtype):
 
 
 _FADVISE = hasattr(os, "posix_fadvise")
+_PAGE = mmap.PAGESIZE
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map and fault in the whole range in one call
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _mincore = _libc.mincore
+    _mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+except (OSError, AttributeError):  # no mincore (not Linux/BSD/macOS): treat every range as on disk
+    _mincore = None
+
+
+def _resident(view: np.ndarray) -> bool:
+    """True if every page of a fresh mapping ``view`` is in the page cache (mincore)."""
+    if _mincore is None or view.size == 0:
+        return False
+    pages = np.zeros(-(-view.size // _PAGE), dtype=np.uint8)
+    if _mincore(view.ctypes.data, view.size, pages.ctypes.data) != 0:
+        return False
+    return bool(np.all(pages & 1))
 
 
 def _chunk_ranges(index: ImzMLIndex, start: int, stop: int) -> list[tuple[int, int, int]]:
@@ -179,11 +198,6 @@ def _chunk_ranges(index: ImzMLIndex, start: int, stop: int) -> list[tuple[int, i
     return [m_range, i_range]
 
 
-def _compact(first: int, end: int, need: int) -> bool:
-    # a range mostly made of other spectra's bytes is read through the whole-file map instead
-    return end > first and end - first <= 2 * need + (1 << 20)
-
-
 def _map_range(fh, mm: np.ndarray, first: int, end: int, need: int):
     """Bytes ``first:end`` of the .ibd (``need`` of which are used) and the file offset of the first one.
 
@@ -203,7 +217,7 @@ def _map_range(fh, mm: np.ndarray, first: int, end: int, need: int):
     """
     if end <= first:
         return np.empty(0, np.uint8), first
-    if not _compact(first, end, need):
+    if end - first > 2 * need + (1 << 20):  # mostly other spectra's bytes
         return mm, 0
     aligned = first - first % mmap.ALLOCATIONGRANULARITY
     mapped = mmap.mmap(fh.fileno(), end - aligned, access=mmap.ACCESS_READ, offset=aligned)
@@ -221,27 +235,6 @@ def _map_range(fh, mm: np.ndarray, first: int, end: int, need: int):
             view[::_PAGE].max()
     return view, aligned
 
-
-_PAGE = mmap.PAGESIZE
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map and fault in the whole range in one call
-try:
-    import ctypes
-
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _mincore = _libc.mincore
-    _mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
-except (OSError, AttributeError):  # no mincore (not Linux/BSD/macOS): treat every range as on disk
-    _mincore = None
-
-
-def _resident(view: np.ndarray) -> bool:
-    """True if every page of a fresh mapping ``view`` is in the page cache (mincore)."""
-    if _mincore is None or view.size == 0:
-        return False
-    pages = np.zeros(-(-view.size // _PAGE), dtype=np.uint8)
-    if _mincore(view.ctypes.data, view.size, pages.ctypes.data) != 0:
-        return False
-    return bool(np.all(pages & 1))
 
 
 def _chunk_bytes(fh, mm: np.ndarray, index: ImzMLIndex, start: int, stop: int):
@@ -452,7 +445,7 @@ def extract_ion_images(
         for c_i, (start, stop) in enumerate(bounds):
             lens = index.int_lengths[start:stop]
             m = stop - start
-            local_blocks = blocks[(blocks >= start) & (blocks <= stop)] - start
+            local_blocks = blocks[c_i * BLOCKS_PER_CHUNK: (c_i + 1) * BLOCKS_PER_CHUNK + 1] - start
             cv = None if use_kernel else values[:m]
             if use_kernel:
                 mz_src, mz_base, src, base = pending.result()  # src/base: the intensities' bytes
