@@ -9,6 +9,7 @@ min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # nanohet, also without pip install
 
+
 configfile: "config/config.yaml"
 
 

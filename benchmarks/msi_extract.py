@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nanohet.phantom import ANALYTE_IONS, PhantomParams, msi_geometry, simulate_section, write_msi
+from nanohet.demo.acquire import msi_geometry, write_msi
+from nanohet.demo.phantom import ANALYTE_IONS, PhantomParams, simulate_section
 
 
 def make_file(path: Path, n_spectra: int, peaks: int, mode: str, seed: int = 1) -> Path:
@@ -88,7 +89,7 @@ def drop_caches() -> bool:
 NANOHET_CHILD = r"""
 import json, sys, time, resource
 import numpy as np
-from nanohet.imzml import read_imzml_index
+from nanohet.io.imzml import read_imzml_index
 from nanohet.msi import IonTarget, extract_ion_images
 path, mzs, ppm, out, repeat = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 from dataclasses import replace

@@ -27,8 +27,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from nanohet.image import block_origin, block_reduce_mean, to_sitk
-from nanohet.phantom import PhantomParams, render_fluorescence, simulate_section
-from nanohet.registration import RegistrationSettings, prepare_image, register, target_registration_error
+from nanohet.demo.phantom import PhantomParams, render_fluorescence, simulate_section
+from nanohet.registration import prepare_image, register, target_registration_error
+from nanohet.settings import EdgeSettings
 
 SPACING = 2.0
 
@@ -99,7 +100,7 @@ def nanohet_register(fixed, moving, transform: str = "affine"):
     origin = block_origin((0.0, 0.0), (SPACING, SPACING), f)
     fx = prepare_image(block_reduce_mean(sitk.GetArrayFromImage(fixed), f), spacing, origin)
     mv = prepare_image(block_reduce_mean(sitk.GetArrayFromImage(moving), f), spacing, origin)
-    settings = RegistrationSettings(transform=transform, rotation_search_deg=list(range(-180, 180, 30)))
+    settings = EdgeSettings(transform=transform, rotation_search_deg=tuple(range(-180, 180, 30))).optimiser()
     return register(fx, mv, settings).transform
 
 

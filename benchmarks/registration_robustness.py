@@ -29,10 +29,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from nanohet import pipeline  # noqa: E402
-from nanohet.ometiff import read_ome_tiff  # noqa: E402
-from nanohet.phantom import (generate_sample, msi_pixels_in_tissue, params_from_config,  # noqa: E402
-                             section_points_in_tissue, section_to_he)
+from nanohet.demo.cohort import generate_sample, params_from_config  # noqa: E402
+from nanohet.demo.geometry import msi_pixels_in_tissue, section_points_in_tissue, section_to_he  # noqa: E402
+from nanohet.io.ometiff import read_ome_tiff  # noqa: E402
+from nanohet.steps.microscopy import preprocess  # noqa: E402
+from nanohet.steps.msi import extract  # noqa: E402
+from nanohet.steps.register import one_edge  # noqa: E402
 from nanohet.registration import target_registration_error  # noqa: E402
 
 
@@ -44,18 +46,16 @@ def one_sample(seed: int, cfg: dict, folder: Path) -> dict:
                                                 ("volume_mask", "volume_mask.nii.gz"))}
     rec = generate_sample(f"r{seed}", out, folder / "truth", params)
     masks, ions = folder / "masks.ome.tif", folder / "ions.ome.tif"
-    pipeline.preprocess_microscopy(str(out["fluorescence"]), cfg["microscopy"], str(masks), str(folder / "s.tsv"))
-    pipeline.extract_msi(str(out["msi"]), cfg["msi"], str(ions), str(folder / "i.tsv"), str(folder / "m.tsv"))
+    preprocess(str(out["fluorescence"]), cfg["microscopy"], str(masks), str(folder / "s.tsv"))
+    extract(str(out["msi"]), cfg["msi"], str(ions), str(folder / "i.tsv"), str(folder / "m.tsv"))
     t0 = time.perf_counter()
     msi_cfg = dict(cfg["registration"], rotation_search_deg=list(range(-180, 180, 15)))
-    pipeline.register_msi(str(ions), str(out["fluorescence"]), str(masks), msi_cfg, cfg["quantify"],
-                          cfg["microscopy"], str(folder / "msi.tfm"), str(folder / "msi_r.ome.tif"),
-                          str(folder / "msi_qc.tsv"), sample=f"r{seed}")
+    one_edge("msi", ions, out["fluorescence"], masks, msi_cfg, cfg["microscopy"], cfg["quantify"], folder / "msi.tfm",
+             folder / "msi_r.ome.tif", folder / "msi_qc.tsv", sample=f"r{seed}")
     t_msi = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pipeline.register_he(str(out["he"]), str(out["fluorescence"]), str(masks), cfg["registration"], cfg["quantify"],
-                         cfg["microscopy"], str(folder / "he.tfm"), str(folder / "he_r.ome.tif"),
-                         str(folder / "he_qc.tsv"), sample=f"r{seed}")
+    one_edge("he", out["he"], out["fluorescence"], masks, cfg["registration"], cfg["microscopy"], cfg["quantify"],
+             folder / "he.tfm", folder / "he_r.ome.tif", folder / "he_qc.tsv", sample=f"r{seed}")
     t_he = time.perf_counter() - t0
 
     truth = read_ome_tiff(folder / "truth" / "truth_masks.ome.tif")

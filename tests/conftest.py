@@ -5,11 +5,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nanohet.phantom import PhantomParams, generate_sample
+from nanohet.demo.cohort import generate_sample
+from nanohet.demo.phantom import PhantomParams
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 IMZML = DATA / "imzml"
+
+
+def section_settings(**kw):
+    """Optimiser settings of a section edge: the defaults of nanohet.settings.EdgeSettings with ``kw`` changed."""
+    from nanohet.settings import EdgeSettings
+
+    return EdgeSettings.from_dict(kw).optimiser()
 
 
 def tiny_params(**kw) -> PhantomParams:
@@ -32,8 +40,7 @@ def tiny_sample(tmp_path_factory):
     """One simulated sample (all modalities + truth), shared by the tests that only read it."""
     root = tmp_path_factory.mktemp("tiny")
     outputs = sample_outputs(root / "data")
-    record = generate_sample("s1_T1", outputs, root / "truth", tiny_params(),
-                             thresholds={"doxorubicin": 2.0})
+    record = generate_sample("s1_T1", outputs, root / "truth", tiny_params())
     return {"outputs": outputs, "truth_dir": root / "truth", "record": record, "root": root}
 
 
@@ -44,7 +51,7 @@ MODALITY_FILES = {"fluorescence": "fluorescence.ome.tif", "he": "he.ome.tif", "m
 
 
 def snakemake(workdir, *args, check=True, env=None):
-    """Run the repository's workflow in ``workdir`` with the config written by :func:`write_cohort`."""
+    """Run the repository's workflow on the project in ``workdir`` (made by :func:`write_cohort`)."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
            str(workdir), "--configfile", str(workdir / "config" / "config.yaml"), *args]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env)
@@ -53,26 +60,57 @@ def snakemake(workdir, *args, check=True, env=None):
     return res
 
 
+def nanohet(*args, cwd=None, check=False):
+    """The ``nanohet`` command line (as ``python -m nanohet.cli``)."""
+    res = subprocess.run([sys.executable, "-m", "nanohet.cli", *map(str, args)], capture_output=True, text=True,
+                         cwd=cwd)
+    if check and res.returncode != 0:
+        raise AssertionError(f"nanohet {' '.join(map(str, args))} failed ({res.returncode}):\n"
+                             f"{res.stdout[-3000:]}\n{res.stderr[-6000:]}")
+    return res
+
+
 def write_cohort(workdir, samples=SAMPLES):
-    """A tiny demo cohort (1.6 mm tumours) with its own config and sample sheet in ``workdir``."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    """A project folder made by ``nanohet init`` holding a tiny demo cohort (1.6 mm tumours); its paths are
+    relative to the folder. Returns the config."""
+    nanohet("init", workdir, check=True)
+    path = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["demo"]["enabled"] = True
     config["demo"]["phantom"].update(tumour_diameter_mm=1.6, margin_mm=0.25)
-    (workdir / "config").mkdir(parents=True)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    rows = ["subject\tgroup\ttumour\tmodality\tpath\tpixel_size\tmask\tchannels"]
+    path.write_text(yaml.safe_dump(config))
+    rows = [(workdir / "config" / "samples.tsv").read_text().rstrip("\n")]
+    columns = rows[0].split("\t")
     for subject, group in samples:
         for modality, name in MODALITY_FILES.items():
-            mask = f"results/demo/data/{subject}_T1/volume_mask.nii.gz" if modality == "volume" else ""
-            rows.append(f"{subject}\t{group}\tT1\t{modality}\tresults/demo/data/{subject}_T1/{name}\t\t{mask}\t")
+            row = {"subject": subject, "group": group, "tumour": "T1", "modality": modality,
+                   "path": f"results/demo/data/{subject}_T1/{name}",
+                   "mask": f"results/demo/data/{subject}_T1/volume_mask.nii.gz" if modality == "volume" else ""}
+            rows.append("\t".join(row.get(c, "") for c in columns))
     (workdir / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
     return config
 
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
-    """The tiny cohort run once with 2 cores, plus its report (shared by workflow and archive tests)."""
-    workdir = tmp_path_factory.mktemp("wf")
+    """The tiny cohort run once with 2 cores by ``nanohet run`` in a project folder outside the repository,
+    plus its report (shared by the workflow and archive tests)."""
+    workdir = tmp_path_factory.mktemp("project")
+    assert not workdir.resolve().is_relative_to(REPO)
     write_cohort(workdir)
-    run = snakemake(workdir, "--cores", "2")
+    run = nanohet("run", "--cores", "2", cwd=workdir, check=True)
     snakemake(workdir, "--report", "results/report.html")
     return workdir, run
+
+
+# ----------------------------------------------------------------------------- one-edge registration through the steps
+CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def register_onto_fluorescence(modality, source, fluorescence, masks, registration, out_transform, out_registered,
+                               out_qc, sample="s1_T1", **kw):
+    """:func:`nanohet.steps.register.one_edge` with the repository config's microscopy and quantify sections."""
+    from nanohet.steps.register import one_edge
+
+    one_edge(modality, source, fluorescence, masks, registration, CONFIG["microscopy"], CONFIG["quantify"],
+             out_transform, out_registered, out_qc, sample=sample, **kw)

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from nanohet.archive import safe_extract
+from nanohet.repro.verify import safe_extract
 from nanohet.errors import InputError
 
 pytestmark = pytest.mark.workflow
@@ -35,7 +35,7 @@ def _members(path):
 
 def test_archive_contents(archive):
     m = _members(archive)
-    for name in ("paper/workflow/Snakefile", "paper/workflow/src/nanohet/pipeline.py", "paper/config/config.yaml",
+    for name in ("paper/workflow/Snakefile", "paper/workflow/src/nanohet/steps/msi.py", "paper/config/config.yaml",
                  "paper/config/samples.tsv", "paper/inputs/CHECKSUMS.sha256", "paper/environment/pip-freeze.txt",
                  "paper/environment/environment.json", "paper/results/tables/cohort_metrics.tsv",
                  "paper/results/figures/cohort_summary.png", "paper/results/report.html",
@@ -113,7 +113,7 @@ def test_archive_before_running_is_a_clear_error(tmp_path):
 
 
 def test_tables_are_compared_without_their_run_time_column(tmp_path):
-    from nanohet.archive import same_result
+    from nanohet.repro.verify import same_result
 
     a, b, c, d = (tmp_path / f"{n}.tsv" for n in "abcd")
     a.write_text("edge\tmetric_after\trun_time_s\nmsi->fluorescence\t-0.69\t3.1\n")

@@ -7,7 +7,7 @@ from pyimzml.ImzMLParser import ImzMLParser
 
 from conftest import IMZML
 from nanohet.errors import InputError
-from nanohet.imzml import ImzMLWriter, deterministic_uuid, read_imzml_index
+from nanohet.io.imzml import ImzMLWriter, deterministic_uuid, read_imzml_index
 
 
 def _pyimzml(path):

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from conftest import section_settings
 from nanohet.errors import InputError
-from nanohet.landmarks import landmark_transform, read_landmarks
-from nanohet.registration import RegistrationSettings, prepare_image, register, target_registration_error
+from nanohet.registration.landmarks import landmark_transform, read_landmarks
+from nanohet.registration import prepare_image, register, target_registration_error
 
 from test_registration import _known_pair
 
@@ -90,7 +91,7 @@ def test_landmark_initialisation_recovers_a_mirrored_large_rotation(transform):
     rng = np.random.default_rng(5)
     idx = [0, 9, 90, 99]  # four corners of the grid
     init = landmark_transform(pts[idx] + rng.normal(0, 15, (4, 2)), true[idx] + rng.normal(0, 15, (4, 2)))
-    settings = RegistrationSettings(transform=transform, smoothing_sigmas=[20.0, 10.0, 0.0])
+    settings = section_settings(transform=transform, smoothing_sigmas_um=[20.0, 10.0, 0.0])
     res = register(f, m, settings, initial_transform=init)
     assert res.flipped
     assert np.median(target_registration_error(init, pts, true)) > 5.0  # the start is rough

@@ -3,7 +3,7 @@ import pytest
 
 from nanohet.errors import InputError
 from nanohet.microscopy import haematoxylin, necrosis_mask, tissue_mask, vessel_mask
-from nanohet.ometiff import read_ome_tiff
+from nanohet.io.ometiff import read_ome_tiff
 from nanohet.registration import dice
 
 

@@ -6,7 +6,7 @@ from pyimzml.ImzMLParser import ImzMLParser, getionimage
 
 from conftest import IMZML
 from nanohet.errors import InputError
-from nanohet.imzml import ImzMLWriter, deterministic_uuid, read_imzml_index
+from nanohet.io.imzml import ImzMLWriter, deterministic_uuid, read_imzml_index
 from nanohet.msi import BLOCKS_PER_CHUNK, IonTarget, block_starts, clip_hotspots, extract_ion_images, normalise
 
 
@@ -159,7 +159,7 @@ def test_absolute_stage_origin_is_kept():
 
 
 def test_index_cache_round_trip(tmp_path):
-    from nanohet.imzml import ImzMLIndex
+    from nanohet.io.imzml import ImzMLIndex
 
     idx = read_imzml_index(IMZML / "metaspace_spheroid" / "Untreated_3_434_tiny.imzML")
     idx.save(tmp_path / "index.npz")
@@ -217,9 +217,9 @@ def test_unaligned_unsorted_spectra_give_the_same_images(tmp_path, monkeypatch, 
     """
     from dataclasses import replace
 
-    import nanohet.msi
+    import nanohet.msi.ibd
 
-    monkeypatch.setattr(nanohet.msi, "_resident", lambda view: in_page_cache)
+    monkeypatch.setattr(nanohet.msi.ibd, "resident", lambda view: in_page_cache)
     rng = np.random.default_rng(11)
     n, peaks = 40, 4000  # the m/z block (1.3 MB) keeps each chunk's two byte ranges > 1 MB apart
     coords = np.array([(i % 8 + 1, i // 8 + 1) for i in range(n)])
@@ -281,10 +281,10 @@ def test_page_cache_residency_is_detected(tmp_path):
     import mmap
     import os
 
-    import nanohet.msi
-    from nanohet.msi import _resident
+    import nanohet.msi.ibd
+    from nanohet.msi.ibd import resident as _resident
 
-    if nanohet.msi._mincore is None or not hasattr(os, "posix_fadvise"):
+    if nanohet.msi.ibd._mincore is None or not hasattr(os, "posix_fadvise"):
         pytest.skip("needs mincore and posix_fadvise")
     mounts = [line.split()[1:3] for line in open("/proc/mounts")] if os.path.exists("/proc/mounts") else []
     fs = max((m for m in mounts if str(tmp_path).startswith(m[0])), key=lambda m: len(m[0]), default=["", ""])[1]

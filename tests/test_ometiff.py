@@ -4,7 +4,7 @@ import tifffile
 
 from nanohet.errors import InputError
 from nanohet.image import SectionImage
-from nanohet.ometiff import read_ome_tiff, write_ome_tiff
+from nanohet.io.ometiff import read_ome_tiff, write_ome_tiff
 
 
 def test_round_trip_keeps_channels_spacing_origin(tmp_path):

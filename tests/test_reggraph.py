@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 
 from nanohet.errors import InputError
-from nanohet.reggraph import Edge, chain, compose, parse_edges, sample_chains
+from nanohet.registration.graph import Edge, chain, compose, parse_edges, sample_chains
 
 
 def _affine(angle_deg, scale, shift, centre):
@@ -28,8 +28,8 @@ def test_compose_equals_applying_the_chain():
 
 
 def test_chains_follow_the_config():
-    edges = parse_edges({"edges": [{"moving": "msi", "fixed": "he", "transform": "rigid"},
-                                   {"moving": "he", "fixed": "fluorescence"}]})
+    edges = parse_edges([{"moving": "msi", "fixed": "he", "transform": "rigid"},
+                         {"moving": "he", "fixed": "fluorescence"}])
     assert [e.name for e in chain(edges, "msi")] == ["msi_to_he", "he_to_fluorescence"]
     assert edges[0].settings == {"transform": "rigid"}
     chains = sample_chains(edges, {"fluorescence", "he", "msi"}, "m1_T1")
@@ -49,7 +49,7 @@ def test_chains_follow_the_config():
 ])
 def test_bad_graphs_are_rejected(edges, message):
     with pytest.raises(InputError, match=message):
-        parse_edges({"edges": edges})
+        parse_edges(edges)
 
 
 def test_edge_identity_ignores_settings():
@@ -80,7 +80,7 @@ def test_compose_keeps_a_deformation_and_survives_a_file(tmp_path):
 
 
 def test_invert_undoes_a_composite_with_a_deformation():
-    from nanohet.reggraph import invert
+    from nanohet.registration.graph import invert
 
     forward = sitk.CompositeTransform([_affine(20, 1.02, (40.0, -10.0), (500.0, 400.0)), _bspline()])
     inverse = invert(forward)

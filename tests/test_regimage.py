@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nanohet.regimage import channel_sum, first_principal_component, robust_unit, tissue_distance_map
+from nanohet.registration.images import channel_sum, first_principal_component, robust_unit, tissue_distance_map
 
 
 def test_first_principal_component_recovers_the_dominant_pattern():

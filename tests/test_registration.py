@@ -5,8 +5,9 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from conftest import section_settings
 from nanohet.image import to_sitk
-from nanohet.registration import (RegistrationSettings, dice, prepare_image, register, resample_to,
+from nanohet.registration import (dice, prepare_image, register, resample_to,
                                   target_registration_error)
 
 
@@ -49,7 +50,7 @@ def test_recovers_a_known_similarity_transform():
     fixed, moving, truth = _known_pair()
     res = register(prepare_image(sitk.GetArrayFromImage(fixed), (10, 10), (0, 0)),
                    prepare_image(sitk.GetArrayFromImage(moving), (10, 10), (0, 0)),
-                   RegistrationSettings(smoothing_sigmas=[20.0, 10.0, 0.0]))
+                   section_settings(smoothing_sigmas_um=[20.0, 10.0, 0.0]))
     tre = _grid_tre(res.transform, truth)
     assert np.median(tre) < 2.0  # µm, on a 10 µm grid
     assert res.metric_after < res.metric_before
@@ -59,8 +60,8 @@ def test_rotation_search_handles_a_large_rotation():
     fixed, moving, truth = _known_pair(angle_deg=120.0, scale=1.0)
     f = prepare_image(sitk.GetArrayFromImage(fixed), (10, 10), (0, 0))
     m = prepare_image(sitk.GetArrayFromImage(moving), (10, 10), (0, 0))
-    no_search = register(f, m, RegistrationSettings(transform="rigid"))
-    search = register(f, m, RegistrationSettings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30))))
+    no_search = register(f, m, section_settings(transform="rigid"))
+    search = register(f, m, section_settings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30))))
     assert np.median(_grid_tre(search.transform, truth)) < 3.0
     assert np.median(_grid_tre(no_search.transform, truth)) > 50.0
 
@@ -94,7 +95,7 @@ def test_flip_search_recovers_a_mirrored_section():
     f = prepare_image(sitk.GetArrayFromImage(fixed), (10, 10), (0, 0))
     mirrored_arr = sitk.GetArrayFromImage(moving)[:, ::-1]
     m = prepare_image(mirrored_arr, (10, 10), (0, 0))
-    res = register(f, m, RegistrationSettings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30)),
+    res = register(f, m, section_settings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30)),
                                               flip_search=True))
     assert res.flipped
     # the true position in the mirrored image of fixed point x: mirror(truth(x)) about x = 795 µm
@@ -103,7 +104,7 @@ def test_flip_search_recovers_a_mirrored_section():
     true = np.array([truth.TransformPoint(tuple(p)) for p in pts])
     true[:, 0] = 2 * 795.0 - true[:, 0]
     assert np.median(target_registration_error(res.transform, pts, true)) < 3.0
-    without = register(f, m, RegistrationSettings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30))))
+    without = register(f, m, section_settings(transform="rigid", rotation_search_deg=list(range(-180, 180, 30))))
     assert not without.flipped
     assert np.median(target_registration_error(without.transform, pts, true)) > 20.0
 
@@ -112,12 +113,12 @@ def test_geometry_centring_option():
     fixed, moving, truth = _known_pair(angle_deg=0.0, scale=1.0, shift=(30.0, -20.0))
     f = prepare_image(sitk.GetArrayFromImage(fixed), (10, 10), (0, 0))
     m = prepare_image(sitk.GetArrayFromImage(moving), (10, 10), (0, 0))
-    res = register(f, m, RegistrationSettings(transform="rigid", centring="geometry",
-                                              smoothing_sigmas=[20.0, 10.0, 0.0]))
+    res = register(f, m, section_settings(transform="rigid", centring="geometry",
+                                              smoothing_sigmas_um=[20.0, 10.0, 0.0]))
     assert res.initial_rotation_deg == 0.0
     assert np.median(_grid_tre(res.transform, truth)) < 2.0
     with pytest.raises(ValueError, match="centring must be moments or geometry"):
-        register(f, m, RegistrationSettings(centring="middle"))
+        register(f, m, section_settings(centring="middle"))
 
 
 def _deformed_pair(n=200, spacing=20.0, amplitude=40.0, wavelength=2000.0, seed=3):
@@ -155,8 +156,8 @@ def test_bspline_stage_recovers_a_non_linear_deformation():
     from nanohet.registration import deformation_summary
 
     fixed, moving, points, truth = _deformed_pair()
-    linear = register(fixed, moving, RegistrationSettings(transform="affine", smoothing_sigmas=[80, 40, 0]))
-    settings = RegistrationSettings(transform="bspline", smoothing_sigmas=[80, 40, 0], bspline_grid_spacing=500.0)
+    linear = register(fixed, moving, section_settings(transform="affine", smoothing_sigmas_um=[80, 40, 0]))
+    settings = section_settings(transform="bspline", smoothing_sigmas_um=[80, 40, 0], bspline_grid_spacing_um=500.0)
     warped = register(fixed, moving, settings)
     e_linear = target_registration_error(linear.transform, points, truth)
     e_warped = target_registration_error(warped.transform, points, truth)

@@ -6,7 +6,7 @@ from conftest import REPO
 import yaml
 
 from nanohet.errors import InputError
-from nanohet.samplesheet import check_demo_paths, load_sample_sheet
+from nanohet.io.samplesheet import check_demo_paths, load_sample_sheet
 
 SCHEMA = REPO / "workflow" / "schemas" / "samples.schema.yaml"
 HEADER = "subject\tgroup\ttumour\tmodality\tpath\tpixel_size\tmask\tchannels\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nanohet.archive import same_result
+from nanohet.repro.verify import same_result
 
 from conftest import REPO, snakemake, write_cohort
 from slurm_cluster import SlurmCluster, missing_reason

@@ -4,7 +4,8 @@ import SimpleITK as sitk
 
 from conftest import DATA
 from nanohet.errors import InputError
-from nanohet.volume import read_volume, volume_metrics, write_volume
+from nanohet.io.volumes import read_volume, write_volume
+from nanohet.quantify.volume import volume_metrics
 
 
 def test_ibsi_digital_phantom_mean():
@@ -44,7 +45,7 @@ STS = DATA / "volumes" / "ibsi_sts_002"
 
 
 def test_pet_ct_mr_in_one_grid_with_masks_carried_along():
-    from nanohet.volume import mask_centroid_mm, resample_to_grid
+    from nanohet.registration.volumes import mask_centroid_mm, resample_to_grid
 
     ct = read_volume(STS / "CT_image.nii.gz")
     centroids = {}
@@ -69,7 +70,7 @@ def test_pet_ct_mr_in_one_grid_with_masks_carried_along():
 def test_direction_cosines_are_respected(tmp_path):
     import zipfile
 
-    from nanohet.volume import resample_to_grid
+    from nanohet.registration.volumes import resample_to_grid
 
     d = DATA / "volumes" / "i2nii"
     with zipfile.ZipFile(d / "DICOM.zip") as z:
@@ -89,8 +90,9 @@ def test_direction_cosines_are_respected(tmp_path):
 
 
 def test_rigid_3d_registration_recovers_a_known_offset():
-    from nanohet.registration import RegistrationSettings, register_rigid_3d
-    from nanohet.volume import mask_centroid_mm, resample_to_grid
+    from nanohet.registration import register_rigid_3d
+    from nanohet.settings import VolumeRegistrationSettings
+    from nanohet.registration.volumes import mask_centroid_mm, resample_to_grid
 
     ct = read_volume(STS / "CT_image.nii.gz")
     mr = read_volume(STS / "MR_T1_image.nii.gz")
@@ -98,8 +100,7 @@ def test_rigid_3d_registration_recovers_a_known_offset():
     offset = np.array([9.0, -7.0, 4.0])  # mm: the MR scanner frame moved
     for img in (mr, mr_mask):
         img.SetOrigin(tuple(np.array(img.GetOrigin()) + offset))
-    settings = RegistrationSettings(transform="rigid", smoothing_sigmas=[4.0, 2.0, 0.0], iterations=200,
-                                    histogram_bins=64, sampling_percentage=0.2)  # seeded: still deterministic
+    settings = VolumeRegistrationSettings(sampling_percentage=0.2).optimiser()  # seeded: still deterministic
     a = register_rigid_3d(ct, mr, settings)
     b = register_rigid_3d(ct, mr, settings)
     assert a.transform.GetParameters() == b.transform.GetParameters()  # deterministic

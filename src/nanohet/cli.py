@@ -1,26 +1,32 @@
-"""Command line: ``nanohet archive`` and ``nanohet verify``."""
+"""Command line: ``nanohet init``, ``nanohet run``, ``nanohet archive`` and ``nanohet verify``."""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
 from .errors import InputError
 
 
-def _repo_root() -> Path:
+def repo_root() -> Path:
     """The workflow checkout this package belongs to (src/nanohet -> repository root)."""
     here = Path(__file__).resolve().parents[2]
     if (here / "Snakefile").is_file():
         return here
     raise InputError("cannot find the nanohet workflow (Snakefile) next to the installed package; "
-                     "use an editable install from a checkout (pip install -e .)")
+                     "install nanohet from its checkout (bash run.sh, or pip install -e <checkout>)")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="nanohet", description="nanohet reproducibility tools")
+    parser = argparse.ArgumentParser(prog="nanohet", description="nanohet: project folders, runs, reproducibility")
     sub = parser.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("init", help="create a project folder with a commented config and an empty sample sheet")
+    i.add_argument("folder")
+    i.add_argument("--force", action="store_true", help="overwrite an existing config or sample sheet")
+    r = sub.add_parser("run", help="run the workflow on the project in the current folder (arguments go to snakemake)")
+    r.add_argument("--directory", default=".", help="project folder (default: current folder)")
     a = sub.add_parser("archive", help="pack a finished analysis into results/archive/<name>.tar.gz")
     a.add_argument("--name", default="nanohet-analysis", help="archive name (default: nanohet-analysis)")
     a.add_argument("--workdir", default=".", help="analysis folder (default: current folder)")
@@ -29,14 +35,26 @@ def main(argv=None) -> int:
     v = sub.add_parser("verify", help="rerun an archive and compare every result with it")
     v.add_argument("archive")
     v.add_argument("--cores", type=int, default=2)
-    args = parser.parse_args(argv)
-    from .archive import create_archive, verify_archive
-
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "run":
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
     try:
+        if args.command == "init":
+            from .project import init_project
+
+            for path in init_project(args.folder, force=args.force):
+                print(f"wrote {path}")
+            print(f"next: edit {Path(args.folder) / 'config'}, then: cd {args.folder} && nanohet run -n")
+            return 0
+        if args.command == "run":
+            return run_workflow(Path(args.directory), rest)
+        from .repro.archive import create_archive
+        from .repro.verify import verify_archive
+
         if args.command == "archive":
             workdir = Path(args.workdir)
             out = workdir / "results" / "archive" / f"{args.name}.tar.gz"
-            create_archive(workdir, _repo_root(), out, args.configfile, args.include_inputs)
+            create_archive(workdir, repo_root(), out, args.configfile, args.include_inputs)
             print(f"wrote {out}")
             return 0
         report = verify_archive(args.archive, cores=args.cores)
@@ -45,6 +63,20 @@ def main(argv=None) -> int:
     except InputError as exc:
         print(f"nanohet: {exc}", file=sys.stderr)
         return 2
+
+
+def run_workflow(folder: Path, snakemake_args: list[str]) -> int:
+    """Run the workflow on the project in ``folder`` (its ``config/config.yaml``); returns snakemake's exit code."""
+    config = folder / "config" / "config.yaml"
+    if not config.is_file():
+        raise InputError(f"{config}: no project config here; create a project with: nanohet init <folder>")
+    args = list(snakemake_args)
+    if not any(a in ("--cores", "-c", "--jobs", "-j", "--profile") or a.startswith(("--cores=", "-c"))
+               for a in args):
+        args += ["--cores", "all"]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root() / "Snakefile"),
+           "--directory", str(folder.resolve()), "--configfile", str(config.resolve()), *args]
+    return subprocess.call(cmd)
 
 
 if __name__ == "__main__":

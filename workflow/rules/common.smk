@@ -1,12 +1,15 @@
-# Shared helpers: the validated sample sheet and path lookups used by every stage.
+# Shared helpers: the settings (each config section parsed once), the validated sample sheet and the
+# registration graphs, path lookups and resource estimates used by every stage.
 import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from nanohet.errors import InputError
-from nanohet.reggraph import VOLUME_MODALITIES, parse_edges, sample_chains
-from nanohet.samplesheet import check_demo_paths, load_sample_sheet
+from nanohet.io.samplesheet import check_demo_paths, load_sample_sheet
+from nanohet.provenance import code_version
+from nanohet.registration.graph import VOLUME_MODALITIES, parse_edges, sample_chains
+from nanohet.settings import from_config
 
 ENV = "../../envs/nanohet.yaml"
 RESULTS = "results"
@@ -14,36 +17,36 @@ LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 
 try:
-    SHEET = load_sample_sheet(config["samples"], workflow.source_path("../schemas/samples.schema.yaml"))
-    validate(SHEET.drop(columns="sample"), "../schemas/samples.schema.yaml")
-    DEMO = bool(config["demo"]["enabled"])
+    CONFIG = from_config(config)
+    SHEET = load_sample_sheet(CONFIG.samples, workflow.source_path("../schemas/samples.schema.yaml"))
+    DEMO = CONFIG.demo.enabled
     if DEMO:
-        check_demo_paths(SHEET, config["demo"].get("data_dir", "results/demo/data"))
-except InputError as exc:
-    raise WorkflowError(f"nanohet: {exc}") from None
-
-SAMPLES = sorted(SHEET["sample"].unique())
-
-# Registration graph: per sample, the chain of edges from each section to the fluorescence frame.
-try:
-    EDGES = parse_edges(config["registration"])
-    CHAINS = {
-        s: sample_chains(EDGES, set(SHEET.loc[SHEET["sample"] == s, "modality"]), s) for s in SAMPLES
-    }
+        check_demo_paths(SHEET, CONFIG.demo.data_dir)
+    SAMPLES = sorted(SHEET["sample"].unique())
+    # registration graphs: per sample, the chain of edges from each section (volume) to the reference
+    REFERENCE = CONFIG.registration.reference
+    EDGES = parse_edges(CONFIG.registration.edges, reference=REFERENCE)
+    CHAINS = {s: sample_chains(EDGES, set(SHEET.loc[SHEET["sample"] == s, "modality"]), s, REFERENCE) for s in SAMPLES}
     for s, chains in CHAINS.items():
         if "msi" not in chains:
-            raise InputError(f"sample {s}: registration.edges has no path from msi to the fluorescence section")
-    VOLUME_CFG = config.get("volume_registration", {})
-    VOLUME_REFERENCE = VOLUME_CFG.get("reference", "ct")
-    VOLUME_EDGES = parse_edges(VOLUME_CFG, VOLUME_MODALITIES, VOLUME_REFERENCE, "volume_registration.edges")
+            raise InputError(f"sample {s}: registration.edges has no path from msi to the reference ({REFERENCE})")
+    VOLUME_REFERENCE = CONFIG.volume_registration.reference
+    VOLUME_EDGES = parse_edges(
+        CONFIG.volume_registration.edges, VOLUME_MODALITIES, VOLUME_REFERENCE, "volume_registration.edges"
+    )
     VOLUME_CHAINS = {
-        s: sample_chains(
-            VOLUME_EDGES, set(SHEET.loc[SHEET["sample"] == s, "modality"]), s, VOLUME_REFERENCE
-        )
+        s: sample_chains(VOLUME_EDGES, set(SHEET.loc[SHEET["sample"] == s, "modality"]), s, VOLUME_REFERENCE)
         for s in SAMPLES
     }
 except InputError as exc:
     raise WorkflowError(f"nanohet: {exc}") from None
+
+DRUG = CONFIG.msi.analyte("drug")
+DRUG = DRUG.name if DRUG is not None else None
+# each rule's params carry only the values it uses: a changed value reruns only what depends on it
+MSI = CONFIG.msi.to_dict()
+MICROSCOPY = CONFIG.microscopy.to_dict()
+QUANTIFY = CONFIG.quantify.to_dict()
 
 
 def _row(sample, modality):
@@ -56,9 +59,16 @@ def sample_path(modality):
     return lambda wc: _row(wc.sample, modality)["path"]
 
 
-def landmarks_of(modality):
-    """Input function: the landmark CSV of a sample's section, or nothing."""
-    return lambda wc: sample_option(wc.sample, modality, "landmarks") or []
+def sample_option(sample, modality, column):
+    """Optional per-file setting (pixel_size, channels, mask, landmarks) or None."""
+    row = _row(sample, modality)
+    value = None if row is None else row[column]
+    return None if value is None or value != value else value
+
+
+def option(modality, column):
+    """Params function: a sample-sheet option of the sample's file of one modality."""
+    return lambda wc: sample_option(wc.sample, modality, column)
 
 
 def section_source(sample, modality):
@@ -69,10 +79,10 @@ def section_source(sample, modality):
 
 
 def edge_inputs(wc):
-    """Inputs of one registration edge (moving, fixed, masks for fluorescence, landmarks if given)."""
+    """Inputs of one registration edge (both images, fluorescence masks, landmarks if given)."""
     out = {
-        "moving": section_source(wc.sample, wc.moving),
-        "fixed": section_source(wc.sample, wc.fixed),
+        "moving_image": section_source(wc.sample, wc.moving),
+        "fixed_image": section_source(wc.sample, wc.fixed),
     }
     if "fluorescence" in (wc.moving, wc.fixed):
         out["masks"] = f"{RESULTS}/microscopy/{wc.sample}/masks.ome.tif"
@@ -85,7 +95,7 @@ def edge_inputs(wc):
 def edge_options(wc):
     """Sample-sheet pixel sizes and channel names of an edge's two sections."""
     return {
-        m: {"pixel_size_um": sample_option(wc.sample, m, "pixel_size")}
+        m: {"pixel_size": sample_option(wc.sample, m, "pixel_size")}
         | ({"channels": sample_option(wc.sample, m, "channels")} if m == "fluorescence" else {})
         for m in (wc.moving, wc.fixed)
         if m != "msi"
@@ -93,10 +103,8 @@ def edge_options(wc):
 
 
 def chain_transforms(sample, modality):
-    """Edge transforms from the edge onto the reference outwards (the order nanohet.reggraph.compose takes)."""
-    return [
-        f"{RESULTS}/registration/{sample}/{e.name}.tfm" for e in reversed(CHAINS[sample][modality])
-    ]
+    """Edge transforms from the edge onto the reference outwards (the order nanohet.registration.graph.compose takes)."""
+    return [f"{RESULTS}/registration/{sample}/{e.name}.tfm" for e in reversed(CHAINS[sample][modality])]
 
 
 def volume_edge_inputs(wc):
@@ -110,10 +118,7 @@ def volume_edge_inputs(wc):
 
 
 def volume_chain_transforms(sample, modality):
-    return [
-        f"{RESULTS}/registration/{sample}/volumes/{e.name}.tfm"
-        for e in reversed(VOLUME_CHAINS[sample][modality])
-    ]
+    return [f"{RESULTS}/registration/{sample}/volumes/{e.name}.tfm" for e in reversed(VOLUME_CHAINS[sample][modality])]
 
 
 def volume_outputs(sample):
@@ -128,20 +133,11 @@ def volume_outputs(sample):
 
 
 def edge_qc_tables(sample):
-    return sorted(
-        {f"{RESULTS}/registration/{sample}/{e.name}_qc.tsv" for path in CHAINS[sample].values() for e in path}
-    )
+    return sorted({f"{RESULTS}/registration/{sample}/{e.name}_qc.tsv" for path in CHAINS[sample].values() for e in path})
 
 
 def ibd_path(wc):
     return str(Path(_row(wc.sample, "msi")["path"]).with_suffix(".ibd"))
-
-
-def sample_option(sample, modality, column):
-    """Optional per-file setting (pixel_size, channels, mask) or None."""
-    row = _row(sample, modality)
-    value = None if row is None else row[column]
-    return None if value is None or value != value else value
 
 
 def input_mb(input):
@@ -165,7 +161,12 @@ def samples_with(modality):
 
 
 def group_of(sample):
-    return _row(sample, "fluorescence")["group"]
+    return SHEET.loc[SHEET["sample"] == sample, "group"].iloc[0]
+
+
+def sample_records():
+    """subject, group and tumour of every sample (for the cohort table)."""
+    return SHEET.drop_duplicates("sample")[["sample", "subject", "group", "tumour"]].to_dict("records")
 
 
 def all_outputs():

@@ -2,8 +2,8 @@
 # Only active when demo.enabled is true; the analysis rules never read the truth.
 
 if DEMO:
-    DEMO_DATA = config["demo"].get("data_dir", "results/demo/data")
-    DEMO_TRUTH = config["demo"].get("truth_dir", "results/demo/truth")
+    DEMO_DATA = CONFIG.demo.data_dir
+    DEMO_TRUTH = CONFIG.demo.truth_dir
 
     rule demo_sample:
         output:
@@ -17,17 +17,18 @@ if DEMO:
             landmarks=f"{DEMO_TRUTH}/{{sample}}/landmarks_msi.csv",
             truth_maps=f"{DEMO_TRUTH}/{{sample}}/truth_maps.ome.tif",
             truth_masks=f"{DEMO_TRUTH}/{{sample}}/truth_masks.ome.tif",
+            truth_fields=f"{DEMO_TRUTH}/{{sample}}/truth_fields.ome.tif",
         params:
             group=lambda wc: group_of(wc.sample),
-            demo=config["demo"],
-            thresholds=config["quantify"].get("coverage_thresholds", {}),
+            demo=CONFIG.demo.to_dict(),
             truth_dir=lambda wc: f"{DEMO_TRUTH}/{wc.sample}",
+            code=code_version("demo", "steps/demo.py"),
         log:
             f"{LOGS}/demo_sample/{{sample}}.log",
         benchmark:
             f"{BENCH}/demo_sample/{{sample}}.tsv"
         resources:
-            mem_mb=lambda wc, attempt: int(2500 * config["demo"].get("scale", 1.0) ** 2 * attempt),
+            mem_mb=lambda wc, attempt: int(2500 * CONFIG.demo.scale**2 * attempt),
             runtime=lambda wc, attempt: 15 * attempt,
         conda:
             ENV
@@ -39,25 +40,28 @@ if DEMO:
             truth=f"{DEMO_TRUTH}/{{sample}}/truth.json",
             landmarks=f"{DEMO_TRUTH}/{{sample}}/landmarks_msi.csv",
             truth_masks=f"{DEMO_TRUTH}/{{sample}}/truth_masks.ome.tif",
+            truth_fields=f"{DEMO_TRUTH}/{{sample}}/truth_fields.ome.tif",
             transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
             metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
             volume_metrics=lambda wc: (
-                [f"{RESULTS}/quantify/{wc.sample}/volume_metrics.tsv"]
-                if wc.sample in samples_with("volume") else []
+                [f"{RESULTS}/quantify/{wc.sample}/volume_metrics.tsv"] if wc.sample in samples_with("volume") else []
             ),
             he_transform=lambda wc: (
-                [f"{RESULTS}/registration/{wc.sample}/he_to_reference.tfm"]
-                if "he" in CHAINS[wc.sample] else []
+                [f"{RESULTS}/registration/{wc.sample}/he_to_reference.tfm"] if "he" in CHAINS[wc.sample] else []
             ),
         output:
             tre=f"{RESULTS}/validation/{{sample}}/registration_error.tsv",
             compare=f"{RESULTS}/validation/{{sample}}/metrics_vs_truth.tsv",
+        params:
+            msi=MSI,
+            quantify=QUANTIFY,
+            code=code_version("demo", "quantify", "registration", "steps/demo.py"),
         log:
             f"{LOGS}/validate_sample/{{sample}}.log",
         benchmark:
             f"{BENCH}/validate_sample/{{sample}}.tsv"
         resources:
-            mem_mb=1500,
+            mem_mb=mem_mb(1500, 8),
             runtime=5,
         conda:
             ENV
@@ -84,6 +88,8 @@ if DEMO:
                 caption="../report/validation.rst",
                 category="Validation",
             ),
+        params:
+            code=code_version("figures", "steps/demo.py"),
         log:
             f"{LOGS}/validation_tables.log",
         benchmark:

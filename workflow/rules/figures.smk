@@ -9,17 +9,18 @@ rule sample_figure:
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
     output:
-        report(
+        figure=report(
             f"{RESULTS}/figures/samples/{{sample}}.png",
             caption="../report/sample_figure.rst",
             category="Samples",
             labels={"sample": "{sample}"},
         ),
     params:
-        microscopy=config["microscopy"],
-        msi=config["msi"],
-        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
-        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+        channels_by_role=CONFIG.microscopy.channels,
+        drug=DRUG,
+        pixel_size=option("fluorescence", "pixel_size"),
+        channels=option("fluorescence", "channels"),
+        code=code_version("figures", "steps/figures.py"),
     log:
         f"{LOGS}/sample_figure/{{sample}}.log",
     benchmark:
@@ -35,15 +36,16 @@ rule sample_figure:
 
 rule cohort_figure:
     input:
-        f"{RESULTS}/tables/cohort_metrics.tsv",
+        cohort=f"{RESULTS}/tables/cohort_metrics.tsv",
     output:
-        report(
+        figure=report(
             f"{RESULTS}/figures/cohort_summary.png",
             caption="../report/cohort_figure.rst",
             category="Cohort",
         ),
     params:
-        msi=config["msi"],
+        drug=DRUG,
+        code=code_version("figures", "steps/figures.py"),
     log:
         f"{LOGS}/cohort_figure.log",
     benchmark:

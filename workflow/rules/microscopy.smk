@@ -8,9 +8,10 @@ rule microscopy_preprocess:
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
         stats=f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv",
     params:
-        microscopy=config["microscopy"],
-        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
-        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+        microscopy=MICROSCOPY,
+        pixel_size=option("fluorescence", "pixel_size"),
+        channels=option("fluorescence", "channels"),
+        code=code_version("microscopy", "steps/microscopy.py"),
     log:
         f"{LOGS}/microscopy_preprocess/{{sample}}.log",
     benchmark:

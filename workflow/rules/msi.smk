@@ -11,8 +11,9 @@ rule msi_extract:
         spectrum=f"{RESULTS}/msi/{{sample}}/mean_spectrum.tsv",
         index=f"{RESULTS}/msi/{{sample}}/imzml_index.npz",
     params:
-        msi=config["msi"],
-        pixel_size=lambda wc: sample_option(wc.sample, "msi", "pixel_size"),
+        msi=MSI,
+        pixel_size=option("msi", "pixel_size"),
+        code=code_version("msi", "steps/msi.py"),
     log:
         f"{LOGS}/msi_extract/{{sample}}.log",
     benchmark:

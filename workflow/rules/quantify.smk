@@ -1,4 +1,50 @@
-# Heterogeneity quantification per sample, and the cohort tables.
+# Heterogeneity quantification: the analysis grid, masks on native MSI pixels, metrics per sample, and the
+# cohort tables.
+
+
+rule analysis_grid:
+    input:
+        reference=sample_path("fluorescence"),
+    output:
+        grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
+    params:
+        spacing_um=CONFIG.quantify.analysis_spacing_um,
+        pixel_size=option("fluorescence", "pixel_size"),
+        channels=option("fluorescence", "channels"),
+        code=code_version("quantify", "steps/quantify.py"),
+    log:
+        f"{LOGS}/analysis_grid/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/analysis_grid/{{sample}}.tsv"
+    resources:
+        mem_mb=mem_mb(500, 3),
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/analysis_grid.py"
+
+
+rule masks_on_msi:
+    input:
+        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+        ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
+        transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
+    output:
+        masks_on_msi=f"{RESULTS}/quantify/{{sample}}/masks_on_msi.ome.tif",
+    params:
+        code=code_version("quantify", "registration", "steps/quantify.py"),
+    log:
+        f"{LOGS}/masks_on_msi/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/masks_on_msi/{{sample}}.tsv"
+    resources:
+        mem_mb=mem_mb(1500, 20),
+        runtime=lambda wc, attempt: 10 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/masks_on_msi.py"
 
 
 rule quantify_section:
@@ -6,17 +52,19 @@ rule quantify_section:
         fluorescence=sample_path("fluorescence"),
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
         registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
+        grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
         ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
-        masks_on_msi=f"{RESULTS}/registration/{{sample}}/masks_on_msi.ome.tif",
+        masks_on_msi=f"{RESULTS}/quantify/{{sample}}/masks_on_msi.ome.tif",
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",
     params:
-        msi=config["msi"],
-        microscopy=config["microscopy"],
-        quantify=config["quantify"],
-        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
-        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
+        msi=MSI,
+        microscopy=MICROSCOPY,
+        quantify=QUANTIFY,
+        pixel_size=option("fluorescence", "pixel_size"),
+        channels=option("fluorescence", "channels"),
+        code=code_version("quantify", "microscopy", "steps/quantify.py"),
     log:
         f"{LOGS}/quantify_section/{{sample}}.log",
     benchmark:
@@ -47,7 +95,8 @@ rule cohort_table:
             category="Tables",
         ),
     params:
-        sheet=SHEET,
+        samples=sample_records(),
+        code=code_version("quantify", "steps/quantify.py"),
     log:
         f"{LOGS}/cohort_table.log",
     benchmark:

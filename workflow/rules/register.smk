@@ -1,6 +1,6 @@
 # The registration graph (registration.edges): one job per edge, then one job per section that composes
-# its chain of edges into the fluorescence (reference) frame and resamples it once. An optional landmark
-# CSV per section (sample-sheet column landmarks) starts its edge from the landmark transform.
+# its chain of edges into the reference section's frame and resamples it once onto the analysis grid. An
+# optional landmark CSV per section (sample-sheet column landmarks) starts its edge from the landmark transform.
 
 
 rule register_edge:
@@ -19,14 +19,16 @@ rule register_edge:
         moving="he|msi",
         fixed="fluorescence|he|msi",
     params:
-        registration=config["registration"],
-        microscopy=config["microscopy"],
+        # this edge's settings only: editing another edge reruns nothing here
+        edge=lambda wc: CONFIG.registration.edge(wc.moving, wc.fixed).to_dict(),
+        microscopy=MICROSCOPY,
         options=edge_options,
+        code=code_version("registration", "microscopy", "figures", "steps/register.py"),
     log:
         f"{LOGS}/register_edge/{{sample}}_{{moving}}_to_{{fixed}}.log",
     benchmark:
         f"{BENCH}/register_edge/{{sample}}_{{moving}}_to_{{fixed}}.tsv"
-    threads: config["registration"].get("threads", 1)
+    threads: CONFIG.registration.defaults.threads
     resources:
         mem_mb=mem_mb(1500, 25),
         runtime=lambda wc, attempt: 15 * attempt,
@@ -39,19 +41,14 @@ rule register_edge:
 rule msi_to_reference:
     input:
         source=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
-        fluorescence=sample_path("fluorescence"),
-        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+        grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
         edges=lambda wc: chain_transforms(wc.sample, "msi"),
     output:
         transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
         registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
-        masks_on_msi=f"{RESULTS}/registration/{{sample}}/masks_on_msi.ome.tif",
     params:
         modality="msi",
-        quantify=config["quantify"],
-        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
-        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
-        source_pixel_size=None,
+        code=code_version("registration", "quantify", "steps/register.py"),
     log:
         f"{LOGS}/msi_to_reference/{{sample}}.log",
     benchmark:
@@ -68,17 +65,15 @@ rule msi_to_reference:
 rule he_to_reference:
     input:
         source=sample_path("he"),
-        fluorescence=sample_path("fluorescence"),
+        grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
         edges=lambda wc: chain_transforms(wc.sample, "he"),
     output:
         transform=f"{RESULTS}/registration/{{sample}}/he_to_reference.tfm",
         registered=f"{RESULTS}/registration/{{sample}}/he_in_reference.ome.tif",
     params:
         modality="he",
-        quantify=config["quantify"],
-        pixel_size=lambda wc: sample_option(wc.sample, "fluorescence", "pixel_size"),
-        channels=lambda wc: sample_option(wc.sample, "fluorescence", "channels"),
-        source_pixel_size=lambda wc: sample_option(wc.sample, "he", "pixel_size"),
+        source_pixel_size=option("he", "pixel_size"),
+        code=code_version("registration", "quantify", "steps/register.py"),
     log:
         f"{LOGS}/he_to_reference/{{sample}}.log",
     benchmark:

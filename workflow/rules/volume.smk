@@ -5,9 +5,11 @@
 rule quantify_volume:
     input:
         volume=sample_path("volume"),
-        mask=lambda wc: sample_option(wc.sample, "volume", "mask"),
+        mask=option("volume", "mask"),
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv",
+    params:
+        code=code_version("quantify", "steps/quantify.py"),
     log:
         f"{LOGS}/quantify_volume/{{sample}}.log",
     benchmark:
@@ -31,12 +33,13 @@ rule register_volume_edge:
         vmoving="volume|ct|mr",
         vfixed="volume|ct|mr",
     params:
-        settings=config.get("volume_registration", {}),
+        settings=CONFIG.volume_registration.to_dict(),
+        code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/register_volume_edge/{{sample}}_{{vmoving}}_to_{{vfixed}}.log",
     benchmark:
         f"{BENCH}/register_volume_edge/{{sample}}_{{vmoving}}_to_{{vfixed}}.tsv"
-    threads: config.get("volume_registration", {}).get("threads", 1)
+    threads: CONFIG.volume_registration.threads
     resources:
         mem_mb=mem_mb(1500, 30),
         runtime=lambda wc, attempt: 20 * attempt,
@@ -58,6 +61,7 @@ rule volume_to_reference:
         vmodality="volume|ct|mr",
     params:
         is_mask=False,
+        code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/volume_to_reference/{{sample}}_{{vmodality}}.log",
     benchmark:
@@ -82,6 +86,7 @@ rule volume_mask_to_reference:
         vmodality="volume|ct|mr",
     params:
         is_mask=True,
+        code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/volume_mask_to_reference/{{sample}}_{{vmodality}}.log",
     benchmark:

@@ -1,13 +1,4 @@
-"""Uptake statistics of one volume (adapter for nanohet.pipeline.quantify_volume)."""
-import sys
-from pathlib import Path
+"""Uptake statistics of an in vivo volume (nanohet.steps.quantify.volume)."""
+from _adapter import run
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-from nanohet.logs import run_step  # noqa: E402
-from nanohet import pipeline  # noqa: E402
-
-run_step(
-    snakemake.log[0], pipeline.quantify_volume,
-    volume=snakemake.input.volume, mask=snakemake.input.mask, out_metrics=snakemake.output.metrics,
-    sample=snakemake.wildcards.sample,
-)
+run(snakemake, "quantify", "volume")  # noqa: F821

@@ -1,0 +1,136 @@
+"""The demo cohort: per-sample parameters from the config, and one sample's data and ground truth."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import write_table, write_text_atomic
+from ..errors import InputError
+from ..image import SectionImage, block_origin, block_reduce_mean
+from ..io.imzml import deterministic_uuid
+from ..io.ometiff import write_ome_tiff
+from ..io.volumes import write_volume
+from ..settings import DemoSettings
+from .acquire import msi_geometry, simulate_volume, write_msi
+from .geometry import msi_to_section
+from .phantom import PhantomParams, SectionTruth, render_fluorescence, render_he, simulate_section
+
+# Names of the true fields, which the demo's analytes stand for by role (drug, metabolite, carrier) and the
+# nanoparticle label of the fluorescence section.
+TRUTH_FIELDS = ("nanoparticle", "drug", "metabolite", "carrier")
+
+
+def sample_seed(base_seed: int, sample: str) -> int:
+    """A per-sample seed that depends on the sample name, not its row order."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{base_seed}:{sample}".encode()).digest()[:4], "little")
+
+
+def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: PhantomParams) -> dict:
+    """Generate every modality of one demo sample and its ground truth.
+
+    Parameters
+    ----------
+    sample : str
+        Sample identifier (subject_tumour).
+    outputs : dict
+        Paths for ``fluorescence``, ``he``, ``msi`` (the .imzML), ``volume``
+        and ``volume_mask``.
+    truth_dir : path-like
+        Folder for the ground truth: ``truth.json`` (parameters, geometry, the true uptake), ``landmarks_msi.csv``,
+        ``truth_maps.ome.tif`` (10 µm), ``truth_masks.ome.tif`` and ``truth_fields.ome.tif`` (the true
+        fields at microscopy resolution, from which :mod:`nanohet.demo.truth` computes the true metrics).
+    params : PhantomParams
+        With the per-sample ``seed`` already set.
+
+    Returns
+    -------
+    dict
+        The ground-truth record written to ``truth.json``.
+    """
+    truth_dir = Path(truth_dir)
+    rng = np.random.default_rng(params.seed + 1)
+    truth = simulate_section(params)
+    p = truth.spacing_um
+    write_ome_tiff(outputs["fluorescence"], render_fluorescence(truth, rng))
+    n = truth.tissue.shape[0]
+    he_geom = {
+        "rotation_deg": float(rng.uniform(-params.he_rotation_deg, params.he_rotation_deg)),
+        "translation": rng.uniform(-params.he_translation_um, params.he_translation_um, 2).tolist(),
+        "centre": [n * p / 2, n * p / 2], "mirrored": bool(params.he_mirrored),
+    }
+    write_ome_tiff(outputs["he"], render_he(truth, he_geom, rng))
+    geom = msi_geometry(truth, params, rng)
+    acquired = write_msi(Path(outputs["msi"]), truth, params, geom, rng,
+                         deterministic_uuid("nanohet-phantom", sample, params.seed))
+    vol, vmask, vol_mean = simulate_volume(truth, params, rng)
+    write_volume(outputs["volume"], vol)
+    write_volume(outputs["volume_mask"], vmask)
+    write_table(_landmarks(truth, params, geom, acquired, rng), truth_dir / "landmarks_msi.csv")
+    _write_truth_images(truth, params, truth_dir)
+    record = {
+        "sample": sample, "params": asdict(params), "section": truth.params,
+        "msi_geometry": geom, "he_geometry": he_geom, "msi_acquired_pixels": int(acquired.sum()),
+        "volume_true_mean_uptake_pct_id_per_g": vol_mean,
+    }
+    write_text_atomic(truth_dir / "truth.json", json.dumps(record, indent=2, sort_keys=True, default=float))
+    return record
+
+
+def _landmarks(truth: SectionTruth, params: PhantomParams, geom: dict, acquired, rng) -> pd.DataFrame:
+    """20 MSI pixel centres on tissue and their true section positions (µm)."""
+    p, n = truth.spacing_um, truth.tissue.shape[0]
+    ys, xs = np.nonzero(acquired)
+    u_all = np.stack([xs, ys], axis=1) * params.msi_pixel_um
+    x_all = msi_to_section(u_all, geom)
+    ij = np.round(x_all / p).astype(int)
+    inside = (ij >= 0).all(1) & (ij < n).all(1)
+    on_tissue = np.zeros(len(u_all), bool)
+    on_tissue[inside] = truth.tissue[ij[inside, 1], ij[inside, 0]]
+    pick = rng.choice(np.flatnonzero(on_tissue), size=min(20, int(on_tissue.sum())), replace=False)
+    return pd.DataFrame({
+        "msi_x_um": u_all[pick, 0], "msi_y_um": u_all[pick, 1],
+        "section_x_um": x_all[pick, 0], "section_y_um": x_all[pick, 1],
+    })
+
+
+def _write_truth_images(truth: SectionTruth, params: PhantomParams, truth_dir: Path) -> None:
+    """The true maps at ``truth_pixel_um`` (for figures), the true masks and fields at microscopy resolution."""
+    p = truth.spacing_um
+    factor = max(int(round(params.truth_pixel_um / p)), 1)
+    maps = np.stack([block_reduce_mean(a, factor) for a in
+                     (truth.nanoparticle, truth.drug, truth.metabolite, truth.carrier)]).astype(np.float32)
+    write_ome_tiff(truth_dir / "truth_maps.ome.tif", SectionImage(
+        maps, list(TRUTH_FIELDS), (p * factor,) * 2, block_origin((0.0, 0.0), (p, p), factor)))
+    masks = np.stack([truth.tissue, truth.necrosis, truth.vessels, truth.macrophages > 0.5]).astype(np.uint8)
+    write_ome_tiff(truth_dir / "truth_masks.ome.tif",
+                   SectionImage(masks, ["tissue", "necrosis", "vessels", "macrophages"], (p, p)))
+    fields = np.stack([truth.nanoparticle, truth.drug, truth.metabolite, truth.carrier]).astype(np.float32)
+    write_ome_tiff(truth_dir / "truth_fields.ome.tif", SectionImage(fields, list(TRUTH_FIELDS), (p, p)))
+
+
+def params_from_config(demo: DemoSettings, group: str, sample: str) -> PhantomParams:
+    """The :class:`PhantomParams` of one sample: ``demo.phantom``, then the group's overrides, the sample's
+    seed (from ``demo.seed`` and the sample name) and ``demo.scale`` applied to the tumour diameter."""
+    demo = DemoSettings.coerce(demo)
+    if group not in demo.groups:
+        raise InputError(f"demo sample {sample}: group {group!r} is not defined under demo.groups "
+                         f"in the config (defined: {sorted(demo.groups)})")
+    base = {**demo.phantom, **demo.groups[group]}
+    known = {f.name for f in fields(PhantomParams)}
+    unknown = sorted(set(base) - known)
+    if unknown:
+        raise InputError(f"demo.phantom / demo.groups.{group}: unknown phantom parameter(s) {unknown}; "
+                         f"known: {sorted(known)}")
+    for key in ("vessel_radius_um", "np_half_distance_um"):
+        if key in base:
+            base[key] = tuple(base[key])
+    params = PhantomParams(**base)
+    return replace(params, seed=sample_seed(int(demo.seed), sample),
+                   tumour_diameter_mm=params.tumour_diameter_mm * float(demo.scale))

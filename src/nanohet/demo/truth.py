@@ -1,0 +1,69 @@
+"""The demo's true metrics, computed from the true fields the way the analysis measures its maps.
+
+The nanoparticle field is measured at microscopy resolution; the MSI analytes' fields (drug, metabolite,
+carrier) as an MSI pixel sees them (averaged over its footprint) on the analysis grid
+(:class:`nanohet.quantify.grid.AnalysisGrid`), with the same metric functions and settings as the analysis.
+Only this package knows the simulator's fields.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..image import SectionImage
+from ..quantify.grid import AnalysisGrid
+from ..quantify.metrics import distance_to_mask_um, map_metrics
+from ..settings import QuantifySettings
+
+MSI_FIELDS = ("drug", "metabolite", "carrier")
+
+
+def footprint_average(field: np.ndarray, spacing_um: float, footprint_um: float) -> np.ndarray:
+    """A field averaged over a square instrument footprint of ``footprint_um`` (what one MSI pixel sees)."""
+    size = max(int(round(footprint_um / spacing_um)), 1)
+    return ndimage.uniform_filter(field.astype(np.float32), size=size) if size > 1 else field
+
+
+def truth_metrics(fields: SectionImage, masks: SectionImage, msi_pixel_um: float, quantify: QuantifySettings,
+                  thresholds: dict | None = None) -> dict:
+    """True metrics of every field (``nanoparticle`` and :data:`MSI_FIELDS`) and of the section.
+
+    Parameters
+    ----------
+    fields : SectionImage
+        ``truth_fields.ome.tif``: the true fields at microscopy resolution.
+    masks : SectionImage
+        ``truth_masks.ome.tif``: true tissue, necrosis and vessel masks on the same grid.
+    msi_pixel_um : float
+        The simulated MSI pixel (footprint).
+    quantify : QuantifySettings
+        The analysis grid spacing and profile bins the analysis used.
+    thresholds : dict, optional
+        Coverage threshold per field name.
+
+    Returns
+    -------
+    dict
+        ``{field: metrics}`` as :func:`nanohet.quantify.metrics.map_metrics` gives them, and ``section``
+        (necrotic fraction, tissue area in mm²).
+    """
+    thresholds = thresholds or {}
+    p = fields.spacing[0]
+    tissue = masks.channel("tissue") > 0
+    necrosis = masks.channel("necrosis") > 0
+    viable = tissue & ~necrosis
+    dist = distance_to_mask_um(masks.channel("vessels") > 0, fields.spacing)
+    bins = (quantify.profile_bin_um, quantify.profile_max_um)
+    out = {"nanoparticle": map_metrics(fields.channel("nanoparticle"), tissue, viable, dist,
+                                       thresholds.get("nanoparticle"), *bins)[0]}
+    grid = AnalysisGrid.over(fields, quantify.analysis_spacing_um)
+    tissue_g = grid.reduce(tissue.astype(np.float32)) >= 0.5
+    viable_g = grid.reduce(viable.astype(np.float32)) >= 0.5
+    dist_g = grid.reduce(dist)
+    for name in MSI_FIELDS:
+        seen = grid.reduce(footprint_average(fields.channel(name), p, msi_pixel_um))
+        out[name] = map_metrics(seen, tissue_g, viable_g, dist_g, thresholds.get(name), *bins)[0]
+    out["section"] = {"necrotic_fraction": float(necrosis.sum() / tissue.sum()),
+                      "tissue_area_mm2": float(tissue.sum() * p * p / 1e6)}
+    return out

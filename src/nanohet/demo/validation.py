@@ -1,0 +1,97 @@
+"""Validation of an analysis of the demo cohort against its ground truth: registration error and
+recovered versus true metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from ..image import SectionImage
+from ..registration.qc import target_registration_error
+from .geometry import msi_pixels_in_tissue, section_points_in_tissue, section_to_he
+
+# which metrics are compared: mean and coverage only for the drug, the one calibrated analyte (µg/g);
+# the others are in arbitrary units
+SHAPE_METRICS = ("cv", "l50_um")
+CALIBRATED_METRICS = ("mean", "cv", "coverage", "l50_um")
+
+
+def _tre_row(sample: str, edge: str, points: str, errors: np.ndarray, pixel_um: float) -> dict:
+    return {"sample": sample, "edge": edge, "points": points, "n": int(errors.size),
+            "median_um": float(np.median(errors)), "p95_um": float(np.percentile(errors, 95)),
+            "max_um": float(errors.max()), "median_px": float(np.median(errors) / pixel_um),
+            "p95_px": float(np.percentile(errors, 95) / pixel_um), "moving_pixel_um": pixel_um}
+
+
+def registration_errors(sample: str, truth: dict, landmarks: pd.DataFrame, truth_masks: SectionImage,
+                        msi_transform: sitk.Transform, he_transform: sitk.Transform | None = None) -> pd.DataFrame:
+    """Target registration error (µm and pixels of the moving image) of the composed transforms.
+
+    MSI: on the 20 landmark pairs and on every MSI pixel centre whose true position lies in the tissue;
+    H&E: on every 4th microscopy pixel centre (both axes) in the tissue, mapped to its true H&E position.
+    """
+    geom = truth["msi_geometry"]
+    pm = float(geom["pixel_size_um"])
+    lm = target_registration_error(msi_transform, landmarks[["section_x_um", "section_y_um"]].to_numpy(),
+                                   landmarks[["msi_x_um", "msi_y_um"]].to_numpy())
+    dense = target_registration_error(msi_transform, *msi_pixels_in_tissue(geom, truth_masks))
+    rows = [_tre_row(sample, "msi->fluorescence", "landmarks", lm, pm),
+            _tre_row(sample, "msi->fluorescence", "dense_tissue_grid", dense, pm)]
+    if he_transform is not None:
+        x_sec = section_points_in_tissue(truth_masks, 4)
+        e = target_registration_error(he_transform, x_sec, section_to_he(x_sec, truth["he_geometry"]))
+        rows.append(_tre_row(sample, "he->fluorescence", "dense_tissue_grid", e, float(truth_masks.spacing[0])))
+    return pd.DataFrame(rows)
+
+
+def compare_metrics(sample: str, true: dict, recovered: pd.DataFrame, analytes: dict) -> list[dict]:
+    """Recovered against true metrics, one row per analyte and metric.
+
+    Parameters
+    ----------
+    true : dict
+        From :func:`nanohet.demo.truth.truth_metrics`.
+    recovered : DataFrame
+        The sample's metrics table.
+    analytes : dict
+        ``{true field: (modality, analyte name, calibrated)}``: where the analysis reports each field
+        (the analytes by role, the nanoparticle as its fluorescence channel).
+    """
+    rows = []
+    for field, (modality, analyte, calibrated) in sorted(analytes.items(), key=lambda kv: kv[1][1]):
+        for metric in CALIBRATED_METRICS if calibrated else SHAPE_METRICS:
+            t = true[field].get(metric)
+            if t is None or not np.isfinite(t):
+                continue
+            sel = recovered[(recovered.modality == modality) & (recovered.analyte == analyte)
+                            & (recovered.metric == metric)]
+            if sel.empty:
+                continue
+            r = float(sel["value"].iloc[0])
+            rows.append({"sample": sample, "modality": modality, "analyte": analyte, "metric": metric,
+                         "recovered": r, "truth": t, "abs_error": abs(r - t),
+                         "rel_error": abs(r - t) / abs(t) if t else np.nan})
+    return rows
+
+
+def compare_volume(sample: str, truth: dict, volume_metrics: pd.DataFrame) -> dict:
+    """Recovered against true mean uptake of the in vivo volume."""
+    r = float(volume_metrics.loc[volume_metrics.metric == "mean", "value"].iloc[0])
+    t = float(truth["volume_true_mean_uptake_pct_id_per_g"])
+    return {"sample": sample, "modality": "volume", "analyte": "uptake", "metric": "mean", "recovered": r,
+            "truth": t, "abs_error": abs(r - t), "rel_error": abs(r - t) / abs(t)}
+
+
+def demo_analytes(msi) -> dict:
+    """Where the analysis reports each true field: ``{field: (modality, analyte name, calibrated)}``.
+
+    The analytes stand for the fields by role (drug, metabolite, carrier; the drug is the calibrated one);
+    the nanoparticle field is the fluorescence nanoparticle channel. Roles without an analyte are left out.
+    """
+    out = {"nanoparticle": ("fluorescence", "nanoparticle", False)}
+    for field in ("drug", "metabolite", "carrier"):
+        analyte = msi.analyte(field)
+        if analyte is not None:
+            out[field] = ("msi", analyte.name, field == "drug")
+    return out

@@ -1,0 +1,37 @@
+"""The cohort: every sample's metrics in one tidy table, and a per-group summary."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SECTION_STAT_UNITS = {"tissue_area_mm2": "mm2", "necrotic_fraction": "fraction", "vessel_count": "count",
+                      "vessel_density_per_mm2": "1/mm2", "vessel_area_fraction": "fraction"}
+
+
+def cohort_metrics(metric_tables: list[pd.DataFrame], section_stats: list[pd.DataFrame],
+                   sheet: pd.DataFrame) -> pd.DataFrame:
+    """One tidy table: ``sample, subject, group, tumour, modality, analyte, metric, value, unit``.
+
+    Section statistics (one wide row per sample) become rows of modality ``fluorescence``, analyte
+    ``section``. Sorted by sample, modality, analyte and metric.
+    """
+    frames = list(metric_tables)
+    for s in section_stats:
+        long = s.melt(id_vars=["sample"], var_name="metric", value_name="value")
+        long.insert(1, "modality", "fluorescence")
+        long.insert(2, "analyte", "section")
+        long["unit"] = long["metric"].map(SECTION_STAT_UNITS)
+        frames.append(long)
+    df = pd.concat(frames, ignore_index=True)
+    info = sheet.drop_duplicates("sample")[["sample", "subject", "group", "tumour"]]
+    df = info.merge(df, on="sample", how="right")
+    return df.sort_values(["sample", "modality", "analyte", "metric"], kind="stable").reset_index(drop=True)
+
+
+def group_summary(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Per group, modality, analyte and metric: number of samples, mean, SD and the between-sample CV
+    (SD / mean: interpatient heterogeneity)."""
+    g = cohort.groupby(["group", "modality", "analyte", "metric", "unit"], sort=True)["value"]
+    summary = g.agg(n="count", mean="mean", sd="std").reset_index()
+    summary["between_sample_cv"] = summary["sd"] / summary["mean"]
+    return summary

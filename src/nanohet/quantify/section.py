@@ -1,0 +1,85 @@
+"""Heterogeneity metrics of one section: the nanoparticle (microscopy) and every MSI analyte.
+
+The nanoparticle signal is measured at microscopy resolution, background-corrected; MSI analytes on
+the analysis grid (modality ``msi``) and, where the masks were mapped onto the native MSI pixels, on
+those pixels (modality ``msi_native``: a pixel counts as tissue/viable when at least half its footprint
+is).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..image import SectionImage
+from ..microscopy import background_level, role_channel
+from ..settings import MicroscopySettings, MSISettings, QuantifySettings
+from .grid import AnalysisGrid, masks_on_grid
+from .metrics import distance_to_mask_um, map_metrics
+
+
+class SectionTables:
+    """Accumulates the tidy metric rows and vessel-distance profiles of one sample."""
+
+    def __init__(self, sample: str, quantify: QuantifySettings):
+        self.sample, self.quantify = sample, quantify
+        self.rows: list[dict] = []
+        self.profiles: list[pd.DataFrame] = []
+
+    def add(self, modality: str, analyte: str, unit: str, values, tissue, viable, distance_um) -> None:
+        """Metrics of ``values`` over ``tissue`` and its vessel-distance profile over ``viable``."""
+        q = self.quantify
+        metrics, profile = map_metrics(values, tissue, viable, distance_um, q.coverage_thresholds.get(analyte),
+                                       q.profile_bin_um, q.profile_max_um)
+        units = {"mean": unit, "median": unit, "cv": "1", "coverage": "fraction", "n_pixels": "pixels",
+                 "l50_um": "um", "auc_100um": f"{unit} x um"}
+        self.rows += [{"sample": self.sample, "modality": modality, "analyte": analyte, "metric": k, "value": v,
+                       "unit": units[k]} for k, v in metrics.items()]
+        profile.insert(0, "analyte", analyte)
+        profile.insert(0, "modality", modality)
+        profile.insert(0, "sample", self.sample)
+        self.profiles.append(profile)
+
+    def metrics(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def profile_table(self) -> pd.DataFrame:
+        return pd.concat(self.profiles, ignore_index=True)
+
+
+def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: SectionImage,
+                         microscopy: MicroscopySettings, fluo_where: str, masks_where: str) -> np.ndarray:
+    """Add the background-corrected nanoparticle channel's metrics; return the vessel distance map (µm).
+
+    ``fluo_where`` and ``masks_where`` name the two files in error messages.
+    """
+    tissue, viable, vessels = (masks.channel(c) > 0 for c in ("tissue", "viable", "vessels"))
+    if not tissue.any():
+        raise InputError(f"{masks_where}: the tissue mask is empty")
+    dist = distance_to_mask_um(vessels, fluo.spacing)
+    np_img = role_channel(fluo, microscopy, "nanoparticle", fluo_where).astype(np.float64)
+    np_img = np_img - background_level(np_img, tissue)
+    tables.add("fluorescence", "nanoparticle", "counts", np_img, tissue, viable, dist)
+    return dist
+
+
+def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionImage, grid: AnalysisGrid,
+                vessel_distance_um: np.ndarray, msi: MSISettings, where: str) -> float:
+    """Add every analyte's metrics on the analysis grid; return the fraction of tissue the MSI acquisition covers."""
+    grid.check(registered, where)
+    tissue_g, viable_g, dist_g = masks_on_grid(masks, grid, vessel_distance_um)
+    covered = registered.channel("acquired") > 0.5
+    for a in msi.analytes:
+        tables.add("msi", a.name, msi.unit(a), registered.channel(a.name).astype(np.float64), tissue_g, viable_g,
+                   dist_g)
+    return float((covered & tissue_g).sum() / max(tissue_g.sum(), 1))
+
+
+def native_msi_metrics(tables: SectionTables, ions: SectionImage, on_msi: SectionImage, msi: MSISettings) -> None:
+    """Add every analyte's metrics on its native MSI pixels (masks from :func:`~.grid.masks_on_msi_grid`)."""
+    tissue = np.nan_to_num(on_msi.channel("tissue_fraction")) >= 0.5
+    viable = np.nan_to_num(on_msi.channel("viable_fraction")) >= 0.5
+    dist = on_msi.channel("vessel_distance_um").astype(np.float64)
+    for a in msi.analytes:
+        tables.add("msi_native", a.name, msi.unit(a), ions.channel(a.name).astype(np.float64), tissue, viable, dist)

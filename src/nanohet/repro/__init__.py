@@ -1,0 +1,1 @@
+"""Reproducibility: the paper archive (archive) and its verification by a rerun (verify)."""

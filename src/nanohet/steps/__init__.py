@@ -1,0 +1,51 @@
+"""The step layer: one module per rules file, one function per rule. A step only reads its inputs, calls
+the library (the stage packages) and writes its outputs, atomically.
+
+The workflow's scripts call :func:`run_rule` (through ``workflow/scripts/_adapter.py``): the rule's named
+inputs, params and wildcards become the step function's keyword arguments of the same names, each named
+output ``x`` the argument ``out_x``, and ``threads`` the rule's threads. Tests call the functions directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from ..io.ometiff import read_ome_tiff
+from ..logs import run_step
+
+
+def step_arguments(smk, func) -> dict:
+    """The keyword arguments ``func`` takes, from a Snakemake job (see the module docstring)."""
+    def plain(value):
+        return value if isinstance(value, (str, int, float, dict, type(None))) else list(value)
+
+    available = {}
+    for name, value in smk.input.items():
+        available[name] = plain(value)
+    for name, value in smk.params.items():
+        available[name] = value
+    for name, value in smk.wildcards.items():
+        available[name] = value
+    for name, value in smk.output.items():
+        available[f"out_{name}"] = plain(value)
+    available["threads"] = smk.threads
+    accepted = inspect.signature(func).parameters
+    return {k: v for k, v in available.items() if k in accepted}
+
+
+def run_rule(smk, module: str, function: str):
+    """Run ``nanohet.steps.<module>.<function>`` for a Snakemake job, logging to the job's log file."""
+    func = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return run_step(smk.log[0], func, **step_arguments(smk, func))
+
+
+def read_section(path: str, pixel_size: float | None = None, channels: str | None = None):
+    """A microscopy section with the sample sheet's pixel size and comma-separated channel names, if given."""
+    names = [c.strip() for c in channels.split(",")] if channels else None
+    return read_ome_tiff(path, pixel_size_um=pixel_size, channel_names=names)
+
+
+def where(path, sample: str = "") -> str:
+    """How error messages name a file: the path and the sample."""
+    return f"{path} (sample {sample})" if sample else str(path)

@@ -1,0 +1,76 @@
+"""Steps of ``workflow/rules/demo.smk``: simulate each demo sample, validate the analysis against its truth."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import SimpleITK as sitk
+
+from ..atomic import write_table
+from ..demo.cohort import generate_sample, params_from_config
+from ..demo.truth import truth_metrics
+from ..demo.validation import compare_metrics, compare_volume, demo_analytes, registration_errors
+from ..io.ometiff import read_ome_tiff
+from ..settings import DemoSettings, MSISettings, QuantifySettings
+
+log = logging.getLogger("nanohet")
+
+
+def demo_sample(sample: str, group: str, demo: dict | DemoSettings, out_fluorescence: str, out_he: str, out_msi: str,
+                out_volume: str, out_volume_mask: str, truth_dir: str) -> None:
+    """Simulate one demo sample (all modalities) and its ground truth (see :mod:`nanohet.demo.cohort`)."""
+    params = params_from_config(demo, group, sample)
+    log.info("simulating %s (group %s, seed %d)", sample, group, params.seed)
+    outputs = {"fluorescence": out_fluorescence, "he": out_he, "msi": out_msi, "volume": out_volume,
+               "volume_mask": out_volume_mask}
+    record = generate_sample(sample, outputs, truth_dir, params)
+    log.info("%s: %d vessels, NP half-distance %.1f µm, dose factor %.2f, %d MSI spectra",
+             sample, record["section"]["n_vessels"], record["section"]["np_half_distance_um"],
+             record["section"]["dose_factor"], record["msi_acquired_pixels"])
+
+
+def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, truth_fields: str, transform: str,
+                    metrics: str, msi: dict | MSISettings, quantify: dict | QuantifySettings, out_tre: str,
+                    out_compare: str, volume_metrics: list[str] | str | None = None,
+                    he_transform: list[str] | str | None = None) -> None:
+    """Registration error and recovered-versus-true metrics of one demo sample (:mod:`nanohet.demo.validation`)."""
+    msi, quantify = MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
+    volume_metrics, he_transform = _one(volume_metrics), _one(he_transform)
+    record = json.loads(Path(truth).read_text())
+    masks = read_ome_tiff(truth_masks)
+    tre = registration_errors(sample, record, pd.read_csv(landmarks, sep="\t"), masks, sitk.ReadTransform(transform),
+                              sitk.ReadTransform(he_transform) if he_transform else None)
+    write_table(tre, out_tre)
+    analytes = demo_analytes(msi)
+    thresholds = {field: quantify.coverage_thresholds.get(name) for field, (_, name, _) in analytes.items()}
+    true = truth_metrics(read_ome_tiff(truth_fields), masks, float(record["params"]["msi_pixel_um"]), quantify,
+                         thresholds)
+    rows = compare_metrics(sample, true, pd.read_csv(metrics, sep="\t"), analytes)
+    if volume_metrics:
+        rows.append(compare_volume(sample, record, pd.read_csv(volume_metrics, sep="\t")))
+    write_table(pd.DataFrame(rows), out_compare)
+
+
+def _one(value):
+    """An optional single input given as a (possibly empty) list."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else None
+    return value
+
+
+def validation_tables(tre: list[str], compare: list[str], out_tre: str, out_compare: str, out_figure: str) -> None:
+    """Cohort registration-error and metrics-vs-truth tables, and their figure."""
+    from ..figures.validation import validation_figure
+
+    tre_df = pd.concat([pd.read_csv(f, sep="\t") for f in tre], ignore_index=True)
+    comp = pd.concat([pd.read_csv(f, sep="\t") for f in compare], ignore_index=True)
+    write_table(tre_df, out_tre)
+    write_table(comp, out_compare)
+    # the figure from the tables as written (the values a reader of the tables sees)
+    validation_figure(out_figure, pd.read_csv(out_tre, sep="\t"), pd.read_csv(out_compare, sep="\t"))
+    for edge, sub in tre_df[tre_df.points == "dense_tissue_grid"].groupby("edge"):
+        log.info("%s registration error (dense grid): median %.2f px (worst sample), p95 %.2f px of the moving image",
+                 edge, sub["median_px"].max(), sub["p95_px"].max())

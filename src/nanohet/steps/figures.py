@@ -1,0 +1,28 @@
+"""Steps of ``workflow/rules/figures.smk``: the per-sample overview and the cohort summary figure."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..io.ometiff import read_ome_tiff
+from . import read_section
+
+
+def sample_figure(sample: str, fluorescence: str, masks: str, registered: str, profiles: str, metrics: str,
+                  channels_by_role: dict, out_figure: str, drug: str | None = None, pixel_size: float | None = None,
+                  channels: str | None = None) -> None:
+    """Per-sample overview panel (see :func:`nanohet.figures.sample.sample_panel`); ``drug`` is the analyte
+    with role drug (the TIC is shown without one)."""
+    from ..figures.sample import sample_panel
+
+    sample_panel(out_figure, sample, read_section(fluorescence, pixel_size, channels), read_ome_tiff(masks),
+                 read_ome_tiff(registered), pd.read_csv(profiles, sep="\t"), pd.read_csv(metrics, sep="\t"),
+                 channels_by_role, drug)
+
+
+def cohort_figure(cohort: str, out_figure: str, drug: str | None = None) -> None:
+    """Cohort strip plots of the key heterogeneity metrics (see :func:`nanohet.figures.cohort.cohort_panels`)."""
+    from ..figures.cohort import cohort_panels, cohort_summary
+
+    df = pd.read_csv(cohort, sep="\t")
+    cohort_summary(out_figure, df, cohort_panels(drug, bool((df.modality == "volume").any())))

@@ -1,0 +1,34 @@
+"""Steps of ``workflow/rules/microscopy.smk``: masks and statistics of each fluorescence section."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from ..atomic import write_table
+from ..image import SectionImage
+from ..io.ometiff import write_ome_tiff
+from ..microscopy import MASK_CHANNELS, role_channel, section_masks, section_stats
+from ..settings import MicroscopySettings
+from . import read_section
+
+log = logging.getLogger("nanohet")
+
+
+def preprocess(fluorescence: str, microscopy: dict | MicroscopySettings, out_masks: str, out_stats: str,
+               pixel_size: float | None = None, channels: str | None = None, sample: str = "") -> None:
+    """Tissue, necrosis, viable and vessel masks of a fluorescence section, plus section statistics."""
+    s = MicroscopySettings.coerce(microscopy)
+    img = read_section(fluorescence, pixel_size, channels)
+    p = float(img.spacing[0])
+    masks = section_masks(role_channel(img, s, "nuclei", fluorescence), role_channel(img, s, "vessels", fluorescence),
+                          p, s.tissue_smooth_um, s.necrosis_smooth_um, s.vessel_min_area_um2)
+    write_ome_tiff(out_masks, SectionImage(masks, list(MASK_CHANNELS), img.spacing, img.origin))
+    stats = {"sample": sample, **section_stats(masks, p)}
+    if not masks[3].any():
+        log.warning("%s: no vessels found in channel %s", fluorescence, s.channel("vessels"))
+    write_table(pd.DataFrame([stats]), out_stats)
+    log.info("%s: tissue %.2f mm², necrotic fraction %.2f, %d vessels (%.0f /mm² viable)", fluorescence,
+             stats["tissue_area_mm2"], stats["necrotic_fraction"], stats["vessel_count"],
+             stats["vessel_density_per_mm2"])

@@ -1,0 +1,85 @@
+"""Steps of ``workflow/rules/quantify.smk``: the analysis grid, masks on native MSI pixels, each section's
+metrics, in vivo volume metrics and the cohort tables."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import SimpleITK as sitk
+
+from ..atomic import write_table
+from ..errors import InputError
+from ..io.ometiff import read_ome_tiff, write_ome_tiff
+from ..io.volumes import read_volume
+from ..quantify.cohort import cohort_metrics, group_summary
+from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
+from ..quantify.section import SectionTables, msi_metrics, nanoparticle_metrics, native_msi_metrics
+from ..quantify.volume import volume_metrics
+from ..settings import MicroscopySettings, MSISettings, QuantifySettings
+from . import read_section, where
+
+log = logging.getLogger("nanohet")
+
+
+def analysis_grid(reference: str, spacing_um: float, out_grid: str, pixel_size: float | None = None,
+                  channels: str | None = None) -> None:
+    """The analysis grid over the reference section (``quantify.analysis_spacing_um``), as JSON."""
+    grid = AnalysisGrid.over(read_section(reference, pixel_size, channels), float(spacing_um))
+    grid.write(out_grid)
+    log.info("analysis grid over %s: %s pixels of %s µm (%d x %d reference pixels)", reference, grid.shape,
+             grid.spacing, grid.factor, grid.factor)
+
+
+def masks_on_msi(masks: str, ions: str, transform: str, out_masks_on_msi: str) -> None:
+    """Microscopy masks and vessel distance per native MSI pixel (see :func:`~nanohet.quantify.grid.masks_on_msi_grid`)."""
+    write_ome_tiff(out_masks_on_msi, masks_on_msi_grid(read_ome_tiff(masks), read_ome_tiff(ions),
+                                                       sitk.ReadTransform(transform)))
+
+
+def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict | MSISettings,
+            microscopy: dict | MicroscopySettings, quantify: dict | QuantifySettings, out_metrics: str,
+            out_profiles: str, sample: str = "", pixel_size: float | None = None, channels: str | None = None,
+            ions: str | None = None, masks_on_msi: str | None = None) -> None:
+    """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
+    (:mod:`nanohet.quantify.section`), and their vessel-distance profiles."""
+    msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
+    tables = SectionTables(sample, QuantifySettings.coerce(quantify))
+    m = read_ome_tiff(masks)
+    dist = nanoparticle_metrics(tables, read_section(fluorescence, pixel_size, channels), m, microscopy,
+                                where(fluorescence, sample), where(masks, sample))
+    frac = msi_metrics(tables, read_ome_tiff(registered), m, AnalysisGrid.read(grid), dist, msi, registered)
+    if frac < 0.9:
+        log.warning("%s: MSI acquisition covers only %.0f %% of the tissue", sample, 100 * frac)
+    if ions and masks_on_msi:
+        native_msi_metrics(tables, read_ome_tiff(ions), read_ome_tiff(masks_on_msi), msi)
+    df = pd.concat([tables.metrics(), pd.DataFrame([{"sample": sample, "modality": "msi", "analyte": "all",
+                                                     "metric": "tissue_coverage_by_acquisition", "value": frac,
+                                                     "unit": "fraction"}])], ignore_index=True)
+    write_table(df, out_metrics)
+    write_table(tables.profile_table(), out_profiles)
+
+
+def volume(volume: str, mask: str, out_metrics: str, sample: str = "") -> None:
+    """Uptake statistics of an in vivo volume inside its tumour mask."""
+    img, msk = read_volume(volume), read_volume(mask)
+    try:
+        metrics = volume_metrics(img, msk)
+    except InputError as exc:
+        raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
+    units = {"mean": "image units", "median": "image units", "cv": "1", "p90": "image units",
+             "volume_mm3": "mm3"}
+    write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", "metric": k,
+                               "value": v, "unit": units[k]} for k, v in metrics.items()]), out_metrics)
+
+
+def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metrics: str, out_summary: str,
+           volume: list[str] | None = None) -> None:
+    """Every sample's metrics in one tidy table and a per-group summary (:mod:`nanohet.quantify.cohort`).
+
+    ``samples`` holds one record per sample with its ``subject``, ``group`` and ``tumour``.
+    """
+    tables = [pd.read_csv(f, sep="\t") for f in list(metrics) + list(volume or [])]
+    df = cohort_metrics(tables, [pd.read_csv(f, sep="\t") for f in section], pd.DataFrame(samples))
+    write_table(df, out_metrics)
+    write_table(group_summary(df), out_summary)

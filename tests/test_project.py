@@ -1,0 +1,85 @@
+"""Project folders (nanohet init), pins in one source, code versions of the steps."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def test_init_writes_a_commented_config_and_an_empty_sheet(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "nanohet.cli", "init", str(tmp_path / "p")], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    config = (tmp_path / "p" / "config" / "config.yaml").read_text()
+    assert "enabled: false" in config and config.startswith("# nanohet project configuration")
+    sheet = (tmp_path / "p" / "config" / "samples.tsv").read_text().splitlines()
+    assert len(sheet) == 1 and sheet[0].split("\t")[:3] == ["subject", "group", "tumour"]
+    again = subprocess.run([sys.executable, "-m", "nanohet.cli", "init", str(tmp_path / "p")], capture_output=True,
+                           text=True)
+    assert again.returncode == 2 and "exists; nothing was written" in again.stderr
+
+
+def test_pins_agree():
+    res = subprocess.run([sys.executable, str(REPO / "tools" / "pins.py"), "--check"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout
+
+
+def test_a_change_of_a_stage_changes_its_code_version(tmp_path, monkeypatch):
+    import shutil
+
+    import nanohet.provenance as prov
+
+    copy = tmp_path / "nanohet"
+    shutil.copytree(prov.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(prov, "PACKAGE", copy)
+    before = {part: prov.code_version(part) for part in ("msi", "quantify")}
+    (copy / "quantify" / "metrics.py").write_text((copy / "quantify" / "metrics.py").read_text() + "\n# changed\n")
+    assert prov.code_version("quantify") != before["quantify"]
+    assert prov.code_version("msi") == before["msi"]
+    (copy / "settings.py").write_text((copy / "settings.py").read_text() + "\n# changed\n")  # core: every step
+    assert prov.code_version("msi") != before["msi"]
+
+
+LAYERS = {"io": 1, "msi": 2, "microscopy": 2, "registration": 2, "quantify": 2, "figures": 2, "demo": 2,
+          "repro": 3, "steps": 3, "cli": 3, "project": 3}  # anything else: core (0)
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(REPO / "src" / "nanohet").as_posix()
+                                        for p in (REPO / "src" / "nanohet").rglob("*.py")))
+def test_no_upward_imports(path):
+    """Core modules import nothing of the package's layers, io imports core, stages import io and core (and each
+    other), the step layer and the commands import anything; nothing imports upward."""
+    import ast
+
+    parts = path.split("/")
+    package = parts[0].removesuffix(".py")
+    own = LAYERS.get(package, 0)
+    for node in ast.walk(ast.parse((REPO / "src" / "nanohet" / path).read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 0:
+            if not (node.module or "").startswith("nanohet."):
+                continue
+            target = node.module.split(".")[1]
+        elif node.level == 1 and len(parts) > 1:
+            continue  # within its own subpackage
+        else:
+            target = (node.module or "").split(".")[0]
+        if target in ("", package):
+            continue
+        assert LAYERS.get(target, 0) <= own, f"{path} imports {node.module} (upward)"
+
+
+def test_configuration_doc_is_generated_from_the_schema_and_settings():
+    res = subprocess.run([sys.executable, str(REPO / "tools" / "configuration_doc.py"), "--check"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = (REPO / "docs" / "configuration.md").read_text()
+    assert "| `min_dice` | number (≥ 0, ≤ 1) | `0.8` |" in text  # the schema's type, the settings' default
+
+
+def test_readme_is_short_and_maps_the_repository_near_the_top():
+    text = (REPO / "README.md").read_text()
+    assert len(text.encode()) < 12_000
+    assert text.index("## Repository map") < 3000
