@@ -33,6 +33,15 @@ include: "workflow/rules/register.smk"
 include: "workflow/rules/quantify.smk"
 include: "workflow/rules/volume.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/qc.smk"
+
+
+onsuccess:
+    qc_summary()
+
+
+onerror:
+    qc_summary()
 
 
 rule all:

@@ -204,24 +204,25 @@ def test_he_registration_recovers_any_rotation_of_a_mirrored_section(tmp_path, s
         assert np.median(e) / truth.spacing[0] < 2.0 and not bool(qc.flagged), json.dumps(geom)
 
 
-def test_an_he_edge_whose_orientation_is_ambiguous_is_flagged(tmp_path):
-    """Seed 24 mounted face up at 2°: a mirrored pose at 135° has the same MI and wins the search. It used to
-    pass silently (its tissue Dice barely drops); the pose margin now flags it."""
+def test_the_refined_fit_ranks_the_start_poses(tmp_path):
+    """Seed 24 mounted face up at 2°: a mirrored pose at 135° has the same MI after the short coarse
+    optimisation and used to win the search (it passed silently until the pose margin flagged it). Refined to
+    the end, the true orientation fits better and wins; its pose margin is the difference of the refined fits."""
     import SimpleITK as sitk
 
     from nanohet.demo.geometry import section_to_he
     from nanohet.registration import target_registration_error
 
     rec, qc, out, masks = _register_tiny_he(tmp_path, seed=24, he_rotation_deg=2.0)
-    x = np.array([[600.0, 600.0], [900.0, 700.0]])
+    truth = read_ome_tiff(tmp_path / "truth" / "truth_masks.ome.tif")
+    ys, xs = np.nonzero(truth.channel("tissue")[::4, ::4] > 0)
+    x = np.stack([xs, ys], 1) * 4 * truth.spacing[0]
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, rec["he_geometry"]))
-    assert not rec["he_geometry"]["mirrored"] and bool(qc.flipped) and e.min() > 100  # the wrong pose ...
-    assert qc.dice_after > qc.dice_before - 0.02  # ... which the Dice check does not catch
-    assert bool(qc.flagged) and qc.pose_margin < 0.06 and qc.flag_reason == "another orientation fits almost as well"
-    with pytest.raises(InputError, match="another orientation fits almost as well"):
-        register_onto_fluorescence("he", out["he"], out["fluorescence"], masks,
-                                   {**CONFIG["registration"], "fail_on_flag": True}, tmp_path / "he2.tfm",
-                                   tmp_path / "he2.ome.tif", tmp_path / "qc2.tsv", sample="r_T1")
+    assert not rec["he_geometry"]["mirrored"] and not bool(qc.flipped)
+    assert np.median(e) < 50  # the true orientation (the mirrored pose was > 100 µm off everywhere) ...
+    assert qc.pose_margin > 0  # ... and the best refined fit
+    # this seed is one of the known small-section misses (KNOWN_HE_MISSES): accurate, or flagged
+    assert np.median(e) / truth.spacing[0] < 2.0 or bool(qc.flagged)
 
 
 @pytest.mark.parametrize("seed", [21, 23])

@@ -198,3 +198,53 @@ def test_volume_registration_graph_on_real_ct_and_mr(tmp_path):
     assert np.linalg.norm(moved - centre - offset) < 1.5  # mm; CT voxels 0.98 x 0.98 x 3.27 mm
     mask_on_ct = read_volume(tmp_path / vol / "mr_mask_in_reference.nii.gz")
     assert np.linalg.norm(mask_centroid_mm(mask_on_ct) - centre) < 1.5
+
+
+def test_a_misregistered_sample_is_shown_everywhere_and_repaired_with_landmarks(tmp_path):
+    """One sample's MSI acquired at a large angle and registered with the defaults (no start-pose search): the
+    orientation check flags the edge, and the flag reaches the terminal summary, the run's QC table, the cohort
+    table and the report. Landmarks added to the sample sheet then rerun only that edge and what depends on it,
+    and the edge is fixed."""
+    import json
+
+    import yaml
+
+    config = write_cohort(tmp_path, [("c01", "thermosensitive")])
+    config["demo"]["groups"]["thermosensitive"]["msi_rotation_deg"] = 180.0
+    config["registration"]["edges"] = [e for e in config["registration"]["edges"] if e["moving"] != "he"]
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    sheet = tmp_path / "config" / "samples.tsv"
+    sheet.write_text("\n".join(r for r in sheet.read_text().splitlines() if "\the\t" not in r) + "\n")
+    run = snakemake(tmp_path, "--cores", "2")
+    snakemake(tmp_path, "--report", "results/report.html")
+    angle = json.loads((tmp_path / "results/demo/truth/c01_T1/truth.json").read_text())["msi_geometry"]["rotation_deg"]
+    assert abs(angle) > 60  # outside the reach of the default (no search)
+    terminal = run.stdout + run.stderr
+    assert "FLAGGED c01_T1 registration msi->fluorescence: another orientation fits better" in terminal
+    flags = pd.read_csv(tmp_path / "results/tables/qc_flags.tsv", sep="\t")
+    assert flags.flagged.tolist() == [True] and "outside the optimiser's reach" in flags.reason[0]
+    cohort = pd.read_csv(tmp_path / "results/tables/cohort_metrics.tsv", sep="\t", keep_default_na=False)
+    assert set(cohort.qc) == {"flagged"} and cohort.qc_reason.str.contains("msi->fluorescence").all()
+    assert "qc_flags.tsv" in (tmp_path / "results/report.html").read_text(errors="ignore")
+
+    # the repair: landmark pairs (section µm -> MSI µm) for the flagged edge, e.g. clicked in napari
+    truth = pd.read_csv(tmp_path / "results/demo/truth/c01_T1/landmarks_msi.csv", sep="\t").iloc[:6]
+    pd.DataFrame({"fixed_x": truth.section_x_um, "fixed_y": truth.section_y_um, "moving_x": truth.msi_x_um,
+                  "moving_y": truth.msi_y_um}).to_csv(tmp_path / "c01_msi_landmarks.csv", index=False)
+    rows = sheet.read_text().splitlines()
+    col = rows[0].split("\t").index("landmarks")
+    fixed = []
+    for r in rows:
+        cells = r.split("\t")
+        if "\tmsi\t" in r:
+            cells[col] = "c01_msi_landmarks.csv"
+        fixed.append("\t".join(cells))
+    sheet.write_text("\n".join(fixed) + "\n")
+    planned = _planned_rules(tmp_path)
+    assert "register_edge" in planned and not planned & {"demo_sample", "msi_extract", "microscopy_preprocess",
+                                                          "analysis_grid", "quantify_volume"}, planned
+    snakemake(tmp_path, "--cores", "2")
+    flags = pd.read_csv(tmp_path / "results/tables/qc_flags.tsv", sep="\t")
+    assert flags.flagged.tolist() == [False]
+    tre = pd.read_csv(tmp_path / "results/tables/registration_error.tsv", sep="\t")
+    assert tre[tre.points == "dense_tissue_grid"].median_px.iloc[0] < 0.5

@@ -165,6 +165,8 @@ class OptimiserSettings:
     rotation_search_deg: tuple
     flip_search: bool
     search_candidates: int
+    refine_candidates: int
+    orientation_check: bool
     centring: str
     threads: int
     bspline_grid_spacing: float
@@ -195,6 +197,8 @@ class EdgeSettings(Settings):
     rotation_search_step_deg: float = 0.0
     flip_search: bool = False
     search_candidates: int = 6
+    refine_candidates: int = 1
+    orientation_check: bool = True
     threads: int = 1
     fail_on_flag: bool = False
     min_dice: float = 0.8
@@ -220,7 +224,8 @@ class EdgeSettings(Settings):
             sampling_percentage=self.sampling_percentage, seed=self.seed, shrink_factors=tuple(self.shrink_factors),
             smoothing_sigmas=tuple(self.smoothing_sigmas_um), iterations=self.iterations,
             rotation_search_deg=self.start_angles(), flip_search=self.flip_search,
-            search_candidates=self.search_candidates, centring=self.centring, threads=self.threads,
+            search_candidates=self.search_candidates, refine_candidates=self.refine_candidates,
+            orientation_check=self.orientation_check, centring=self.centring, threads=self.threads,
             bspline_grid_spacing=float(self.bspline_grid_spacing_um), bspline_iterations=self.bspline_iterations)
 
 
@@ -264,6 +269,8 @@ class VolumeRegistrationSettings(Settings):
     smoothing_sigmas_mm: tuple = (4.0, 2.0, 0.0)
     iterations: int = 200
     threads: int = 1
+    dice_tolerance: float = 0.02
+    fail_on_flag: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "edges", tuple(dict(e) for e in self.edges))
@@ -276,7 +283,8 @@ class VolumeRegistrationSettings(Settings):
             transform="rigid", histogram_bins=self.histogram_bins, sampling_percentage=self.sampling_percentage,
             seed=self.seed, shrink_factors=tuple(self.shrink_factors), smoothing_sigmas=tuple(self.smoothing_sigmas_mm),
             iterations=self.iterations, rotation_search_deg=(0.0,), flip_search=False, search_candidates=1,
-            centring="geometry", threads=self.threads, bspline_grid_spacing=0.0, bspline_iterations=0)
+            refine_candidates=1, orientation_check=False, centring="geometry", threads=self.threads,
+            bspline_grid_spacing=0.0, bspline_iterations=0)
 
 
 # ----------------------------------------------------------------------------- quantification, demo, validation

@@ -117,6 +117,12 @@ def volume_edge_inputs(wc):
     return out
 
 
+def shared_frame(wc):
+    """Whether an edge's two volumes share the scanner frame by the sample sheet (same non-empty ``frame``)."""
+    a, b = (sample_option(wc.sample, m, "frame") for m in (wc.vmoving, wc.vfixed))
+    return bool(a) and a == b
+
+
 def volume_chain_transforms(sample, modality):
     return [f"{RESULTS}/registration/{sample}/volumes/{e.name}.tfm" for e in reversed(VOLUME_CHAINS[sample][modality])]
 
@@ -130,6 +136,18 @@ def volume_outputs(sample):
         if sample_option(sample, modality, "mask"):
             out.add(f"{RESULTS}/registration/{sample}/volumes/{modality}_mask_in_reference.nii.gz")
     return sorted(out)
+
+
+def volume_qc_tables(sample):
+    return sorted({f"{RESULTS}/registration/{sample}/volumes/{e.name}_qc.tsv" for p in VOLUME_CHAINS[sample].values() for e in p})
+
+
+def qc_summary():
+    """The end-of-run summary (also after a failed run): every flagged check, on the terminal."""
+    from nanohet.flags import summary_lines
+
+    for line in summary_lines(RESULTS):
+        (logger.warning if "FLAGGED" in line or "flagged;" in line else logger.info)(line)
 
 
 def edge_qc_tables(sample):
@@ -171,6 +189,7 @@ def sample_records():
 
 def all_outputs():
     out = [
+        f"{RESULTS}/tables/qc_flags.tsv",
         f"{RESULTS}/tables/cohort_metrics.tsv",
         f"{RESULTS}/tables/cohort_summary.tsv",
         f"{RESULTS}/figures/cohort_summary.png",

@@ -83,6 +83,7 @@ rule cohort_table:
         metrics=expand(f"{RESULTS}/quantify/{{sample}}/metrics.tsv", sample=SAMPLES),
         volume=expand(f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv", sample=samples_with("volume")),
         section=expand(f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv", sample=SAMPLES),
+        qc_flags=f"{RESULTS}/tables/qc_flags.tsv",
     output:
         metrics=report(
             f"{RESULTS}/tables/cohort_metrics.tsv",
@@ -96,7 +97,7 @@ rule cohort_table:
         ),
     params:
         samples=sample_records(),
-        code=code_version("quantify", "steps/quantify.py"),
+        code=code_version("quantify", "flags.py", "steps/quantify.py"),
     log:
         f"{LOGS}/cohort_table.log",
     benchmark:

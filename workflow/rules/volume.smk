@@ -34,6 +34,7 @@ rule register_volume_edge:
         vfixed="volume|ct|mr",
     params:
         settings=CONFIG.volume_registration.to_dict(),
+        shared_frame=shared_frame,
         code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/register_volume_edge/{{sample}}_{{vmoving}}_to_{{vfixed}}.log",

@@ -30,6 +30,7 @@ def msi_geometry(truth: SectionTruth, params: PhantomParams, rng) -> dict:
         "msi_centre": msi_centre.tolist(), "section_centre": [fov / 2, fov / 2],
         "deformation_amplitude": float(params.msi_deformation_um),
         "deformation_wavelength": wl.tolist(), "deformation_phase": rng.uniform(0, 2 * np.pi, 4).tolist(),
+        **({"mirrored": True} if params.msi_mirrored else {}),
     }
 
 

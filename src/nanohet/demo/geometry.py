@@ -28,7 +28,10 @@ def msi_to_section(u: np.ndarray, geom: dict) -> np.ndarray:
     u = np.atleast_2d(np.asarray(u, dtype=np.float64))
     th = math.radians(geom["rotation_deg"])
     rot = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
-    x = (u - geom["msi_centre"]) @ rot.T * geom["scale"] + geom["section_centre"] + geom["translation"]
+    q = u - geom["msi_centre"]
+    if geom.get("mirrored"):
+        q = q * np.array([-1.0, 1.0])  # the section was mounted face down on the MSI slide
+    x = q @ rot.T * geom["scale"] + geom["section_centre"] + geom["translation"]
     a, wl, ph = geom["deformation_amplitude"], geom["deformation_wavelength"], geom["deformation_phase"]
     dx = a * np.sin(2 * np.pi * x[:, 1] / wl[0] + ph[0]) * np.cos(2 * np.pi * x[:, 0] / wl[1] + ph[1])
     dy = a * np.cos(2 * np.pi * x[:, 0] / wl[2] + ph[2]) * np.sin(2 * np.pi * x[:, 1] / wl[3] + ph[3])

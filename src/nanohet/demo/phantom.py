@@ -78,6 +78,7 @@ class PhantomParams:
     internal_standard_ug_per_g: float = 2.0
     msi_rotation_deg: float = 10.0
     msi_scale_range: float = 0.03
+    msi_mirrored: bool = False
     msi_translation_um: float = 120.0
     msi_deformation_um: float = 8.0
     he_translation_um: float = 60.0

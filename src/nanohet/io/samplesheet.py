@@ -17,7 +17,7 @@ DEMO_FILES = {
 }
 
 
-OPTIONAL_COLUMNS = ("section", "timepoint", "series", "pixel_size", "mask", "channels", "landmarks")
+OPTIONAL_COLUMNS = ("section", "timepoint", "series", "frame", "pixel_size", "mask", "channels", "landmarks")
 
 
 def _row_label(i: int, row: dict) -> str:

@@ -36,3 +36,25 @@ def write_volume(path: str | os.PathLike, image: sitk.Image) -> None:
     """Write a volume atomically (format chosen by the extension, e.g. ``.nii.gz``)."""
     with atomic_path(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
+
+
+def frame_of_reference(path: str | os.PathLike) -> str | None:
+    """The DICOM FrameOfReferenceUID (0020,0052) of a DICOM series folder or file, else None.
+
+    Volumes with the same frame of reference share the scanner's patient coordinates, so they are
+    aligned as they are (e.g. the PET, CT and MR of one session on a hybrid scanner).
+    """
+    path = os.fspath(path)
+    try:
+        if os.path.isdir(path):
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(path)
+            if not files:
+                return None
+            path = files[0]
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        reader.ReadImageInformation()
+        key = "0020|0052"
+        return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else None
+    except RuntimeError:
+        return None

@@ -9,8 +9,9 @@ SECTION_STAT_UNITS = {"tissue_area_mm2": "mm2", "necrotic_fraction": "fraction",
 
 
 def cohort_metrics(metric_tables: list[pd.DataFrame], section_stats: list[pd.DataFrame],
-                   sheet: pd.DataFrame) -> pd.DataFrame:
-    """One tidy table: ``sample, subject, group, tumour, modality, analyte, metric, value, unit``.
+                   sheet: pd.DataFrame, flags: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One tidy table: ``sample, subject, group, tumour, modality, analyte, metric, value, unit`` and, with
+    ``flags`` (:func:`nanohet.flags.sample_flags`), ``qc`` (``ok`` or ``flagged``) and ``qc_reason``.
 
     Section statistics (one wide row per sample) become rows of modality ``fluorescence``, analyte
     ``section``. Sorted by sample, modality, analyte and metric.
@@ -25,6 +26,10 @@ def cohort_metrics(metric_tables: list[pd.DataFrame], section_stats: list[pd.Dat
     df = pd.concat(frames, ignore_index=True)
     info = sheet.drop_duplicates("sample")[["sample", "subject", "group", "tumour"]]
     df = info.merge(df, on="sample", how="right")
+    if flags is not None:
+        df = df.merge(flags, on="sample", how="left")
+        df["qc"] = df["qc"].fillna("ok")
+        df["qc_reason"] = df["qc_reason"].fillna("")
     return df.sort_values(["sample", "modality", "analyte", "metric"], kind="stable").reset_index(drop=True)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..settings import OptimiserSettings
+from .graph import components
 
 RegistrationSettings = OptimiserSettings  # the optimiser's parameters (see nanohet.settings)
 
@@ -47,7 +48,9 @@ class RegistrationResult:
     initial_rotation_deg: float
     flipped: bool = False
     pose_margin: float = float("nan")
-    """Metric advantage of the chosen start pose over the best clearly different one (search only)."""
+    """Final-metric advantage of the chosen fit over the best clearly different refined pose (search only)."""
+    orientation_margin: float = float("nan")
+    """Without a search: coarse-metric advantage of the fit over the best clearly different orientation."""
 
 
 def _centring(settings: OptimiserSettings):
@@ -127,23 +130,50 @@ def _then_mirror(tx: sitk.AffineTransform, moving: sitk.Image) -> sitk.AffineTra
     return out
 
 
-def _search_start(fixed, centred, candidates, angles, settings):
-    """Best start pose over mirror states and start angles.
+@dataclass
+class _Candidate:
+    """A start pose after a short coarse rigid optimisation: its coarse metric, start angle and transform."""
 
-    Start angles are ranked on images smoothed like the coarsest pyramid
-    level; the ``settings.search_candidates`` best of each mirror state get a
-    short coarse rigid optimisation and the best optimised metric wins (at its start pose a
-    mirror can look like a rotation; after optimisation it does not).
-    """
+    metric: float
+    start_angle: float
+    rigid: sitk.Euler2DTransform
+    flipped: bool
+    moving: sitk.Image
+    mask: sitk.Image | None
+
+    @property
+    def angle(self) -> float:
+        return math.degrees(self.rigid.GetAngle())
+
+
+def _coarse(settings: OptimiserSettings):
+    """Smoothing of the coarsest pyramid level and a function applying it."""
     sigma = float(settings.smoothing_sigmas[0]) if settings.smoothing_sigmas else 0.0
+    return sigma, (lambda img: sitk.SmoothingRecursiveGaussian(img, sigma) if sigma > 0 else img)
 
-    def smooth(img):
-        return sitk.SmoothingRecursiveGaussian(img, sigma) if sigma > 0 else img
 
+def _short_optimise(fixed, moving, mask, start: sitk.Euler2DTransform, settings: OptimiserSettings) -> float:
+    """A short rigid optimisation of ``start`` (in place) at the coarsest level; returns its metric."""
+    sigma, _ = _coarse(settings)
+    r = _method(settings, moving_mask=mask)
+    r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=60)
+    r.SetOptimizerScalesFromPhysicalShift()
+    r.SetShrinkFactorsPerLevel([settings.shrink_factors[0]])
+    r.SetSmoothingSigmasPerLevel([sigma])
+    r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    r.SetInitialTransform(start, inPlace=True)
+    r.Execute(fixed, moving)
+    return float(r.GetMetricValue())
+
+
+def _search_candidates(fixed, centred, states, angles, settings: OptimiserSettings) -> list[_Candidate]:
+    """Every mirror state's start angles ranked on images smoothed like the coarsest pyramid level; the
+    ``settings.search_candidates`` best of each state get a short coarse optimisation (at its start pose a
+    mirror can look like a rotation; after optimisation it does not)."""
+    _, smooth = _coarse(settings)
     smooth_fixed = smooth(fixed)
-    best = None
-    optimised = []  # (metric, angle after the short optimisation, mirrored)
-    for flipped, mov, mask in candidates:
+    out = []
+    for flipped, mov, mask in states:
         if flipped:  # a mirrored image has its own centre of mass
             centred = sitk.Euler2DTransform(sitk.CenteredTransformInitializer(
                 fixed, mov, sitk.Euler2DTransform(), _centring(settings)))
@@ -158,31 +188,32 @@ def _search_start(fixed, centred, candidates, angles, settings):
         for _, angle in sorted(ranked)[:settings.search_candidates]:
             trial = sitk.Euler2DTransform(centred)
             trial.SetAngle(math.radians(angle))
-            r = _method(settings, moving_mask=mask)
-            r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=60)
-            r.SetOptimizerScalesFromPhysicalShift()
-            r.SetShrinkFactorsPerLevel([settings.shrink_factors[0]])
-            r.SetSmoothingSigmasPerLevel([sigma])
-            r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-            r.SetInitialTransform(trial, inPlace=True)
-            r.Execute(fixed, mov)
-            optimised.append((r.GetMetricValue(), math.degrees(trial.GetAngle()), flipped))
-            if best is None or r.GetMetricValue() < best[0]:
-                best = (r.GetMetricValue(), angle, trial, flipped, mov, mask)
-    return (*best[1:], _pose_margin(optimised, best[0]))
+            metric = _short_optimise(fixed, mov, mask, trial, settings)
+            out.append(_Candidate(metric, angle, trial, flipped, mov, mask))
+    return out
 
 
-def _pose_margin(optimised, best_metric: float, min_angle_deg: float = 10.0) -> float:
-    """How much better (lower) the winning pose's metric is than the best clearly different pose.
+def _different(a_angle: float, a_flipped: bool, b_angle: float, b_flipped: bool, min_angle_deg: float = 10.0) -> bool:
+    """Clearly different poses: the other mirror state, or rotations more than ``min_angle_deg`` apart."""
+    return a_flipped != b_flipped or abs((a_angle - b_angle + 180.0) % 360.0 - 180.0) > min_angle_deg
 
-    Clearly different: the other mirror state, or a rotation more than
-    ``min_angle_deg`` away. NaN when every candidate converged to the winner.
-    A margin near zero means two different orientations fit equally well.
-    """
-    win = min(optimised)
-    others = [m for m, angle, flipped in optimised
-              if flipped != win[2] or abs((angle - win[1] + 180.0) % 360.0 - 180.0) > min_angle_deg]
-    return float(min(others) - best_metric) if others else float("nan")
+
+def _distinct_best(candidates: list[_Candidate], per_state: int) -> list[_Candidate]:
+    """The best ``per_state`` clearly different candidates of each mirror state, best first."""
+    chosen: list[_Candidate] = []
+    for c in sorted(candidates, key=lambda c: c.metric):
+        same_state = [k for k in chosen if k.flipped == c.flipped]
+        if len(same_state) < per_state and all(_different(c.angle, c.flipped, k.angle, k.flipped) for k in same_state):
+            chosen.append(c)
+    return chosen
+
+
+def _margin(best_metric: float, best_angle: float, best_flipped: bool, others) -> float:
+    """How much better (lower) the chosen pose's metric is than the best clearly different pose's (``others``:
+    ``(metric, angle, flipped)``); NaN when there is none. Near zero or negative: another orientation fits
+    (almost) as well."""
+    rivals = [m for m, angle, flipped in others if _different(angle, flipped, best_angle, best_flipped)]
+    return float(min(rivals) - best_metric) if rivals else float("nan")
 
 
 def _bspline_stage(fixed: sitk.Image, moving: sitk.Image, mask, affine: sitk.AffineTransform,
@@ -261,19 +292,43 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: OptimiserSettings 
         probe.SetInitialTransform(initial_transform if initial_transform is not None
                                   else sitk.Euler2DTransform(centred), inPlace=False)
         metric_before = probe.MetricEvaluate(fixed, moving)
-        pose = _start_pose(fixed, moving, moving_mask, centred, settings, initial_transform)
-        final, iterations, stop = _refine(fixed, pose, settings)
-        if pose.flipped:
-            final = _then_mirror(final, moving)
-        if pose.deformation is not None:
-            final = sitk.CompositeTransform([final, pose.deformation])  # x -> affine(deformation(x))
-        probe.SetInitialTransform(final, inPlace=False)
-        metric_after = probe.MetricEvaluate(fixed, moving)
+        poses = _start_poses(fixed, moving, moving_mask, centred, settings, initial_transform)
+        fits = []
+        for pose in poses:  # every start pose refined to the end: the best final fit wins
+            final, iterations, stop = _refine(fixed, pose, settings)
+            if pose.flipped:
+                final = _then_mirror(final, moving)
+            if pose.deformation is not None:
+                final = sitk.CompositeTransform([final, pose.deformation])  # x -> affine(deformation(x))
+            probe.SetInitialTransform(final, inPlace=False)
+            fits.append((float(probe.MetricEvaluate(fixed, moving)), final, iterations, stop, pose))
+        metric_after, final, iterations, stop, pose = min(fits, key=lambda f: f[0])
+        margin = _margin(metric_after, math.degrees(pose.rigid.GetAngle()), pose.flipped,
+                         [(m, math.degrees(p.rigid.GetAngle()), p.flipped) for m, _, _, _, p in fits])
+        orientation = float("nan")
+        if len(poses) == 1 and initial_transform is None and settings.orientation_check:
+            orientation = _orientation_margin(fixed, moving, moving_mask, centred, final, settings)
     return RegistrationResult(
         transform=final, metric_before=float(metric_before), metric_after=float(metric_after),
         iterations=int(iterations), stop_condition=stop, runtime_s=time.perf_counter() - t0,
-        initial_rotation_deg=float(pose.angle), flipped=bool(pose.flipped), pose_margin=pose.margin,
+        initial_rotation_deg=float(pose.angle), flipped=bool(pose.flipped), pose_margin=margin,
+        orientation_margin=orientation,
     )
+
+
+def _orientation_margin(fixed, moving, moving_mask, centred, final, settings: OptimiserSettings) -> float:
+    """Without a start-pose search: how much better (lower) the fit's coarse metric is than that of the best
+    clearly different orientation (start angles every 30 degrees, both mirror states, each given the short
+    coarse optimisation the search uses). Negative: another orientation fits better, so the start pose was
+    outside the optimiser's reach."""
+    states = [(False, moving, moving_mask),
+              (True, _mirror_x(moving), _mirror_x(moving_mask) if moving_mask is not None else None)]
+    candidates = _search_candidates(fixed, centred, states, list(range(-180, 180, 30)), settings)
+    affine = next(c for c in reversed(components(final)) if c.GetName() != "BSplineTransform")
+    rigid = _nearest_rigid(sitk.AffineTransform(affine))
+    metric = _short_optimise(fixed, moving, moving_mask, rigid, settings)
+    return _margin(metric, math.degrees(rigid.GetAngle()), False,
+                   [(c.metric, c.angle, c.flipped) for c in candidates])
 
 
 @dataclass
@@ -285,13 +340,13 @@ class _Pose:
     flipped: bool
     moving: sitk.Image
     mask: sitk.Image | None
-    margin: float = float("nan")  # no search: no competing pose
     affine: sitk.AffineTransform | None = None
     deformation: sitk.Transform | None = None
 
 
-def _start_pose(fixed, moving, moving_mask, centred, settings: OptimiserSettings, initial_transform) -> _Pose:
-    """The start pose: from the landmark transform, the single start angle, or the rotation/mirror search."""
+def _start_poses(fixed, moving, moving_mask, centred, settings: OptimiserSettings, initial_transform) -> list[_Pose]:
+    """The start poses to refine: the landmark transform, the single start angle, or the best
+    ``settings.refine_candidates`` clearly different poses of each mirror state found by the search."""
     if initial_transform is not None:
         start_affine = sitk.AffineTransform(initial_transform)
         flipped = bool(np.linalg.det(np.array(start_affine.GetMatrix()).reshape(2, 2)) < 0)
@@ -301,17 +356,18 @@ def _start_pose(fixed, moving, moving_mask, centred, settings: OptimiserSettings
             mov = _mirror_x(moving)
             mask = _mirror_x(moving_mask) if moving_mask is not None else None
         rigid = _nearest_rigid(start_affine)
-        return _Pose(math.degrees(rigid.GetAngle()), rigid, flipped, mov, mask, affine=start_affine)
+        return [_Pose(math.degrees(rigid.GetAngle()), rigid, flipped, mov, mask, affine=start_affine)]
     angles = list(settings.rotation_search_deg)
     if len(angles) == 1 and not settings.flip_search:
         rigid = sitk.Euler2DTransform(centred)
         rigid.SetAngle(math.radians(angles[0]))
-        return _Pose(angles[0], rigid, False, moving, moving_mask)
-    candidates = [(False, moving, moving_mask)]
+        return [_Pose(angles[0], rigid, False, moving, moving_mask)]
+    states = [(False, moving, moving_mask)]
     if settings.flip_search:
-        candidates.append((True, _mirror_x(moving), _mirror_x(moving_mask) if moving_mask is not None else None))
-    angle0, rigid, flipped, mov, mask, margin = _search_start(fixed, centred, candidates, angles, settings)
-    return _Pose(angle0, rigid, flipped, mov, mask, margin)
+        states.append((True, _mirror_x(moving), _mirror_x(moving_mask) if moving_mask is not None else None))
+    found = _search_candidates(fixed, centred, states, angles, settings)
+    return [_Pose(c.start_angle, c.rigid, c.flipped, c.moving, c.mask)
+            for c in _distinct_best(found, settings.refine_candidates)]
 
 
 def _refine(fixed, pose: _Pose, settings: OptimiserSettings):

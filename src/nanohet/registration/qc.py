@@ -2,7 +2,9 @@
 
 An edge is flagged when its fit is worse than its start (metric or tissue Dice), its tissue Dice ends
 below ``min_dice``, its B-spline deformation folds, or the start-pose search found another orientation
-almost as good (``pose_margin`` below ``min_pose_margin``). With ``fail_on_flag`` a flagged edge fails.
+almost as good (``pose_margin`` below ``min_pose_margin``), or, without a search, a check of other
+orientations finds one that fits better (``orientation_margin`` below 0). With ``fail_on_flag`` a flagged
+edge fails.
 """
 
 from __future__ import annotations
@@ -99,12 +101,16 @@ def flag_reasons(result, dice_before: float, dice_after: float, deformation: dic
     folds = bool(deformation["jacobian_min"] <= 0)  # NaN (no deformation) compares False
     # two different orientations that fit (almost) equally well: the search may have picked the wrong one
     ambiguous = bool(result.pose_margin < edge.min_pose_margin)
+    # without a search: another orientation, tried only as a check, fits better than the result
+    reachable = not bool(result.orientation_margin < 0)  # NaN (not checked) compares False
     return [text for bad, text in (
         (result.metric_after > result.metric_before, "metric worse than at the start"),
         (dice_after < dice_before - edge.dice_tolerance, "tissue Dice dropped"),
         (dice_after < edge.min_dice, f"tissue Dice below {edge.min_dice}"),
         (folds, "B-spline deformation folds"),
-        (ambiguous, "another orientation fits almost as well")) if bad]
+        (ambiguous, "another orientation fits almost as well"),
+        (not reachable, "another orientation fits better: the start pose was outside the optimiser's reach "
+                        "(start-pose search: rotation_search_step_deg, flip_search)")) if bad]
 
 
 def edge_qc(sample: str, name: str, edge: EdgeSettings, result, fixed, moving, points: Landmarks | None = None):
@@ -125,7 +131,8 @@ def edge_qc(sample: str, name: str, edge: EdgeSettings, result, fixed, moving, p
         "transform": edge.transform, "metric": "mattes_mi",
         "metric_before": result.metric_before, "metric_after": result.metric_after,
         "dice_before": dice_before, "dice_after": dice_after, "initial_rotation_deg": result.initial_rotation_deg,
-        "flipped": result.flipped, "pose_margin": result.pose_margin, "iterations": result.iterations,
+        "flipped": result.flipped, "pose_margin": result.pose_margin,
+        "orientation_margin": result.orientation_margin, "iterations": result.iterations,
         "stop_condition": result.stop_condition,
         "initialisation": "landmarks" if points is not None else edge.centring,
         **landmark_qc(points, start, result),
@@ -137,11 +144,23 @@ def edge_qc(sample: str, name: str, edge: EdgeSettings, result, fixed, moving, p
     return qc, start
 
 
-def volume_edge_qc(sample: str, name: str, result, dice_before: float, dice_after: float) -> dict:
-    """The QC row of one volume edge: flagged when the metric or the tumour-mask Dice ends worse than at the start."""
-    flagged = bool(result.metric_after > result.metric_before or (dice_after < dice_before - 0.02))
-    return {"sample": sample, "edge": name, "transform": "rigid", "metric": "mattes_mi",
+def volume_edge_qc(sample: str, name: str, result, dice_before: float, dice_after: float, start: str,
+                   dice_tolerance: float = 0.02) -> dict:
+    """The QC row of one volume edge, before and after measured the same way (at the start pose and at the fit).
+
+    The edge is flagged when its metric or its tumour-mask Dice ends worse than at the start
+    (``dice_tolerance``); it then keeps the start pose (``kept_start``): the scanner frame for volumes that share
+    it, else the grid centres aligned.
+    """
+    reasons = [text for bad, text in (
+        (result.metric_after > result.metric_before, "metric worse than at the start"),
+        (dice_after < dice_before - dice_tolerance, "tumour-mask Dice dropped")) if bad]
+    if reasons:
+        reasons.append("kept the start pose (" + ("the shared scanner frame" if start == "scanner" else
+                                                  "grid centres aligned") + ")")
+    return {"sample": sample, "edge": name, "transform": "rigid", "metric": "mattes_mi", "start": start,
             "metric_before": result.metric_before, "metric_after": result.metric_after,
             "dice_before": dice_before, "dice_after": dice_after, "iterations": result.iterations,
-            "stop_condition": result.stop_condition, "flagged": flagged,
+            "stop_condition": result.stop_condition, "flagged": bool(reasons), "kept_start": bool(reasons),
+            "flag_reason": "; ".join(reasons),
             "run_time_s": round(result.runtime_s, 1)}  # differs between reruns; `nanohet verify` ignores it

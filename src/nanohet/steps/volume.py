@@ -8,10 +8,11 @@ import pandas as pd
 import SimpleITK as sitk
 
 from ..atomic import atomic_path, write_table
-from ..io.volumes import read_volume, write_volume
+from ..errors import InputError
+from ..io.volumes import frame_of_reference, read_volume, write_volume
 from ..registration.graph import compose
 from ..registration.qc import dice, volume_edge_qc
-from ..registration.volumes import register_rigid_3d, resample_to_grid
+from ..registration.volumes import register_rigid_3d, resample_to_grid, start_transform_3d
 from ..settings import VolumeRegistrationSettings
 
 log = logging.getLogger("nanohet")
@@ -19,32 +20,42 @@ log = logging.getLogger("nanohet")
 
 def register_volume_edge(sample: str, vmoving: str, vfixed: str, moving: str, fixed: str,
                          settings: dict | VolumeRegistrationSettings, out_transform: str, out_qc: str,
-                         moving_mask: str | None = None, fixed_mask: str | None = None) -> None:
+                         moving_mask: str | None = None, fixed_mask: str | None = None,
+                         shared_frame: bool = False) -> None:
     """Register one volume edge rigidly (Mattes MI, physical space) and write its transform and QC table.
 
-    The QC table has the metric before (geometry centring) and after, the tumour-mask Dice on the fixed
-    grid before (scanner coordinates as they are) and after when both volumes have masks, the
-    optimiser's iterations and stop condition, and ``flagged`` (metric or Dice worse than at the start).
+    Volumes that share the scanner's frame of reference (``shared_frame``, declared in the sample sheet's
+    ``frame`` column, or the same DICOM FrameOfReferenceUID) start from the scanner frame, others from their
+    grid centres aligned. The QC table (:func:`nanohet.registration.qc.volume_edge_qc`) measures the metric and
+    the tumour-mask Dice at the start pose and at the fit; an edge that ends worse keeps its start pose, says so,
+    and fails the run with ``volume_registration.fail_on_flag``.
     """
     settings = VolumeRegistrationSettings.coerce(settings)
     fixed_img, moving_img = read_volume(fixed), read_volume(moving)
-    log.info("%s: registering %s (%s) onto %s (%s), rigid, Mattes MI", sample, vmoving, moving, vfixed, fixed)
-    result = register_rigid_3d(fixed_img, moving_img, settings.optimiser())
+    uid = frame_of_reference(fixed)
+    start = "scanner" if shared_frame or (uid is not None and uid == frame_of_reference(moving)) else "geometry"
+    log.info("%s: registering %s (%s) onto %s (%s), rigid, Mattes MI, starting from %s", sample, vmoving, moving,
+             vfixed, fixed, "the shared scanner frame" if start == "scanner" else "the grid centres aligned")
+    result = register_rigid_3d(fixed_img, moving_img, settings.optimiser(), start=start)
+    start_tx = start_transform_3d(fixed_img, moving_img, start)
     dice_before = dice_after = float("nan")
     if moving_mask and fixed_mask:
         fm = sitk.GetArrayFromImage(read_volume(fixed_mask)) > 0
         mm = read_volume(moving_mask)
-        dice_before = dice(fm, sitk.GetArrayFromImage(resample_to_grid(mm, fixed_img, is_mask=True)) > 0)
-        dice_after = dice(fm, sitk.GetArrayFromImage(resample_to_grid(mm, fixed_img, result.transform,
-                                                                      is_mask=True)) > 0)
-    qc = volume_edge_qc(sample, f"{vmoving}->{vfixed}", result, dice_before, dice_after)
-    log.info("%s %s: MI %.4f -> %.4f, mask Dice %.3f -> %.3f, %d iterations in %.1f s", sample, qc["edge"],
+        dice_before, dice_after = (dice(fm, sitk.GetArrayFromImage(resample_to_grid(mm, fixed_img, tx, is_mask=True)) > 0)
+                                   for tx in (start_tx, result.transform))
+    name = f"{vmoving}->{vfixed}"
+    qc = volume_edge_qc(sample, name, result, dice_before, dice_after, start, settings.dice_tolerance)
+    log.info("%s %s: MI %.4f -> %.4f, mask Dice %.3f -> %.3f, %d iterations in %.1f s", sample, name,
              result.metric_before, result.metric_after, dice_before, dice_after, result.iterations, result.runtime_s)
     if qc["flagged"]:
-        log.warning("sample %s: volume registration %s is flagged", sample, qc["edge"])
+        message = f"sample {sample}: volume registration {name} is flagged: {qc['flag_reason']}"
+        log.warning(message)
+        if settings.fail_on_flag:
+            raise InputError(message + "; volume_registration.fail_on_flag is true")
     write_table(pd.DataFrame([qc]), out_qc)
     with atomic_path(out_transform) as tmp:
-        sitk.WriteTransform(result.transform, str(tmp))
+        sitk.WriteTransform(start_tx if qc["kept_start"] else result.transform, str(tmp))
 
 
 def volume_to_reference(image: str, edges: list[str] | str, reference: str, out_image: str,
