@@ -166,6 +166,7 @@ class OptimiserSettings:
     flip_search: bool
     search_candidates: int
     refine_candidates: int
+    refine_tolerance: float
     orientation_check: bool
     centring: str
     threads: int
@@ -198,6 +199,7 @@ class EdgeSettings(Settings):
     flip_search: bool = False
     search_candidates: int = 6
     refine_candidates: int = 1
+    refine_tolerance: float = 0.05
     orientation_check: bool = True
     threads: int = 1
     fail_on_flag: bool = False
@@ -225,7 +227,7 @@ class EdgeSettings(Settings):
             smoothing_sigmas=tuple(self.smoothing_sigmas_um), iterations=self.iterations,
             rotation_search_deg=self.start_angles(), flip_search=self.flip_search,
             search_candidates=self.search_candidates, refine_candidates=self.refine_candidates,
-            orientation_check=self.orientation_check, centring=self.centring, threads=self.threads,
+            refine_tolerance=self.refine_tolerance, orientation_check=self.orientation_check, centring=self.centring, threads=self.threads,
             bspline_grid_spacing=float(self.bspline_grid_spacing_um), bspline_iterations=self.bspline_iterations)
 
 
@@ -283,7 +285,7 @@ class VolumeRegistrationSettings(Settings):
             transform="rigid", histogram_bins=self.histogram_bins, sampling_percentage=self.sampling_percentage,
             seed=self.seed, shrink_factors=tuple(self.shrink_factors), smoothing_sigmas=tuple(self.smoothing_sigmas_mm),
             iterations=self.iterations, rotation_search_deg=(0.0,), flip_search=False, search_candidates=1,
-            refine_candidates=1, orientation_check=False, centring="geometry", threads=self.threads,
+            refine_candidates=1, refine_tolerance=0.0, orientation_check=False, centring="geometry", threads=self.threads,
             bspline_grid_spacing=0.0, bspline_iterations=0)
 
 

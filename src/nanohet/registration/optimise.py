@@ -48,7 +48,8 @@ class RegistrationResult:
     initial_rotation_deg: float
     flipped: bool = False
     pose_margin: float = float("nan")
-    """Final-metric advantage of the chosen fit over the best clearly different refined pose (search only)."""
+    """Final-metric advantage of the chosen fit over the best clearly different refined pose (search only; NaN
+    when every other orientation was clearly worse already at the coarse level)."""
     orientation_margin: float = float("nan")
     """Without a search: coarse-metric advantage of the fit over the best clearly different orientation."""
 
@@ -140,10 +141,14 @@ class _Candidate:
     flipped: bool
     moving: sitk.Image
     mask: sitk.Image | None
+    coarse_angle: float = float("nan")
+
+    def __post_init__(self):
+        self.coarse_angle = math.degrees(self.rigid.GetAngle())  # the rigid may later be refined in place
 
     @property
     def angle(self) -> float:
-        return math.degrees(self.rigid.GetAngle())
+        return self.coarse_angle
 
 
 def _coarse(settings: OptimiserSettings):
@@ -292,7 +297,7 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: OptimiserSettings 
         probe.SetInitialTransform(initial_transform if initial_transform is not None
                                   else sitk.Euler2DTransform(centred), inPlace=False)
         metric_before = probe.MetricEvaluate(fixed, moving)
-        poses = _start_poses(fixed, moving, moving_mask, centred, settings, initial_transform)
+        poses, found = _start_poses(fixed, moving, moving_mask, centred, settings, initial_transform)
         fits = []
         for pose in poses:  # every start pose refined to the end: the best final fit wins
             final, iterations, stop = _refine(fixed, pose, settings)
@@ -305,8 +310,11 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: OptimiserSettings 
         metric_after, final, iterations, stop, pose = min(fits, key=lambda f: f[0])
         margin = _margin(metric_after, math.degrees(pose.rigid.GetAngle()), pose.flipped,
                          [(m, math.degrees(p.rigid.GetAngle()), p.flipped) for m, _, _, _, p in fits])
+        if len(fits) == 1 and found:  # every rival was clearly worse at the coarse level: the coarse margin
+            margin = _margin(pose.coarse_metric, pose.coarse_angle, pose.flipped,
+                             [(c.metric, c.coarse_angle, c.flipped) for c in found])
         orientation = float("nan")
-        if len(poses) == 1 and initial_transform is None and settings.orientation_check:
+        if not found and initial_transform is None and settings.orientation_check:
             orientation = _orientation_margin(fixed, moving, moving_mask, centred, final, settings)
     return RegistrationResult(
         transform=final, metric_before=float(metric_before), metric_after=float(metric_after),
@@ -342,11 +350,15 @@ class _Pose:
     mask: sitk.Image | None
     affine: sitk.AffineTransform | None = None
     deformation: sitk.Transform | None = None
+    coarse_metric: float = float("nan")
+    coarse_angle: float = float("nan")
 
 
-def _start_poses(fixed, moving, moving_mask, centred, settings: OptimiserSettings, initial_transform) -> list[_Pose]:
+def _start_poses(fixed, moving, moving_mask, centred, settings: OptimiserSettings, initial_transform):
     """The start poses to refine: the landmark transform, the single start angle, or the best
-    ``settings.refine_candidates`` clearly different poses of each mirror state found by the search."""
+    ``settings.refine_candidates`` clearly different poses of each mirror state found by the search that lie
+    within ``settings.refine_tolerance`` of the best coarse fit. Also returns every candidate of the search
+    (empty without a search)."""
     if initial_transform is not None:
         start_affine = sitk.AffineTransform(initial_transform)
         flipped = bool(np.linalg.det(np.array(start_affine.GetMatrix()).reshape(2, 2)) < 0)
@@ -356,18 +368,23 @@ def _start_poses(fixed, moving, moving_mask, centred, settings: OptimiserSetting
             mov = _mirror_x(moving)
             mask = _mirror_x(moving_mask) if moving_mask is not None else None
         rigid = _nearest_rigid(start_affine)
-        return [_Pose(math.degrees(rigid.GetAngle()), rigid, flipped, mov, mask, affine=start_affine)]
+        return [_Pose(math.degrees(rigid.GetAngle()), rigid, flipped, mov, mask, affine=start_affine)], []
     angles = list(settings.rotation_search_deg)
     if len(angles) == 1 and not settings.flip_search:
         rigid = sitk.Euler2DTransform(centred)
         rigid.SetAngle(math.radians(angles[0]))
-        return [_Pose(angles[0], rigid, False, moving, moving_mask)]
+        return [_Pose(angles[0], rigid, False, moving, moving_mask)], []
     states = [(False, moving, moving_mask)]
     if settings.flip_search:
         states.append((True, _mirror_x(moving), _mirror_x(moving_mask) if moving_mask is not None else None))
     found = _search_candidates(fixed, centred, states, angles, settings)
-    return [_Pose(c.start_angle, c.rigid, c.flipped, c.moving, c.mask)
-            for c in _distinct_best(found, settings.refine_candidates)]
+    best = min(c.metric for c in found)
+    # a contender is refined only if its coarse fit is close to the best one: refining a clearly worse pose
+    # (e.g. the wrong mirror state at +0.13 MI) costs a full optimisation and cannot win
+    poses = [_Pose(c.start_angle, c.rigid, c.flipped, c.moving, c.mask, coarse_metric=c.metric,
+                   coarse_angle=c.coarse_angle)
+             for c in _distinct_best(found, settings.refine_candidates) if c.metric <= best + settings.refine_tolerance]
+    return poses, found
 
 
 def _refine(fixed, pose: _Pose, settings: OptimiserSettings):
