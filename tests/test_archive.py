@@ -85,6 +85,78 @@ def test_tampered_result_fails_verification(archive, tmp_path):
     assert "NOT VERIFIED" in res.stdout
 
 
+def _rewrite(archive, out, edit):
+    """A copy of ``archive`` whose members' bytes pass through ``edit(name, data)`` (None drops the member)."""
+    with tarfile.open(archive) as src, gzip.open(out, "wb") as gz, tarfile.open(fileobj=gz, mode="w") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None
+            if data is not None:
+                data = edit(m.name, data)
+                if data is None:
+                    continue
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    return out
+
+
+def test_a_changed_result_dropped_from_the_manifest_is_not_verified(archive, tmp_path):
+    """Changing a result and deleting its manifest line does not fool verify: every file the archive holds must
+    be in its manifest, so an incomplete manifest vouches for nothing (and no rerun is started)."""
+    def edit(name, data):
+        if name == "paper/results/tables/cohort_metrics.tsv":
+            return data.replace(b"liposomal", b"liposomaI", 1)
+        if name == "paper/MANIFEST.sha256":
+            return b"".join(l for l in data.splitlines(keepends=True) if b"results/tables/cohort_metrics.tsv" not in l)
+        return data
+
+    res = nanohet("verify", str(_rewrite(archive, tmp_path / "t.tar.gz", edit)))
+    assert res.returncode == 1 and "NOT VERIFIED" in res.stdout
+    assert "NOT IN THE MANIFEST (the manifest cannot vouch for it): results/tables/cohort_metrics.tsv" in res.stdout
+    assert "rerunning" not in res.stdout
+
+
+def test_an_archive_without_results_is_not_verified(archive, tmp_path):
+    def edit(name, data):
+        if "/results/" in name:
+            return None
+        return b"" if name == "paper/MANIFEST.sha256" else data
+
+    res = nanohet("verify", str(_rewrite(archive, tmp_path / "empty.tar.gz", edit)))
+    assert res.returncode == 1 and "NOT VERIFIED" in res.stdout
+    assert "the archive holds no result to compare" in res.stdout
+
+
+@pytest.mark.parametrize("listing", ["paper/inputs/CHECKSUMS.sha256", "paper/MANIFEST.sha256"])
+def test_paths_read_from_the_archive_stay_inside_it(archive, tmp_path, listing):
+    """A checksum or manifest line naming a path outside the extraction folder is refused, and nothing is written
+    outside it."""
+    evil = "../../" + tmp_path.name + "/evil/evil.txt"
+
+    def edit(name, data):
+        if name == listing:
+            return data + f"{'0' * 64}  {evil}\n".encode()
+        return data
+
+    bad = _rewrite(archive, tmp_path / "evil.tar.gz", edit)
+    if listing.endswith("CHECKSUMS.sha256"):  # keep the manifest true to the edited file
+        import hashlib
+
+        with tarfile.open(bad) as t:
+            checks = t.extractfile(listing).read()
+        fixed = hashlib.sha256(checks).hexdigest().encode()
+
+        def fix_manifest(name, data):
+            if name != "paper/MANIFEST.sha256":
+                return data
+            return b"".join((fixed + l[64:]) if l.endswith(b"inputs/CHECKSUMS.sha256\n") else l
+                            for l in data.splitlines(keepends=True))
+
+        bad = _rewrite(bad, tmp_path / "evil2.tar.gz", fix_manifest)
+    res = nanohet("verify", str(bad))
+    assert res.returncode == 2 and "a path outside the archive's folder; refused" in res.stderr, res.stdout + res.stderr
+    assert not (tmp_path / "evil").exists()
+
+
 @pytest.mark.parametrize("name, kind", [("../evil.txt", "file"), ("/abs/evil.txt", "file"),
                                         ("top/link", "symlink")])
 def test_unsafe_archives_are_refused(tmp_path, name, kind):

@@ -24,14 +24,19 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)
     tampered: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.differed or self.missing or self.tampered)
+        return not (self.differed or self.missing or self.tampered or self.unlisted or self.extra or self.problems)
 
     def text(self) -> str:
-        lines = []
+        lines = [f"PROBLEM: {p}" for p in self.problems]
         for label, items in (("TAMPERED (archive content differs from its MANIFEST)", self.tampered),
+                             ("NOT IN THE MANIFEST (the manifest cannot vouch for it)", self.unlisted),
+                             ("PRODUCED by the rerun but not in the archive", self.extra),
                              ("DIFFERS from the rerun", self.differed), ("MISSING in the rerun", self.missing),
                              ("not compared (records run dates and times)", self.not_compared)):
             lines += [f"{label}: {p}" for p in items]
@@ -107,20 +112,27 @@ def verify_archive(archive: str | os.PathLike, cores: int = 2, workdir: str | os
         manifest = root / "MANIFEST.sha256"
         if not manifest.is_file():
             raise InputError(f"{archive}: no MANIFEST.sha256")
-        entries = {}
-        for line in manifest.read_text().splitlines():
-            digest, rel = line.split("  ", 1)
-            entries[rel] = digest
+        entries = _manifest(root, manifest, archive)
+        for rel, digest in entries.items():
             f = root / rel
             if not f.is_file() or sha256(f) != digest:
                 report.tampered.append(rel)
-        log(f"MANIFEST: {len(entries)} files, {len(report.tampered)} changed since the archive was made")
+        held = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"MANIFEST.sha256"}
+        report.unlisted = sorted(held - set(entries))
+        if not any(rel.startswith("results/") and rel not in NOT_COMPARED for rel in entries):
+            report.problems.append("the archive holds no result to compare")
+        log(f"MANIFEST: {len(entries)} files, {len(report.tampered)} changed since the archive was made, "
+            f"{len(report.unlisted)} not listed")
+        if report.unlisted or report.problems:
+            return report  # an incomplete manifest vouches for nothing: no rerun
 
         run = Path(workdir) if workdir else tmp / "rerun"
         run.mkdir(parents=True, exist_ok=True)
         shutil.copytree(root / "config", run / "config", dirs_exist_ok=True)
         config = yaml.safe_load((root / "config" / "config.yaml").read_text())
         checks = (root / "inputs" / "CHECKSUMS.sha256").read_text().splitlines()
+        for line in checks:
+            _inside(run, line.split("  ", 1)[-1], "inputs/CHECKSUMS.sha256", archive)
         if not config.get("demo", {}).get("enabled"):
             for line in checks:
                 digest, rel = line.split("  ", 1)
@@ -157,4 +169,31 @@ def verify_archive(archive: str | os.PathLike, cores: int = 2, workdir: str | os
                 report.matched.append(rel)
             else:
                 report.differed.append(rel)
+        from .archive import RESULT_GLOBS
+
+        produced = {p.relative_to(run).as_posix() for g in RESULT_GLOBS for p in (run / "results").glob(g)}
+        report.extra = sorted(produced - set(entries))
     return report
+
+
+def _manifest(root: Path, manifest: Path, archive) -> dict[str, str]:
+    """``{path: sha256}`` of the archive's MANIFEST; every path must stay inside the archive."""
+    entries = {}
+    for i, line in enumerate(manifest.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise InputError(f"{archive}: MANIFEST.sha256 line {i} is not '<sha256>  <path>'")
+        _inside(root, rel, "MANIFEST.sha256", archive)
+        entries[rel] = digest
+    return entries
+
+
+def _inside(folder: Path, rel: str, listing: str, archive) -> Path:
+    """``folder / rel``, refused when ``rel`` is absolute or leads outside ``folder``."""
+    path = Path(rel)
+    target = (folder / path).resolve()
+    if path.is_absolute() or ".." in path.parts or not target.is_relative_to(Path(folder).resolve()):
+        raise InputError(f"{archive}: {listing} names {rel!r}, a path outside the archive's folder; refused")
+    return target
