@@ -205,7 +205,7 @@ class EdgeSettings(Settings):
     fail_on_flag: bool = False
     min_dice: float = 0.8
     dice_tolerance: float = 0.02
-    min_pose_margin: float = 0.0
+    min_pose_margin: float = 0.01
 
     def __post_init__(self):
         object.__setattr__(self, "images", {**DEFAULT_IMAGES, **dict(self.images)})
