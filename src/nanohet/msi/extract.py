@@ -144,6 +144,7 @@ class PassState:
     cols: np.ndarray
     shape: tuple
     stack_img: np.ndarray
+    offset: tuple = (0, 0)  # (x0, y0): the grid's first column/row in instrument pixels (0-based)
     tic: np.ndarray = None
     sumsq: np.ndarray = None
     medians: np.ndarray = None
@@ -263,7 +264,7 @@ def extract_ion_images(
 def _pass_state(index, targets, reduce, lock_mass, median, mz_range, bin_mz) -> PassState:
     """A pass over ``index``'s spectra: the grid, the image stack (NaN outside the acquired pixels) and the
     per-target windows."""
-    rows, cols, shape, _ = grid_positions(index)
+    rows, cols, shape, offset = grid_positions(index)
     # every acquired pixel of every image is written by the pass; only the others are set here (NaN).
     # float32 like the OME-TIFF it becomes (window sums are accumulated in float64 first): half the
     # memory and memory traffic of float64
@@ -276,13 +277,13 @@ def _pass_state(index, targets, reduce, lock_mass, median, mz_range, bin_mz) -> 
                      hi=np.array([t.window[1] for t in targets]), reduce_max=reduce == "max", lock_mass=lock_mass,
                      median=median, mz_range=mz_range, inv_width=inv_width,
                      n_bins=int(np.ceil((mz_range[1] - mz_range[0]) * inv_width)), rows=rows, cols=cols,
-                     shape=shape, stack_img=stack_img)
+                     shape=shape, offset=offset, stack_img=stack_img)
 
 
 def _result(p: PassState, targets, top_targets, pixel_size, bin_mz) -> MSIImages:
     """The pass's accumulators as images on the grid (NaN where not acquired)."""
     index, rows, cols, shape = p.index, p.rows, p.cols, p.shape
-    _, _, _, (x0, y0) = grid_positions(index)
+    x0, y0 = p.offset
 
     def to_image(v):
         img = np.full(shape, np.nan)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ..image import block_origin, block_reduce_mean, to_sitk
+
 
 def resample_to(moving: sitk.Image, reference: sitk.Image, transform: sitk.Transform,
                 interpolator=sitk.sitkLinear, default: float = float("nan")) -> np.ndarray:
@@ -33,8 +35,6 @@ def resample_stack(stack, reference: sitk.Image, transform: sitk.Transform):
     -------
     ndarray, shape (C, Y, X), float32
     """
-    from ..image import to_sitk
-
     acquired = stack.channel("acquired") > 0
     planes = []
     for name in stack.channels:
@@ -55,8 +55,6 @@ def resample_rgb(rgb, reference: sitk.Image, transform: sitk.Transform) -> np.nd
     -------
     ndarray, shape (3, Y, X), uint8
     """
-    from ..image import block_origin, block_reduce_mean, to_sitk
-
     gf = max(int(round(reference.GetSpacing()[0] / rgb.spacing[0])), 1)  # block factor to the reference spacing
     spacing = (rgb.spacing[0] * gf, rgb.spacing[1] * gf)
     origin = block_origin(rgb.origin, rgb.spacing, gf)
