@@ -199,3 +199,79 @@ def test_tables_are_compared_without_their_run_time_column(tmp_path):
     e.write_bytes(b"\x89PNG1")
     f.write_bytes(b"\x89PNG2")
     assert not same_result(e, f) and same_result(e, e)
+
+
+def test_every_kind_of_result_is_packed_and_temporaries_are_not(finished_run, tmp_path):
+    """OME-TIFF images, grids, QC figures, vector figures and transforms are packed; the temporaries of atomic
+    writes, hidden files, input caches, logs and the demo's generated inputs are not."""
+    workdir, _ = finished_run
+    stray = [workdir / "results" / "tables" / ".cohort_metrics.tsv.123.partial.tsv",
+             workdir / "results" / "quantify" / "a01_T1" / "metrics.tsv.partial"]
+    for p in stray:
+        p.write_text("half-written\n")
+    try:
+        res = nanohet("archive", "--name", "kinds", "--workdir", str(workdir))
+        assert res.returncode == 0, res.stderr
+        names = set(_members(workdir / "results" / "archive" / "kinds.tar.gz"))
+    finally:
+        for p in stray:
+            p.unlink()
+    for rel in ("msi/a01_T1/ion_images.ome.tif", "microscopy/a01_T1/masks.ome.tif",
+                "registration/a01_T1/msi_in_reference.ome.tif", "registration/a01_T1/msi_to_fluorescence_qc.png",
+                "quantify/a01_T1/analysis_grid.json", "quantify/a01_T1/masks_on_msi.ome.tif",
+                "figures/cohort_summary.svg", "figures/cohort_summary.pdf", "tables/qc_flags.tsv"):
+        assert f"kinds/results/{rel}" in names, rel
+    assert not any(".partial" in n or "/results/logs/" in n or "/results/benchmarks/" in n or "/results/demo/" in n
+                   or n.endswith("imzml_index.npz") for n in names)
+
+
+def test_inputs_outside_the_project_round_trip(finished_run, tmp_path):
+    """A project whose sample sheet names its inputs by absolute paths and by a path leading out of the project
+    folder: the archive packs them under stable names (imzML beside its .ibd), its sample sheet maps them, and
+    verify reruns the analysis from the archive alone."""
+    import shutil
+
+    import yaml
+
+    workdir, _ = finished_run
+    data = workdir / "results" / "demo" / "data" / "a01_T1"
+    elsewhere, beside = tmp_path / "instrument" / "a01", tmp_path / "beside"
+    project = tmp_path / "project"
+    shutil.copytree(data, elsewhere)
+    beside.mkdir()
+    shutil.copy2(data / "he.ome.tif", beside / "he.ome.tif")
+    project.mkdir()
+    shutil.copytree(workdir / "config", project / "config")
+    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    config["demo"]["enabled"] = False
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = ["subject\tgroup\ttumour\tmodality\tpath\tmask",
+            f"a01\tliposomal\tT1\tfluorescence\t{elsewhere / 'fluorescence.ome.tif'}\t",
+            f"a01\tliposomal\tT1\tmsi\t{elsewhere / 'msi.imzML'}\t",
+            "a01\tliposomal\tT1\the\t../beside/he.ome.tif\t",
+            f"a01\tliposomal\tT1\tvolume\t{elsewhere / 'volume.nii.gz'}\t{elsewhere / 'volume_mask.nii.gz'}"]
+    (project / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
+    from conftest import nanohet as run_nanohet
+
+    run_nanohet("run", "--cores", "2", cwd=project, check=True)
+    res = nanohet("archive", "--name", "ext", "--include-inputs", "--workdir", str(project))
+    assert res.returncode == 0, res.stderr
+    m = _members(project / "results" / "archive" / "ext.tar.gz")
+    sheet = m["ext/config/samples.tsv"].decode()
+    assert str(tmp_path) not in sheet and "../" not in sheet
+    imzml = next(n for n in m if n.endswith("/msi.imzML"))
+    assert imzml.startswith("ext/inputs/external/") and imzml.replace(".imzML", ".ibd") in m
+    assert m[imzml] == (elsewhere / "msi.imzML").read_bytes()
+    assert any(n.startswith("ext/inputs/external/") and n.endswith("/he.ome.tif") for n in m)
+    origins = m["ext/inputs/ORIGINS.tsv"].decode()
+    assert str(elsewhere / "msi.ibd") in origins and str(beside / "he.ome.tif") in origins
+
+    res = nanohet("verify", str(project / "results" / "archive" / "ext.tar.gz"))
+    assert res.returncode == 0 and "VERIFIED" in res.stdout, res.stdout + res.stderr
+
+    # without the inputs packed, verify looks for them where they were, and says which one is gone
+    res = nanohet("archive", "--name", "ext_lean", "--workdir", str(project))
+    assert res.returncode == 0, res.stderr
+    (elsewhere / "msi.ibd").unlink()
+    res = nanohet("verify", str(project / "results" / "archive" / "ext_lean.tar.gz"))
+    assert res.returncode == 2 and f"not found at {elsewhere / 'msi.ibd'}" in res.stderr, res.stdout + res.stderr

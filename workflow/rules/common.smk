@@ -193,6 +193,8 @@ def all_outputs():
         f"{RESULTS}/tables/cohort_metrics.tsv",
         f"{RESULTS}/tables/cohort_summary.tsv",
         f"{RESULTS}/figures/cohort_summary.png",
+        f"{RESULTS}/figures/cohort_summary.svg",
+        f"{RESULTS}/figures/cohort_summary.pdf",
     ]
     out += expand(f"{RESULTS}/figures/samples/{{sample}}.png", sample=SAMPLES)
     for s in SAMPLES:

@@ -43,6 +43,8 @@ rule cohort_figure:
             caption="../report/cohort_figure.rst",
             category="Cohort",
         ),
+        figure_svg=f"{RESULTS}/figures/cohort_summary.svg",
+        figure_pdf=f"{RESULTS}/figures/cohort_summary.pdf",
     params:
         drug=DRUG,
         code=code_version("figures", "steps/figures.py"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -17,6 +19,8 @@ def cohort_summary(path, cohort: pd.DataFrame, panels: list[tuple[str, str, str,
 
     Parameters
     ----------
+    path : path-like or list of path-like
+        Output file(s): .png, .svg or .pdf.
     cohort : DataFrame
         The tidy cohort table.
     panels : list of (modality, analyte, metric, title)
@@ -42,7 +46,7 @@ def cohort_summary(path, cohort: pd.DataFrame, panels: list[tuple[str, str, str,
         a.axis("off")
     fig.suptitle("cohort summary (dot = sample, bar = group mean)")
     fig.tight_layout()
-    save(fig, path)
+    save(fig, *([path] if isinstance(path, (str, os.PathLike)) else path))
 
 
 def cohort_panels(drug: str | None, has_volume: bool) -> list[tuple[str, str, str, str]]:

@@ -1,4 +1,4 @@
-"""Shared figure helpers: intensity scaling, physical extents, reproducible PNG output."""
+"""Shared figure helpers: intensity scaling, physical extents, reproducible PNG, SVG and PDF output."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
 
-# No timestamps or version strings in the files, so reruns give identical bytes.
-_PNG_META = {"Software": None}
+# No timestamps, version strings or random ids in the files, so reruns give identical bytes.
+_METADATA = {".png": {"Software": None}, ".svg": {"Date": None, "Creator": None},
+             ".pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}}
 
 
 def norm(a: np.ndarray, lo=1, hi=99.5) -> np.ndarray:
@@ -29,9 +30,16 @@ def extent(shape, spacing, origin):
     return [x0, x0 + shape[1] * spacing[0] / 1000, y0 + shape[0] * spacing[1] / 1000, y0]
 
 
-def save(fig, path):
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, metadata=_PNG_META)
+def save(fig, *paths):
+    """Write ``fig`` to each path (PNG, SVG or PDF, by suffix) atomically and close it. The files carry no date,
+    software version or random id (SVG element ids are salted with a constant), so a rerun writes the same
+    bytes."""
+    for path in paths:
+        suffix = str(path)[str(path).rfind("."):].lower()
+        if suffix not in _METADATA:
+            raise ValueError(f"{path}: figures are written as .png, .svg or .pdf")
+        with atomic_path(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "nanohet", "pdf.compression": 6}):
+            fig.savefig(tmp, dpi=110, metadata=_METADATA[suffix])
     plt.close(fig)
 
 

@@ -5,9 +5,12 @@ An archive (``results/archive/<name>.tar.gz``) holds one top folder ``<name>/`` 
 * ``workflow/``: the workflow source: the working tree without git-ignored files (commit and an
   uncommitted-change flag recorded in ``environment/``), or the source tree when not a git checkout;
 * ``config/config.yaml`` (the resolved config) and ``config/samples.tsv``;
-* ``inputs/CHECKSUMS.sha256`` (sha256 of every input file) and, when asked, the inputs themselves;
+* ``inputs/CHECKSUMS.sha256`` (sha256 of every input file under its archived name: its path inside the
+  project folder, or ``external/<folder hash>/<name>`` for an absolute or outside-the-project path),
+  ``inputs/ORIGINS.tsv`` (where each input was) and, when asked, the inputs themselves; the archived sample
+  sheet names the inputs by their archived names;
 * ``environment/``: Python, OS, ``pip freeze``, git commit and state;
-* ``results/``: the tables, figures, per-sample metrics and the HTML report;
+* ``results/``: every result (:func:`result_files`): tables, figures, images, transforms, grids, report;
 * ``MANIFEST.sha256``: sha256 of every other file of the archive;
 * ``ro-crate-metadata.json``: RO-Crate metadata following the Workflow Run Crate profile
   (https://w3id.org/ro/wfrun/workflow/0.5).
@@ -36,8 +39,11 @@ from ..errors import InputError
 
 SOURCE_ITEMS = ["Snakefile", "workflow", "src", "config", "envs", "profiles", "requirements", "pyproject.toml",
                 "README.md", "LICENSE", "benchmarks"]
-RESULT_GLOBS = ["tables/*.tsv", "figures/*.png", "figures/samples/*.png", "quantify/*/*.tsv",
-                "registration/*/*.tsv", "registration/*/*.tfm", "validation/*/*.tsv", "report.html"]
+# Result folders not packed: run logs and timings (they differ on every run), the archives themselves and
+# the demo's generated inputs (checked by checksum instead).
+NOT_ARCHIVED_DIRS = {"logs", "benchmarks", "archive", "demo"}
+# Files that are caches of an input, not results (they hold zip timestamps).
+NOT_ARCHIVED_NAMES = {"imzml_index.npz"}
 # Files whose content records when and how long the run took: archived, but not compared on verify.
 NOT_COMPARED = {"results/report.html"}
 # Table columns that record how long a step took: compared everywhere else, never between reruns.
@@ -84,8 +90,24 @@ def _copy_source(repo: Path, dest: Path) -> dict:
     return {"git_commit": None, "uncommitted_changes": None}
 
 
+def result_files(results: Path) -> list[Path]:
+    """Every result file under ``results`` that an archive holds and a rerun must reproduce: tables, figures
+    (PNG, SVG, PDF), images (OME-TIFF, NIfTI), grids, transforms, AnnData and OME-Zarr stores, the report.
+    Left out: :data:`NOT_ARCHIVED_DIRS`, input caches, hidden files and the temporaries of atomic writes."""
+    results = Path(results)
+    out = []
+    for p in sorted(results.rglob("*")):
+        rel = p.relative_to(results)
+        if (not p.is_file() or rel.parts[0] in NOT_ARCHIVED_DIRS or p.name in NOT_ARCHIVED_NAMES
+                or any(part.startswith(".") for part in rel.parts) or ".partial" in p.name):
+            continue
+        out.append(p)
+    return out
+
+
 def input_files(sheet, base: Path) -> list[Path]:
-    """Every input file of a sample sheet (MSI .ibd and volume masks included), relative to ``base``."""
+    """Every input file of a sample sheet (MSI .ibd, volume masks and landmark files included), as the sheet
+    names them: relative to ``base`` or absolute."""
     from ..io.imzml import find_ibd
     from ..io.samplesheet import optional
 
@@ -94,10 +116,41 @@ def input_files(sheet, base: Path) -> list[Path]:
         p = Path(row["path"])
         files.append(p)
         if row["modality"] == "msi":
-            files.append(find_ibd(base / p).relative_to(base.resolve()) if not p.is_absolute() else find_ibd(p))
-        if optional(row["mask"]):
-            files.append(Path(row["mask"]))
-    return files
+            ibd = find_ibd(p if p.is_absolute() else base / p)
+            files.append(ibd if p.is_absolute() else p.parent / ibd.name)
+        for column in ("mask", "landmarks"):
+            if column in row and optional(row[column]):
+                files.append(Path(row[column]))
+    return list(dict.fromkeys(files))
+
+
+def archived_name(path: Path, base: Path) -> str:
+    """The stable name an input file has in an archive and its rerun: its path when it lies inside the project
+    folder ``base``; else ``external/<12 hex digits of its folder's absolute path>/<file name>``, which keeps an
+    imzML beside its .ibd and does not depend on where the archive is extracted."""
+    full = (path if path.is_absolute() else base / path).resolve()
+    if full.is_relative_to(base.resolve()):
+        return full.relative_to(base.resolve()).as_posix()
+    folder = hashlib.sha256(str(full.parent).encode()).hexdigest()[:12]
+    return f"external/{folder}/{full.name}"
+
+
+def _archived_sheet(sheet_path: Path, names: dict[str, str]) -> str:
+    """The sample sheet with every input path replaced by its archived name (same columns and order)."""
+    import csv
+    import io
+
+    with open(sheet_path, newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t"))
+    header = rows[0]
+    columns = [i for i, c in enumerate(header) if c in ("path", "mask", "landmarks")]
+    for row in rows[1:]:
+        for i in columns:
+            if i < len(row) and row[i] in names:
+                row[i] = names[row[i]]
+    out = io.StringIO()
+    csv.writer(out, delimiter="\t", lineterminator="\n").writerows(rows)
+    return out.getvalue()
 
 
 def create_archive(workdir: str | os.PathLike, repo: str | os.PathLike, out: str | os.PathLike,
@@ -116,7 +169,7 @@ def create_archive(workdir: str | os.PathLike, repo: str | os.PathLike, out: str
     config = yaml.safe_load((workdir / configfile).read_text())
     sheet_path = workdir / config["samples"]
     sheet = load_sample_sheet(sheet_path, repo / "workflow" / "schemas" / "samples.schema.yaml")
-    results = sorted({p for g in RESULT_GLOBS for p in (workdir / "results").glob(g)})
+    results = result_files(workdir / "results")
     if not any(p.parent.name == "tables" for p in results):
         raise InputError(f"{workdir}/results has no tables: run the analysis before archiving it")
     name = out.name.removesuffix(".tar.gz")
@@ -126,21 +179,27 @@ def create_archive(workdir: str | os.PathLike, repo: str | os.PathLike, out: str
         (root / "workflow").mkdir(parents=True)
         git = _copy_source(repo, root / "workflow")
         (root / "config").mkdir()
-        (root / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        shutil.copy2(sheet_path, root / "config" / "samples.tsv")
-
         (root / "inputs").mkdir()
-        lines = []
+        lines, names, origins = [], {}, []
         for f in input_files(sheet, workdir):
-            full = workdir / f
+            full = f if f.is_absolute() else workdir / f
             if not full.is_file():
                 raise InputError(f"input file {f} (sample sheet {sheet_path}) is missing")
-            lines.append(f"{sha256(full)}  {f.as_posix()}")
+            stable = archived_name(f, workdir)
+            names[str(f)] = stable
+            lines.append(f"{sha256(full)}  {stable}")
+            origins.append(f"{stable}\t{full.resolve()}")
             if include_inputs:
-                dest = root / "inputs" / f
+                dest = root / "inputs" / stable
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(full, dest)
         (root / "inputs" / "CHECKSUMS.sha256").write_text("\n".join(lines) + "\n")
+        # where each input was when the analysis ran (verify looks there when the inputs are not packed)
+        (root / "inputs" / "ORIGINS.tsv").write_text("archived_name\toriginal_path\n" + "\n".join(origins) + "\n")
+        # the rerun reads the inputs under their archived names, through the archived sample sheet
+        (root / "config" / "samples.tsv").write_text(_archived_sheet(sheet_path, names))
+        (root / "config" / "config.yaml").write_text(
+            yaml.safe_dump(dict(config, samples="config/samples.tsv"), sort_keys=False))
 
         (root / "environment").mkdir()
         freeze = subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
@@ -184,7 +243,8 @@ def _write_crate(root: Path, name: str, env: dict, config: dict, sheet, include_
     for p in sorted((root / "results").rglob("*")):
         if p.is_file():
             rel = p.relative_to(root).as_posix()
-            fmt = {".tsv": "text/tab-separated-values", ".png": "image/png", ".html": "text/html"}.get(p.suffix)
+            fmt = {".tsv": "text/tab-separated-values", ".png": "image/png", ".html": "text/html", ".svg": "image/svg+xml",
+                   ".pdf": "application/pdf", ".json": "application/json", ".tif": "image/tiff"}.get(p.suffix)
             props = {"encodingFormat": fmt} if fmt else {}
             results.append(crate.add_file(p, dest_path=rel, properties=props))
     crate.add_action(wf, identifier="#nanohet-run", object=objects, result=results,

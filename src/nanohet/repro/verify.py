@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
-from .archive import NOT_COMPARED, VOLATILE_COLUMNS, sha256
+from .archive import NOT_COMPARED, VOLATILE_COLUMNS, result_files, sha256
 
 
 @dataclass
@@ -134,13 +134,15 @@ def verify_archive(archive: str | os.PathLike, cores: int = 2, workdir: str | os
         for line in checks:
             _inside(run, line.split("  ", 1)[-1], "inputs/CHECKSUMS.sha256", archive)
         if not config.get("demo", {}).get("enabled"):
+            origins = _origins(root)
             for line in checks:
                 digest, rel = line.split("  ", 1)
                 src = root / "inputs" / rel
-                if not src.is_file():
-                    src = Path(rel)
+                if not src.is_file():  # not packed: where it was when the analysis ran
+                    src = Path(origins.get(rel, rel))
                 if not src.is_file() or sha256(src) != digest:
-                    raise InputError(f"input {rel} is not in the archive and not found with the recorded checksum")
+                    raise InputError(f"input {rel} is not in the archive and not found at {src} with the recorded "
+                                     "checksum")
                 (run / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, run / rel)
         cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(root / "workflow" / "Snakefile"),
@@ -169,11 +171,18 @@ def verify_archive(archive: str | os.PathLike, cores: int = 2, workdir: str | os
                 report.matched.append(rel)
             else:
                 report.differed.append(rel)
-        from .archive import RESULT_GLOBS
-
-        produced = {p.relative_to(run).as_posix() for g in RESULT_GLOBS for p in (run / "results").glob(g)}
+        produced = {p.relative_to(run).as_posix() for p in result_files(run / "results")}
         report.extra = sorted(produced - set(entries))
     return report
+
+
+def _origins(root: Path) -> dict[str, str]:
+    """``{archived name: original path}`` of ``inputs/ORIGINS.tsv`` (empty for older archives)."""
+    path = root / "inputs" / "ORIGINS.tsv"
+    if not path.is_file():
+        return {}
+    lines = path.read_text().splitlines()[1:]
+    return dict(line.split("\t", 1) for line in lines if "\t" in line)
 
 
 def _manifest(root: Path, manifest: Path, archive) -> dict[str, str]:

@@ -20,9 +20,12 @@ def sample_figure(sample: str, fluorescence: str, masks: str, registered: str, p
                  channels_by_role, drug)
 
 
-def cohort_figure(cohort: str, out_figure: str, drug: str | None = None) -> None:
-    """Cohort strip plots of the key heterogeneity metrics (see :func:`nanohet.figures.cohort.cohort_panels`)."""
+def cohort_figure(cohort: str, out_figure: str, drug: str | None = None, out_figure_svg: str | None = None,
+                  out_figure_pdf: str | None = None) -> None:
+    """Cohort strip plots of the key heterogeneity metrics (see :func:`nanohet.figures.cohort.cohort_panels`), as
+    PNG and, for a paper, as SVG and PDF."""
     from ..figures.cohort import cohort_panels, cohort_summary
 
     df = pd.read_csv(cohort, sep="\t")
-    cohort_summary(out_figure, df, cohort_panels(drug, bool((df.modality == "volume").any())))
+    paths = [p for p in (out_figure, out_figure_svg, out_figure_pdf) if p]
+    cohort_summary(paths, df, cohort_panels(drug, bool((df.modality == "volume").any())))
