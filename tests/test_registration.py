@@ -183,3 +183,40 @@ def test_a_folding_deformation_is_detected():
     bspline.SetParameters(tuple(params))
     folded = sitk.CompositeTransform([sitk.AffineTransform(2), bspline])
     assert deformation_summary(folded, grid)["jacobian_min"] < 0
+
+
+@pytest.mark.parametrize("seed", [7, 8, 24])
+def test_any_angle_search_recovers_a_scaled_msi_section_at_a_random_pose(tmp_path, seed):
+    """Simulated MSI acquired at a random angle, with up to 10 % scale error, mounted face down for odd seeds:
+    with the README's any-angle settings the MSI edge ends within 0.5 MSI pixel of the truth, in the right
+    mirror state, not flagged. (Rigid short fits could not tell the orientations apart under a scale error:
+    the search refined the wrong candidate; of seeds 10-25, seed 24 ended off that way, and 16 of 16 pass now.)"""
+    import pandas as pd
+    import yaml
+
+    from conftest import REPO, sample_outputs, tiny_params
+    from nanohet.demo.cohort import generate_sample
+    from nanohet.demo.geometry import msi_pixels_in_tissue
+    from nanohet.io.ometiff import read_ome_tiff
+    from nanohet.steps.microscopy import preprocess
+    from nanohet.steps.msi import extract
+    from nanohet.steps.register import one_edge
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    out = sample_outputs(tmp_path / "data")
+    params = tiny_params(seed=seed, tumour_diameter_mm=2.0, msi_rotation_deg=180.0, msi_scale_range=0.10,
+                         msi_mirrored=seed % 2 == 1, msi_translation_um=200.0)
+    rec = generate_sample("s1_T1", out, tmp_path / "truth", params)
+    masks, ions = tmp_path / "masks.ome.tif", tmp_path / "ions.ome.tif"
+    preprocess(str(out["fluorescence"]), cfg["microscopy"], str(masks), str(tmp_path / "s.tsv"))
+    extract(str(out["msi"]), cfg["msi"], str(ions), str(tmp_path / "i.tsv"), str(tmp_path / "m.tsv"))
+    registration = dict(cfg["registration"], rotation_search_step_deg=15, flip_search=True)
+    one_edge("msi", ions, out["fluorescence"], masks, registration, cfg["microscopy"], cfg["quantify"],
+             tmp_path / "msi.tfm", tmp_path / "msi.ome.tif", tmp_path / "qc.tsv", sample="s1_T1")
+    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0]
+    geom = rec["msi_geometry"]
+    points = msi_pixels_in_tissue(geom, read_ome_tiff(tmp_path / "truth" / "truth_masks.ome.tif"))
+    error = target_registration_error(sitk.ReadTransform(str(tmp_path / "msi.tfm")), *points) / geom["pixel_size_um"]
+    assert bool(qc.flipped) == bool(geom.get("mirrored", False)) == (seed % 2 == 1)
+    assert np.median(error) < 0.5, (np.median(error), qc.to_dict())
+    assert not qc.flagged, qc.flag_reason

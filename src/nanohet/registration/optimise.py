@@ -4,7 +4,8 @@ Convention: a registration transform maps points of the *fixed* (reference)
 frame to the *moving* frame, as ITK's resampling expects, in physical units
 (µm for sections).
 
-Method: moments-based centring, an optional coarse rotation search, then a
+Method: moments-based centring, an optional search over start angles and mirror states (each start given a
+short similarity fit at the coarsest level, ranked by the full-resolution metric, the best refined), then a
 multi-resolution rigid stage and an affine stage, both optimising Mattes
 mutual information (Mattes et al., IEEE TMI 2003;22:120) with regular
 gradient descent and physical-shift parameter scales, and optionally a cubic
@@ -29,6 +30,8 @@ from ..settings import OptimiserSettings
 from .graph import components
 
 RegistrationSettings = OptimiserSettings  # the optimiser's parameters (see nanohet.settings)
+REFINE_LEARNING_RATE = 0.25  # first step of each pyramid level of the section refinement (scaled parameter units)
+KEPT_START_TOLERANCE = 0.01  # refined fits ending more MI than this worse than their start are flagged
 
 
 @dataclass
@@ -50,8 +53,12 @@ class RegistrationResult:
     pose_margin: float = float("nan")
     """Final-metric advantage of the chosen fit over the best clearly different refined pose (search only; NaN
     when every other orientation was clearly worse already at the coarse level)."""
+    kept_start: bool = False
+    """The optimiser ended clearly worse (by more than ``KEPT_START_TOLERANCE``) than the chosen fit's start pose,
+    which was kept. (A start that the refinement cannot improve at all is kept silently.)"""
     orientation_margin: float = float("nan")
-    """Without a search: coarse-metric advantage of the fit over the best clearly different orientation."""
+    """Without a search: advantage of the fit over the best clearly different orientation, each after the same
+    short coarse optimisation."""
 
 
 def _centring(settings: OptimiserSettings):
@@ -87,10 +94,12 @@ def _method(settings: OptimiserSettings, fixed_mask=None, moving_mask=None) -> s
     return r
 
 
-def _optimise_over_pyramid(r: sitk.ImageRegistrationMethod, settings: OptimiserSettings) -> None:
-    """Regular-step gradient descent with physical-shift scales over the settings' pyramid."""
+def _optimise_over_pyramid(r: sitk.ImageRegistrationMethod, settings: OptimiserSettings,
+                           learning_rate: float = 1.0) -> None:
+    """Regular-step gradient descent with physical-shift scales over the settings' pyramid; ``learning_rate`` is
+    the length of the first step of each level."""
     r.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-4, numberOfIterations=settings.iterations,
+        learningRate=learning_rate, minStep=1e-4, numberOfIterations=settings.iterations,
         relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
     r.SetOptimizerScalesFromPhysicalShift()
     r.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
@@ -98,11 +107,12 @@ def _optimise_over_pyramid(r: sitk.ImageRegistrationMethod, settings: OptimiserS
     r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
 
 
-def _affine_from_euler(euler: sitk.Euler2DTransform) -> sitk.AffineTransform:
+def _affine_from(tx: sitk.Transform) -> sitk.AffineTransform:
+    """The same map (a rigid or similarity transform) as an ``AffineTransform``."""
     aff = sitk.AffineTransform(2)
-    aff.SetMatrix(euler.GetMatrix())
-    aff.SetTranslation(euler.GetTranslation())
-    aff.SetCenter(euler.GetCenter())
+    aff.SetMatrix(tx.GetMatrix())
+    aff.SetTranslation(tx.GetTranslation())
+    aff.SetCenter(tx.GetCenter())
     return aff
 
 
@@ -133,11 +143,12 @@ def _then_mirror(tx: sitk.AffineTransform, moving: sitk.Image) -> sitk.AffineTra
 
 @dataclass
 class _Candidate:
-    """A start pose after a short coarse rigid optimisation: its coarse metric, start angle and transform."""
+    """A start pose after a short coarse optimisation: its metric, start angle and transform (similarity, or
+    rigid for the rigid model)."""
 
     metric: float
     start_angle: float
-    rigid: sitk.Euler2DTransform
+    rigid: sitk.Transform
     flipped: bool
     moving: sitk.Image
     mask: sitk.Image | None
@@ -157,24 +168,41 @@ def _coarse(settings: OptimiserSettings):
     return sigma, (lambda img: sitk.SmoothingRecursiveGaussian(img, sigma) if sigma > 0 else img)
 
 
-def _short_optimise(fixed, moving, mask, start: sitk.Euler2DTransform, settings: OptimiserSettings) -> float:
-    """A short rigid optimisation of ``start`` (in place) at the coarsest level; returns its metric."""
+def _start_model(settings: OptimiserSettings, centred: sitk.Euler2DTransform, angle_deg: float):
+    """A start pose at ``angle_deg`` about the centred pose: a similarity (rotation, isotropic scale,
+    translation) for the affine and B-spline models, a rotation + translation for the rigid one. The scale
+    matters: a few per cent of shrinkage or pixel-size error hide which orientation fits (on demo-sized MSI
+    with up to 10 % scale error, rigid short fits of every orientation scored within 0.01 MI of each other)."""
+    tx = sitk.Euler2DTransform() if settings.transform == "rigid" else sitk.Similarity2DTransform()
+    tx.SetCenter(centred.GetCenter())
+    tx.SetTranslation(centred.GetTranslation())
+    tx.SetAngle(math.radians(angle_deg))
+    return tx
+
+
+def _short_optimise(fixed, moving, mask, start, settings: OptimiserSettings) -> float:
+    """A short optimisation of ``start`` (in place) at the coarsest pyramid level; returns the metric of the
+    result on the unsmoothed images, the scale on which the final fits are compared."""
     sigma, _ = _coarse(settings)
     r = _method(settings, moving_mask=mask)
-    r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=60)
+    r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=300,
+                                               relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
     r.SetOptimizerScalesFromPhysicalShift()
     r.SetShrinkFactorsPerLevel([settings.shrink_factors[0]])
     r.SetSmoothingSigmasPerLevel([sigma])
     r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     r.SetInitialTransform(start, inPlace=True)
     r.Execute(fixed, moving)
-    return float(r.GetMetricValue())
+    probe = _method(settings, moving_mask=mask)
+    probe.SetInitialTransform(start, inPlace=False)
+    return float(probe.MetricEvaluate(fixed, moving))
 
 
 def _search_candidates(fixed, centred, states, angles, settings: OptimiserSettings) -> list[_Candidate]:
     """Every mirror state's start angles ranked on images smoothed like the coarsest pyramid level; the
     ``settings.search_candidates`` best of each state get a short coarse optimisation (at its start pose a
-    mirror can look like a rotation; after optimisation it does not)."""
+    mirror can look like a rotation; after optimisation it does not) and are ranked by the full-resolution
+    metric of its result."""
     _, smooth = _coarse(settings)
     smooth_fixed = smooth(fixed)
     out = []
@@ -191,8 +219,7 @@ def _search_candidates(fixed, centred, states, angles, settings: OptimiserSettin
             probe.SetInitialTransform(trial, inPlace=False)
             ranked.append((probe.MetricEvaluate(smooth_fixed, smooth_mov), angle))
         for _, angle in sorted(ranked)[:settings.search_candidates]:
-            trial = sitk.Euler2DTransform(centred)
-            trial.SetAngle(math.radians(angle))
+            trial = _start_model(settings, centred, angle)
             metric = _short_optimise(fixed, mov, mask, trial, settings)
             out.append(_Candidate(metric, angle, trial, flipped, mov, mask))
     return out
@@ -300,16 +327,23 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: OptimiserSettings 
         poses, found = _start_poses(fixed, moving, moving_mask, centred, settings, initial_transform)
         fits = []
         for pose in poses:  # every start pose refined to the end: the best final fit wins
+            start = sitk.AffineTransform(pose.affine) if pose.affine is not None else _affine_from(pose.rigid)
+            if pose.flipped:
+                start = _then_mirror(start, moving)
             final, iterations, stop = _refine(fixed, pose, settings)
             if pose.flipped:
                 final = _then_mirror(final, moving)
             if pose.deformation is not None:
                 final = sitk.CompositeTransform([final, pose.deformation])  # x -> affine(deformation(x))
-            probe.SetInitialTransform(final, inPlace=False)
-            fits.append((float(probe.MetricEvaluate(fixed, moving)), final, iterations, stop, pose))
-        metric_after, final, iterations, stop, pose = min(fits, key=lambda f: f[0])
+            metric, start_metric = (_metric_at(probe, t, fixed, moving) for t in (final, start))
+            # the optimiser left a better start: keep the start; a clear loss (not noise of a flat optimum) is flagged
+            kept = metric > start_metric + KEPT_START_TOLERANCE
+            if metric > start_metric:
+                final, metric, stop = start, start_metric, f"kept the start pose (refined: {metric:.4f}); {stop}"
+            fits.append((metric, final, iterations, stop, pose, kept))
+        metric_after, final, iterations, stop, pose, kept = min(fits, key=lambda f: f[0])
         margin = _margin(metric_after, math.degrees(pose.rigid.GetAngle()), pose.flipped,
-                         [(m, math.degrees(p.rigid.GetAngle()), p.flipped) for m, _, _, _, p in fits])
+                         [(f[0], math.degrees(f[4].rigid.GetAngle()), f[4].flipped) for f in fits])
         if len(fits) == 1 and found:  # every rival was clearly worse at the coarse level: the coarse margin
             margin = _margin(pose.coarse_metric, pose.coarse_angle, pose.flipped,
                              [(c.metric, c.coarse_angle, c.flipped) for c in found])
@@ -320,22 +354,29 @@ def register(fixed: sitk.Image, moving: sitk.Image, settings: OptimiserSettings 
         transform=final, metric_before=float(metric_before), metric_after=float(metric_after),
         iterations=int(iterations), stop_condition=stop, runtime_s=time.perf_counter() - t0,
         initial_rotation_deg=float(pose.angle), flipped=bool(pose.flipped), pose_margin=margin,
-        orientation_margin=orientation,
+        kept_start=bool(kept), orientation_margin=orientation,
     )
 
 
+def _metric_at(probe: sitk.ImageRegistrationMethod, transform: sitk.Transform, fixed, moving) -> float:
+    probe.SetInitialTransform(transform, inPlace=False)
+    return float(probe.MetricEvaluate(fixed, moving))
+
+
 def _orientation_margin(fixed, moving, moving_mask, centred, final, settings: OptimiserSettings) -> float:
-    """Without a start-pose search: how much better (lower) the fit's coarse metric is than that of the best
+    """Without a start-pose search: how much better (lower) the fit's metric after a short coarse optimisation is than that of the best
     clearly different orientation (start angles every 30 degrees, both mirror states, each given the short
     coarse optimisation the search uses). Negative: another orientation fits better, so the start pose was
     outside the optimiser's reach."""
     states = [(False, moving, moving_mask),
               (True, _mirror_x(moving), _mirror_x(moving_mask) if moving_mask is not None else None)]
     candidates = _search_candidates(fixed, centred, states, list(range(-180, 180, 30)), settings)
-    affine = next(c for c in reversed(components(final)) if c.GetName() != "BSplineTransform")
-    rigid = _nearest_rigid(sitk.AffineTransform(affine))
-    metric = _short_optimise(fixed, moving, moving_mask, rigid, settings)
-    return _margin(metric, math.degrees(rigid.GetAngle()), False,
+    affine = sitk.AffineTransform(next(c for c in reversed(components(final)) if c.GetName() != "BSplineTransform"))
+    start = _start_model(settings, _nearest_rigid(affine), math.degrees(_nearest_rigid(affine).GetAngle()))
+    if settings.transform != "rigid":
+        start.SetScale(math.sqrt(abs(np.linalg.det(np.array(affine.GetMatrix()).reshape(2, 2)))))
+    metric = _short_optimise(fixed, moving, moving_mask, start, settings)
+    return _margin(metric, math.degrees(start.GetAngle()), False,
                    [(c.metric, c.angle, c.flipped) for c in candidates])
 
 
@@ -381,9 +422,12 @@ def _start_poses(fixed, moving, moving_mask, centred, settings: OptimiserSetting
     best = min(c.metric for c in found)
     # a contender is refined only if its coarse fit is close to the best one: refining a clearly worse pose
     # (e.g. the wrong mirror state at +0.13 MI) costs a full optimisation and cannot win
-    poses = [_Pose(c.start_angle, c.rigid, c.flipped, c.moving, c.mask, coarse_metric=c.metric,
-                   coarse_angle=c.coarse_angle)
-             for c in _distinct_best(found, settings.refine_candidates) if c.metric <= best + settings.refine_tolerance]
+    chosen = [c for c in _distinct_best(found, settings.refine_candidates) if c.metric <= best + settings.refine_tolerance]
+    # the refinement starts from each fit's rotation and translation (its scale told the poses apart; an affine
+    # stage started directly from it at the coarsest level can diverge)
+    poses = [_Pose(c.start_angle, c.rigid if isinstance(c.rigid, sitk.Euler2DTransform)
+                   else _nearest_rigid(_affine_from(c.rigid)), c.flipped, c.moving, c.mask, coarse_metric=c.metric,
+                   coarse_angle=c.coarse_angle) for c in chosen]
     return poses, found
 
 
@@ -400,16 +444,19 @@ def _refine(fixed, pose: _Pose, settings: OptimiserSettings):
     iterations, stop, rigid = 0, "", pose.rigid
     for name, tx in stages:
         if name == "affine" and tx is None:
-            tx = _affine_from_euler(rigid)
+            tx = _affine_from(rigid)
         r = _method(settings, moving_mask=pose.mask)
-        _optimise_over_pyramid(r, settings)
+        # short first steps: with a unit learning rate the first step threw an H&E start 0.5 px from the truth
+        # 17 px away and the fit ended 41 px off (where it ended depended on the smoothing's thread count);
+        # estimating the rate from a step cap stalled the fits instead (docs/validation.md)
+        _optimise_over_pyramid(r, settings, learning_rate=REFINE_LEARNING_RATE)
         r.SetInitialTransform(tx, inPlace=True)
         r.Execute(fixed, pose.moving)
         iterations += r.GetOptimizerIteration()
         stop = r.GetOptimizerStopConditionDescription()
         if name == "rigid":
             rigid = tx
-    final = tx if isinstance(tx, sitk.AffineTransform) else _affine_from_euler(tx)
+    final = tx if isinstance(tx, sitk.AffineTransform) else _affine_from(tx)
     if settings.transform == "bspline":
         pose.deformation, r = _bspline_stage(fixed, pose.moving, pose.mask, final, settings)
         iterations += r.GetOptimizerIteration()

@@ -1,6 +1,7 @@
 """Registration quality control: overlap, error and deformation measures, and the rules that flag an edge.
 
-An edge is flagged when its fit is worse than its start (metric or tissue Dice), its tissue Dice ends
+An edge is flagged when its fit is worse than its start (metric or tissue Dice), the optimiser ended worse
+than the chosen start pose (which is then kept), its tissue Dice ends
 below ``min_dice``, its B-spline deformation folds, or the start-pose search found another orientation
 almost as good (``pose_margin`` below ``min_pose_margin``), or, without a search, a check of other
 orientations finds one that fits better (``orientation_margin`` below 0). With ``fail_on_flag`` a flagged
@@ -105,6 +106,7 @@ def flag_reasons(result, dice_before: float, dice_after: float, deformation: dic
     reachable = not bool(result.orientation_margin < 0)  # NaN (not checked) compares False
     return [text for bad, text in (
         (result.metric_after > result.metric_before, "metric worse than at the start"),
+        (result.kept_start, "the optimiser ended clearly worse than its start pose (the start is kept)"),
         (dice_after < dice_before - edge.dice_tolerance, "tissue Dice dropped"),
         (dice_after < edge.min_dice, f"tissue Dice below {edge.min_dice}"),
         (folds, "B-spline deformation folds"),
