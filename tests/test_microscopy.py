@@ -14,9 +14,47 @@ def test_masks_match_ground_truth(tiny_sample):
     tissue = tissue_mask(fl.channel("DAPI"), p)
     necrosis = necrosis_mask(fl.channel("DAPI"), tissue, p)
     vessels = vessel_mask(fl.channel("CD31"), tissue & ~necrosis, p)
-    assert dice(tissue, truth.channel("tissue") > 0) > 0.97
-    assert dice(vessels, truth.channel("vessels") > 0) > 0.9
-    assert dice(necrosis, truth.channel("necrosis") > 0) > 0.7
+    # on this 1.2 mm section (seed 11) 0.988 / 0.966 / 0.901; the demo's 3.5 mm sections score higher
+    # (results/tables/metrics_vs_truth.tsv, docs/validation.md), the boundary being a smaller share of each mask
+    assert dice(tissue, truth.channel("tissue") > 0) > 0.98
+    assert dice(vessels, truth.channel("vessels") > 0) > 0.95
+    assert dice(necrosis, truth.channel("necrosis") > 0) > 0.88
+
+
+def test_mask_validation_rows_are_exact_on_known_masks():
+    """compare_masks: Dice 1 and equal statistics for the truth itself; an analytic Dice and vessel area
+    fraction when half of the vessel pixels are lost; a mask on another grid is refused."""
+    from nanohet.demo.validation import compare_masks
+    from nanohet.image import SectionImage
+
+    tissue = np.zeros((100, 100), bool)
+    tissue[10:90, 10:90] = True
+    necrosis = np.zeros_like(tissue)
+    necrosis[40:60, 40:60] = True
+    vessels = np.zeros_like(tissue)
+    vessels[15:19, 15:35] = True   # 80 px
+    vessels[70:74, 15:35] = True   # 80 px
+    truth = SectionImage(np.stack([tissue, necrosis, vessels, np.zeros_like(tissue)]).astype(np.uint8),
+                         ["tissue", "necrosis", "vessels", "macrophages"], (2.0, 2.0), (0.0, 0.0))
+
+    def recovered(v):
+        stack = np.stack([tissue, necrosis, tissue & ~necrosis, v]).astype(np.uint8)
+        return SectionImage(stack, ["tissue", "necrosis", "viable", "vessels"], (2.0, 2.0), (0.0, 0.0))
+
+    rows = {(r["analyte"], r["metric"]): r for r in compare_masks("s", recovered(vessels), truth)}
+    assert all(r["abs_error"] == 0 for r in rows.values())
+    assert rows[("necrosis", "necrotic_fraction")]["truth"] == pytest.approx(400 / 6400)
+    half = vessels.copy()
+    half[70:74] = False
+    rows = {(r["analyte"], r["metric"]): r for r in compare_masks("s", recovered(half), truth)}
+    assert rows[("vessels", "dice")]["recovered"] == pytest.approx(2 * 80 / (80 + 160))
+    assert rows[("vessels", "vessel_area_fraction")]["recovered"] == pytest.approx(80 / 6000)
+    assert rows[("vessels", "vessel_area_fraction")]["truth"] == pytest.approx(160 / 6000)
+    assert rows[("vessels", "vessel_density_per_mm2")]["rel_error"] == pytest.approx(0.5)
+    assert rows[("tissue", "dice")]["recovered"] == 1.0
+    shifted = SectionImage(truth.data, list(truth.channels), (4.0, 4.0), (0.0, 0.0))
+    with pytest.raises(ValueError, match="not on the truth grid"):
+        compare_masks("s", recovered(vessels), shifted)
 
 
 def test_uniform_tissue_has_no_necrosis():

@@ -83,3 +83,34 @@ def test_readme_is_short_and_maps_the_repository_near_the_top():
     text = (REPO / "README.md").read_text()
     assert len(text.encode()) < 12_000
     assert text.index("## Repository map") < 3000
+
+
+def test_validation_doc_numbers_come_from_the_tables(tmp_path):
+    """tools/validation_doc.py writes the ranges of the result tables it is given, and docs/validation.md holds
+    the blocks it fills."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("validation_doc", REPO / "tools" / "validation_doc.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "registration_error.tsv").write_text(
+        "sample\tedge\tpoints\tn\tmedian_um\tp95_um\tmax_um\tmedian_px\tp95_px\tmoving_pixel_um\n"
+        "a\tmsi->fluorescence\tdense_tissue_grid\t9\t6.0\t12.0\t15\t0.20\t0.40\t30\n"
+        "b\tmsi->fluorescence\tdense_tissue_grid\t9\t9.0\t15.0\t18\t0.30\t0.50\t30\n")
+    (tmp_path / "tables" / "metrics_vs_truth.tsv").write_text(
+        "sample\tmodality\tanalyte\tmetric\trecovered\ttruth\tabs_error\trel_error\n"
+        "a\tmsi\tdrug\tmean\t2.2\t2.0\t0.2\t0.1\nb\tmsi\tdrug\tmean\t3.15\t3.0\t0.15\t0.05\n"
+        "a\tmsi\tdrug\tcoverage\t0.52\t0.5\t0.02\t0.04\nb\tmsi\tdrug\tcoverage\t0.59\t0.6\t0.01\t0.0167\n")
+    block = tool.demo_block(tmp_path)
+    assert "| msi->fluorescence (dense tissue grid) | 0.20-0.30 | 0.40-0.50 | 6.0-9.0 |" in block
+    assert "| msi | drug | mean | 2-3 | 2.2-3.15 | 5.0-10.0 %, mean over |" in block
+    assert "| msi | drug | coverage | 0.5-0.6 | 0.52-0.59 | 0.010-0.020 (absolute), mean over |" in block
+    sweep = tmp_path / "s.tsv"
+    sweep.write_text("seed\tconfig\tclass\tflagged\tseconds\n1\tmsi\tgood\tFalse\t10\n2\tmsi\tgross\tTrue\t20\n"
+                     "3\tmsi\tgood\tTrue\t30\n")
+    row = tool.sweep_block(sweep, sweep, "abc").splitlines()[-1]
+    assert row == "| msi | good 1 / 1, gross 1 / 0 | good 1 / 1, gross 1 / 0 | 67% / 67% | 0 / 0 | 1 of 2 / 1 of 2 | 20 s |"
+    doc = (REPO / "docs" / "validation.md").read_text()
+    for name in ("demo", "sweep"):
+        assert f"<!-- BEGIN generated: {name} -->" in doc and f"<!-- END generated: {name} -->" in doc

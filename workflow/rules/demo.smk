@@ -43,6 +43,7 @@ if DEMO:
             truth_fields=f"{DEMO_TRUTH}/{{sample}}/truth_fields.ome.tif",
             transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
             metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
+            fluorescence_masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
             volume_metrics=lambda wc: (
                 [f"{RESULTS}/quantify/{wc.sample}/volume_metrics.tsv"] if wc.sample in samples_with("volume") else []
             ),
@@ -55,7 +56,7 @@ if DEMO:
         params:
             msi=MSI,
             quantify=QUANTIFY,
-            code=code_version("demo", "quantify", "registration", "steps/demo.py"),
+            code=code_version("demo", "quantify", "registration", "microscopy", "steps/demo.py"),
         log:
             f"{LOGS}/validate_sample/{{sample}}.log",
         benchmark:

@@ -83,6 +83,40 @@ def compare_volume(sample: str, truth: dict, volume_metrics: pd.DataFrame) -> di
             "truth": t, "abs_error": abs(r - t), "rel_error": abs(r - t) / abs(t)}
 
 
+def compare_masks(sample: str, masks: SectionImage, truth_masks: SectionImage) -> list[dict]:
+    """The fluorescence masks against the truth: Dice of tissue, necrosis and vessels (truth 1), and the section
+    statistics of :func:`nanohet.microscopy.masks.section_stats` (necrotic fraction, vessel area fraction and
+    density) computed on the recovered masks and on the true ones. Both images are on the section grid.
+
+    Raises
+    ------
+    ValueError
+        When the two mask images are not on the same grid.
+    """
+    from ..microscopy.masks import MASK_CHANNELS, section_stats
+    from ..registration import dice
+
+    if masks.data.shape[1:] != truth_masks.data.shape[1:] or tuple(masks.spacing) != tuple(truth_masks.spacing):
+        raise ValueError(f"sample {sample}: masks {masks.data.shape[1:]} at {masks.spacing} µm are not on the truth "
+                         f"grid {truth_masks.data.shape[1:]} at {truth_masks.spacing} µm")
+    got = {name: masks.channel(name) > 0 for name in MASK_CHANNELS}
+    true = {name: truth_masks.channel(name) > 0 for name in ("tissue", "necrosis", "vessels")}
+    true["viable"] = true["tissue"] & ~true["necrosis"]
+
+    def row(analyte, metric, r, t):
+        return {"sample": sample, "modality": "microscopy", "analyte": analyte, "metric": metric, "recovered": r,
+                "truth": t, "abs_error": abs(r - t), "rel_error": abs(r - t) / abs(t) if t else np.nan}
+
+    rows = [row(name, "dice", float(dice(got[name], true[name])), 1.0) for name in ("tissue", "necrosis", "vessels")]
+    spacing = float(masks.spacing[0])
+    stats_got = section_stats(np.stack([got[n] for n in MASK_CHANNELS]), spacing)
+    stats_true = section_stats(np.stack([true[n] for n in MASK_CHANNELS]), spacing)
+    for analyte, metric in (("necrosis", "necrotic_fraction"), ("vessels", "vessel_area_fraction"),
+                            ("vessels", "vessel_density_per_mm2")):
+        rows.append(row(analyte, metric, float(stats_got[metric]), float(stats_true[metric])))
+    return rows
+
+
 def demo_analytes(msi) -> dict:
     """Where the analysis reports each true field: ``{field: (modality, analyte name, calibrated)}``.
 

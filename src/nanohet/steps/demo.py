@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from ..atomic import write_table
 from ..demo.cohort import generate_sample, params_from_config
 from ..demo.truth import truth_metrics
-from ..demo.validation import compare_metrics, compare_volume, demo_analytes, registration_errors
+from ..demo.validation import compare_masks, compare_metrics, compare_volume, demo_analytes, registration_errors
 from ..io.ometiff import read_ome_tiff
 from ..settings import DemoSettings, MSISettings, QuantifySettings
 
@@ -35,8 +35,9 @@ def demo_sample(sample: str, group: str, demo: dict | DemoSettings, out_fluoresc
 def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, truth_fields: str, transform: str,
                     metrics: str, msi: dict | MSISettings, quantify: dict | QuantifySettings, out_tre: str,
                     out_compare: str, volume_metrics: list[str] | str | None = None,
-                    he_transform: list[str] | str | None = None) -> None:
-    """Registration error and recovered-versus-true metrics of one demo sample (:mod:`nanohet.demo.validation`)."""
+                    he_transform: list[str] | str | None = None, fluorescence_masks: str | None = None) -> None:
+    """Registration error and recovered-versus-true metrics of one demo sample (:mod:`nanohet.demo.validation`),
+    with the ``fluorescence_masks`` against the true ones."""
     msi, quantify = MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
     volume_metrics, he_transform = _one(volume_metrics), _one(he_transform)
     record = json.loads(Path(truth).read_text())
@@ -49,6 +50,8 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
     true = truth_metrics(read_ome_tiff(truth_fields), masks, float(record["params"]["msi_pixel_um"]), quantify,
                          thresholds)
     rows = compare_metrics(sample, true, pd.read_csv(metrics, sep="\t"), analytes)
+    if fluorescence_masks:
+        rows += compare_masks(sample, read_ome_tiff(fluorescence_masks), masks)
     if volume_metrics:
         rows.append(compare_volume(sample, record, pd.read_csv(volume_metrics, sep="\t")))
     write_table(pd.DataFrame(rows), out_compare)

@@ -1,0 +1,123 @@
+"""Regenerate the numbers of docs/validation.md from result tables and benchmark outputs.
+
+Every number in the generated blocks comes from a file a rule or a benchmark wrote; the block says which
+files and which commit. Two blocks:
+
+* ``demo``: from a finished demo run (``results/tables/registration_error.tsv`` and
+  ``results/tables/metrics_vs_truth.tsv``): registration error per edge, and every recovered measure against
+  its truth (analytes, nanoparticle, masks, section statistics, in vivo uptake);
+* ``sweep``: from the TSVs of ``benchmarks/registration_robustness.py --out`` (a tuning set and a fresh set):
+  the confusion table per configuration.
+
+Usage (after ``bash run.sh`` and the sweep)::
+
+    .venv/bin/python tools/validation_doc.py --results results \\
+        --sweep-tuning set_a.tsv --sweep-fresh set_b.tsv --sweep-commit <commit the sweep ran on>
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "validation.md"
+
+
+def commit() -> str:
+    res = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "workflow", "config"],
+                           capture_output=True, text=True).stdout.strip()
+    return (res.stdout.strip() or "unknown") + (" with uncommitted changes" if dirty else "")
+
+
+def _range(values, fmt="{:.2f}") -> str:
+    lo, hi = float(min(values)), float(max(values))
+    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
+
+def demo_block(results: Path) -> str:
+    tre = pd.read_csv(results / "tables" / "registration_error.tsv", sep="\t")
+    comp = pd.read_csv(results / "tables" / "metrics_vs_truth.tsv", sep="\t")
+    n = tre["sample"].nunique()
+    lines = [f"Default demo, {n} samples, commit {commit()}; from `results/tables/registration_error.tsv` and "
+             "`results/tables/metrics_vs_truth.tsv` (regenerate: `tools/validation_doc.py`).", "",
+             "| registration edge (points) | median TRE, px of the moving image (per sample) | 95th percentile, px |"
+             " median TRE, µm |", "|---|---|---|---|"]
+    for (edge, points), sub in tre.groupby(["edge", "points"], sort=True):
+        lines.append(f"| {edge} ({points.replace('_', ' ')}) | {_range(sub.median_px)} | {_range(sub.p95_px)} | "
+                     f"{_range(sub.median_um, '{:.1f}')} |")
+    lines += ["", "| modality | measure | metric | truth (per sample) | recovered | error (per sample) |",
+              "|---|---|---|---|---|---|"]
+    for (modality, analyte, metric), sub in comp.groupby(["modality", "analyte", "metric"], sort=True):
+        relative = metric not in ("coverage", "dice")
+        error = (_range(100 * sub.rel_error, "{:.1f}") + " %" if relative
+                 else _range(sub.abs_error, "{:.3f}") + " (absolute)")
+        signed = (sub.recovered - sub.truth).mean()
+        bias = "over" if signed > 0 else "under"
+        lines.append(f"| {modality} | {analyte} | {metric} | {_range(sub.truth, '{:.3g}')} | "
+                     f"{_range(sub.recovered, '{:.3g}')} | {error}, mean {bias} |")
+    return "\n".join(lines)
+
+
+def sweep_block(tuning: Path, fresh: Path, sweep_commit: str) -> str:
+    sets = {"tuning set": pd.read_csv(tuning, sep="\t"), "fresh set": pd.read_csv(fresh, sep="\t")}
+    seeds = {k: f"seeds {int(v.seed.min())}-{int(v.seed.max())}" for k, v in sets.items()}
+    lines = [f"Commit {sweep_commit}; from `benchmarks/registration_robustness.py --out` ({tuning.name}, "
+             f"{fresh.name}). Fits per class, flagged / not flagged:", "",
+             f"| configuration | tuning set ({seeds['tuning set']}) | fresh set ({seeds['fresh set']}) | "
+             "good | silent gross failures | good fits flagged | run time per edge (median) |",
+             "|---|---|---|---|---|---|---|"]
+    for config in sets["tuning set"].config.drop_duplicates():
+        cells, good, silent, false_alarm = [], [], [], []
+        for df in sets.values():
+            sub = df[df.config == config]
+            parts = []
+            for cls in ("good", "poor", "gross"):
+                c = sub[sub["class"] == cls]
+                if len(c):
+                    parts.append(f"{cls} {int(c.flagged.sum())} / {int((~c.flagged).sum())}")
+            cells.append(", ".join(parts))
+            good.append(f"{(sub['class'] == 'good').mean():.0%}")
+            silent.append(str(int(((sub["class"] == "gross") & ~sub.flagged).sum())))
+            g = sub[sub["class"] == "good"]
+            false_alarm.append(f"{int(g.flagged.sum())} of {len(g)}")
+        seconds = pd.concat(sets.values())
+        seconds = seconds.loc[seconds.config == config, "seconds"].median()
+        lines.append(f"| {config} | {cells[0]} | {cells[1]} | {' / '.join(good)} | {' / '.join(silent)} | "
+                     f"{' / '.join(false_alarm)} | {seconds:.0f} s |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{DOC}: no '{begin}' ... '{end}' block")
+    return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=REPO / "results", help="a finished demo run's results folder")
+    ap.add_argument("--sweep-tuning", type=Path, help="robustness sweep TSV the QC rule was chosen on")
+    ap.add_argument("--sweep-fresh", type=Path, help="robustness sweep TSV of fresh seeds")
+    ap.add_argument("--sweep-commit", default=None, help="commit the sweep ran on (default: HEAD)")
+    args = ap.parse_args(argv)
+    text = DOC.read_text()
+    text = replace_block(text, "demo", demo_block(args.results))
+    if args.sweep_tuning and args.sweep_fresh:
+        text = replace_block(text, "sweep", sweep_block(args.sweep_tuning, args.sweep_fresh,
+                                                       args.sweep_commit or commit()))
+    DOC.write_text(text)
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
