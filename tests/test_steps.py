@@ -201,7 +201,8 @@ def test_he_registration_recovers_any_rotation_of_a_mirrored_section(tmp_path, s
     x = np.stack([xs, ys], 1) * 4 * truth.spacing[0]
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, geom))
     if seed in KNOWN_HE_MISSES:
-        assert np.median(e) / truth.spacing[0] > 2.0 and bool(qc.flagged) and qc.pose_margin < 0.06
+        bound = RegistrationSettings.from_dict(CONFIG["registration"]).edge("he", "fluorescence").min_pose_margin
+        assert np.median(e) / truth.spacing[0] > 2.0 and bool(qc.flagged) and qc.pose_margin < bound
     else:
         assert np.median(e) / truth.spacing[0] < 2.0, json.dumps(geom)
     assert np.median(e) / truth.spacing[0] < 2.0 or bool(qc.flagged)  # never a silent miss

@@ -30,7 +30,7 @@ from ..settings import OptimiserSettings
 from .graph import components
 
 RegistrationSettings = OptimiserSettings  # the optimiser's parameters (see nanohet.settings)
-REFINE_LEARNING_RATE = 0.25  # first step of each pyramid level of the section refinement (scaled parameter units)
+NEAR_START_LEARNING_RATE = 0.25  # first step of each pyramid level when refining a searched or landmark start
 KEPT_START_TOLERANCE = 0.01  # refined fits ending more MI than this worse than their start are flagged
 
 
@@ -446,10 +446,12 @@ def _refine(fixed, pose: _Pose, settings: OptimiserSettings):
         if name == "affine" and tx is None:
             tx = _affine_from(rigid)
         r = _method(settings, moving_mask=pose.mask)
-        # short first steps: with a unit learning rate the first step threw an H&E start 0.5 px from the truth
-        # 17 px away and the fit ended 41 px off (where it ended depended on the smoothing's thread count);
-        # estimating the rate from a step cap stalled the fits instead (docs/validation.md)
-        _optimise_over_pyramid(r, settings, learning_rate=REFINE_LEARNING_RATE)
+        # a start from the search's short fit or from landmarks is near its optimum: short first steps (a unit
+        # first step threw an H&E start 0.5 px from the truth 17 px away, and the fit ended 41 px off); the
+        # centred start of an edge without a search needs unit steps to reach it (with 0.25, MSI sections at
+        # 14-18 degrees ended 2 px off instead of 0.4-0.7 px)
+        near = pose.affine is not None or not math.isnan(pose.coarse_metric)
+        _optimise_over_pyramid(r, settings, learning_rate=NEAR_START_LEARNING_RATE if near else 1.0)
         r.SetInitialTransform(tx, inPlace=True)
         r.Execute(fixed, pose.moving)
         iterations += r.GetOptimizerIteration()
