@@ -148,14 +148,14 @@ class _Candidate:
 
     metric: float
     start_angle: float
-    rigid: sitk.Transform
+    fit: sitk.Transform
     flipped: bool
     moving: sitk.Image
     mask: sitk.Image | None
     coarse_angle: float = float("nan")
 
     def __post_init__(self):
-        self.coarse_angle = math.degrees(self.rigid.GetAngle())  # the rigid may later be refined in place
+        self.coarse_angle = math.degrees(self.fit.GetAngle())  # the rigid may later be refined in place
 
     @property
     def angle(self) -> float:
@@ -364,15 +364,16 @@ def _metric_at(probe: sitk.ImageRegistrationMethod, transform: sitk.Transform, f
 
 
 def _orientation_margin(fixed, moving, moving_mask, centred, final, settings: OptimiserSettings) -> float:
-    """Without a start-pose search: how much better (lower) the fit's metric after a short coarse optimisation is than that of the best
-    clearly different orientation (start angles every 30 degrees, both mirror states, each given the short
-    coarse optimisation the search uses). Negative: another orientation fits better, so the start pose was
+    """Without a start-pose search: how much better (lower) the fit's metric is than that of the best clearly
+    different orientation (start angles every 30 degrees, both mirror states), each after the short coarse fit
+    the search uses. Negative: another orientation fits better, so the start pose was
     outside the optimiser's reach."""
     states = [(False, moving, moving_mask),
               (True, _mirror_x(moving), _mirror_x(moving_mask) if moving_mask is not None else None)]
     candidates = _search_candidates(fixed, centred, states, list(range(-180, 180, 30)), settings)
     affine = sitk.AffineTransform(next(c for c in reversed(components(final)) if c.GetName() != "BSplineTransform"))
-    start = _start_model(settings, _nearest_rigid(affine), math.degrees(_nearest_rigid(affine).GetAngle()))
+    rigid = _nearest_rigid(affine)
+    start = _start_model(settings, rigid, math.degrees(rigid.GetAngle()))
     if settings.transform != "rigid":
         start.SetScale(math.sqrt(abs(np.linalg.det(np.array(affine.GetMatrix()).reshape(2, 2)))))
     metric = _short_optimise(fixed, moving, moving_mask, start, settings)
@@ -425,8 +426,8 @@ def _start_poses(fixed, moving, moving_mask, centred, settings: OptimiserSetting
     chosen = [c for c in _distinct_best(found, settings.refine_candidates) if c.metric <= best + settings.refine_tolerance]
     # the refinement starts from each fit's rotation and translation (its scale told the poses apart; an affine
     # stage started directly from it at the coarsest level can diverge)
-    poses = [_Pose(c.start_angle, c.rigid if isinstance(c.rigid, sitk.Euler2DTransform)
-                   else _nearest_rigid(_affine_from(c.rigid)), c.flipped, c.moving, c.mask, coarse_metric=c.metric,
+    poses = [_Pose(c.start_angle, c.fit if isinstance(c.fit, sitk.Euler2DTransform)
+                   else _nearest_rigid(_affine_from(c.fit)), c.flipped, c.moving, c.mask, coarse_metric=c.metric,
                    coarse_angle=c.coarse_angle) for c in chosen]
     return poses, found
 
