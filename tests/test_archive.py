@@ -246,7 +246,7 @@ def test_inputs_outside_the_project_round_trip(finished_run, tmp_path):
     config["demo"]["enabled"] = False
     (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     rows = ["subject\tgroup\ttumour\tmodality\tpath\tmask",
-            f"a01\tliposomal\tT1\tfluorescence\t{elsewhere / 'fluorescence.ome.tif'}\t",
+            f"a01\tliposomal\tT1\tfluorescence\t{elsewhere}/./fluorescence.ome.tif\t",
             f"a01\tliposomal\tT1\tmsi\t{elsewhere / 'msi.imzML'}\t",
             "a01\tliposomal\tT1\the\t../beside/he.ome.tif\t",
             f"a01\tliposomal\tT1\tvolume\t{elsewhere / 'volume.nii.gz'}\t{elsewhere / 'volume_mask.nii.gz'}"]

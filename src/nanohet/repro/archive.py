@@ -146,8 +146,8 @@ def _archived_sheet(sheet_path: Path, names: dict[str, str]) -> str:
     columns = [i for i, c in enumerate(header) if c in ("path", "mask", "landmarks")]
     for row in rows[1:]:
         for i in columns:
-            if i < len(row) and row[i] in names:
-                row[i] = names[row[i]]
+            if i < len(row) and row[i].strip() and str(Path(row[i].strip())) in names:
+                row[i] = names[str(Path(row[i].strip()))]  # as input_files read it ("./a" and "a" alike)
     out = io.StringIO()
     csv.writer(out, delimiter="\t", lineterminator="\n").writerows(rows)
     return out.getvalue()
