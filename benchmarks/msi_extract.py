@@ -206,7 +206,7 @@ def run_imzy(path: Path, mzs, ppm, repeat: int = 1):
         t = time.perf_counter()
         images = reader.get_ion_images(mzs, ppm=ppm, silent=True)
         runs.append(time.perf_counter() - t)
-    images = {m: reader.reshape(images[i]) if images[i].ndim == 1 else images[i] for i, m in enumerate(mzs)}
+    images = {m: np.asarray(images[i]) for i, m in enumerate(mzs)}  # imzy: one (y, x) image per target
     return min(runs), parse, images
 
 

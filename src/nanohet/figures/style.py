@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -35,7 +37,7 @@ def save(fig, *paths):
     software version or random id (SVG element ids are salted with a constant), so a rerun writes the same
     bytes."""
     for path in paths:
-        suffix = str(path)[str(path).rfind("."):].lower()
+        suffix = Path(path).suffix.lower()
         if suffix not in _METADATA:
             raise ValueError(f"{path}: figures are written as .png, .svg or .pdf")
         with atomic_path(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "nanohet", "pdf.compression": 6}):
