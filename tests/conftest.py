@@ -48,6 +48,7 @@ def tiny_sample(tmp_path_factory):
 SAMPLES = [("a01", "liposomal"), ("b01", "thermosensitive")]
 MODALITY_FILES = {"fluorescence": "fluorescence.ome.tif", "he": "he.ome.tif", "msi": "msi.imzML",
                   "volume": "volume.nii.gz"}
+STANDARD_LEVELS = (0.0, 1.0, 3.0, 8.0, 20.0)  # µg/g doxorubicin of the tiny cohort's simulated standards
 
 
 def snakemake(workdir, *args, check=True, env=None):
@@ -87,6 +88,10 @@ def write_cohort(workdir, samples=SAMPLES):
                    "path": f"results/demo/data/{subject}_T1/{name}",
                    "mask": f"results/demo/data/{subject}_T1/volume_mask.nii.gz" if modality == "volume" else ""}
             rows.append("\t".join(row.get(c, "") for c in columns))
+    for i, level in enumerate(STANDARD_LEVELS):
+        row = {"modality": "msi_standard", "path": f"results/demo/data/standards/level_{i}.imzML",
+               "analyte": "doxorubicin", "concentration": str(level)}
+        rows.append("\t".join(row.get(c, "") for c in columns))
     (workdir / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
     return config
 

@@ -2,9 +2,11 @@
 import gzip
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -275,3 +277,46 @@ def test_inputs_outside_the_project_round_trip(finished_run, tmp_path):
     (elsewhere / "msi.ibd").unlink()
     res = nanohet("verify", str(project / "results" / "archive" / "ext_lean.tar.gz"))
     assert res.returncode == 2 and f"not found at {elsewhere / 'msi.ibd'}" in res.stderr, res.stdout + res.stderr
+
+
+def test_installed_package_runs_and_archives_a_project_without_a_checkout(finished_run, tmp_path):
+    """The wheel carries the workflow: installed into a fresh prefix (no checkout beside it), its ``nanohet``
+    finds the Snakefile under <prefix>/share/nanohet, sees the finished project as up to date (same code, same
+    code versions), and archives it with the workflow and the package source that ran."""
+    import shutil
+    import sysconfig
+
+    from conftest import REPO
+
+    workdir, _ = finished_run
+    wheel_dir, prefix = tmp_path / "wheel", tmp_path / "prefix"
+    # built from a copy: an in-tree build would leave build/ and egg-info in the checkout
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "results", "build", "dist", "tests",
+                                                                "*.egg-info", ".snakemake", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(source)],
+                   check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--prefix", str(prefix),
+                    str(next(wheel_dir.glob("nanohet-*.whl")))], check=True, capture_output=True)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
+    assert (site / "nanohet" / "cli.py").is_file() and (prefix / "share" / "nanohet" / "Snakefile").is_file()
+    project = tmp_path / "project"
+    shutil.copytree(workdir, project, symlinks=True, ignore=shutil.ignore_patterns("archive"))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import nanohet, nanohet.cli as c; print(nanohet.__file__); "
+                            "print(c.repo_root())"], capture_output=True, text=True, cwd=tmp_path, env=env, check=True)
+    package, root = where.stdout.split()
+    assert Path(package).is_relative_to(site) and Path(root) == prefix / "share" / "nanohet", where.stdout
+    dry = subprocess.run([sys.executable, "-m", "nanohet.cli", "run", "--directory", str(project), "-n"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stderr[-3000:]
+    res = subprocess.run([sys.executable, "-m", "nanohet.cli", "archive", "--name", "installed", "--workdir",
+                          str(project)], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    names = _members(project / "results" / "archive" / "installed.tar.gz")
+    for rel in ("workflow/Snakefile", "workflow/workflow/rules/msi.smk", "workflow/src/nanohet/cli.py",
+                "workflow/config/config.yaml", "results/tables/cohort_metrics.tsv", "results/msi/calibration.tsv"):
+        assert f"installed/{rel}" in names, rel
+    assert names["installed/workflow/src/nanohet/cli.py"] == (REPO / "src" / "nanohet" / "cli.py").read_bytes()
+    env_record = json.loads(names["installed/environment/environment.json"])
+    assert env_record["git_commit"] is None

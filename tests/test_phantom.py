@@ -62,8 +62,11 @@ def test_msi_signal_follows_the_true_transform_and_concentration(tiny_sample):
     meas = conc[ys[ok], xs[ok]]
     strong = (true_vals > 2.0) & np.isfinite(meas)
     assert strong.sum() > 50
-    # Poisson noise only: ratio unbiased within a few percent, well correlated
-    assert np.median(meas[strong] / true_vals[strong]) == pytest.approx(1.0, abs=0.08)
+    # in viable tissue (where the drug is strong) the drug and the standard are suppressed alike, so the
+    # equal-response value is off by the drug's response relative to the standard, within counting noise
+    response = tiny_params().msi_response["doxorubicin"]
+    assert response != 1.0
+    assert np.median(meas[strong] / true_vals[strong]) == pytest.approx(response, rel=0.06)
     assert np.corrcoef(meas[strong], true_vals[strong])[0, 1] > 0.8
 
 

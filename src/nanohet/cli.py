@@ -11,12 +11,20 @@ from .errors import InputError
 
 
 def repo_root() -> Path:
-    """The workflow checkout this package belongs to (src/nanohet -> repository root)."""
-    here = Path(__file__).resolve().parents[2]
-    if (here / "Snakefile").is_file():
-        return here
-    raise InputError("cannot find the nanohet workflow (Snakefile) next to the installed package; "
-                     "install nanohet from its checkout (bash run.sh, or pip install -e <checkout>)")
+    """The workflow this package belongs to: the checkout (src/nanohet -> repository root) for a source or
+    editable install, else ``<prefix>/share/nanohet``, where a wheel installs the Snakefile, rules, schemas,
+    scripts, default config and profiles (``[tool.setuptools.data-files]`` in pyproject.toml)."""
+    package = Path(__file__).resolve().parent
+    candidates = [package.parents[1]]
+    # <prefix>/lib/pythonX.Y/site-packages/nanohet (POSIX) or <prefix>/Lib/site-packages/nanohet (Windows)
+    candidates += [package.parents[k] / "share" / "nanohet" for k in (2, 3)]
+    candidates += [Path(p) / "share" / "nanohet" for p in (sys.prefix, sys.exec_prefix)]
+    for root in candidates:
+        if (root / "Snakefile").is_file() and (root / "workflow" / "rules").is_dir():
+            return root
+    raise InputError("cannot find the nanohet workflow (Snakefile): looked in "
+                     + ", ".join(str(c) for c in dict.fromkeys(candidates))
+                     + "; install nanohet from its checkout or its wheel (pip install <checkout or wheel>)")
 
 
 def main(argv=None) -> int:

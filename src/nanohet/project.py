@@ -6,7 +6,10 @@ from pathlib import Path
 
 from .errors import InputError
 
-SHEET_HEADER = "subject\tgroup\ttumour\tsection\ttimepoint\tmodality\tpath\tpixel_size\tmask\tchannels\tlandmarks\n"
+SHEET_HEADER = (
+    "subject\tgroup\ttumour\tsection\ttimepoint\tmodality\tpath\tpixel_size\tmask\tchannels\tlandmarks\tanalyte"
+    "\tconcentration\n"
+)
 
 
 def project_config(repo: Path) -> str:

@@ -116,10 +116,16 @@ class MSISettings(Settings):
         """The first analyte with ``role``, or None."""
         return next((a for a in self.analytes if a.role == role), None)
 
-    def unit(self, analyte: Analyte | None = None) -> str:
-        """Unit of a normalised analyte image: the analyte's own ``unit``, else from the normalisation."""
+    def unit(self, analyte: Analyte | None = None, calibrated: bool = False) -> str:
+        """Unit of a normalised analyte image: the analyte's own ``unit``, else from the normalisation.
+
+        ``calibrated``: the analyte is calibrated from standards, and its unit is the unit of the standards'
+        concentrations: the analyte's ``unit``, else the internal standard's, else ``ug/g``.
+        """
         if analyte is not None and analyte.unit:
             return analyte.unit
+        if calibrated:
+            return self.internal_standard.unit if self.internal_standard is not None else "ug/g"
         if self.normalisation == "internal_standard":
             if self.internal_standard.concentration:
                 return f"{self.internal_standard.unit}-equivalent"

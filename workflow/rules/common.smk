@@ -6,7 +6,13 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from nanohet.errors import InputError
-from nanohet.io.samplesheet import check_demo_paths, load_sample_sheet
+from nanohet.io.samplesheet import (
+    check_demo_paths,
+    check_standards_against_analytes,
+    load_sample_sheet,
+    sample_rows,
+    standard_rows,
+)
 from nanohet.provenance import code_version
 from nanohet.registration.graph import VOLUME_MODALITIES, parse_edges, sample_chains
 from nanohet.settings import from_config
@@ -18,10 +24,15 @@ BENCH = f"{RESULTS}/benchmarks"
 
 try:
     CONFIG = from_config(config)
-    SHEET = load_sample_sheet(CONFIG.samples, workflow.source_path("../schemas/samples.schema.yaml"))
+    FULL_SHEET = load_sample_sheet(CONFIG.samples, workflow.source_path("../schemas/samples.schema.yaml"))
     DEMO = CONFIG.demo.enabled
     if DEMO:
-        check_demo_paths(SHEET, CONFIG.demo.data_dir)
+        check_demo_paths(FULL_SHEET, CONFIG.demo.data_dir)
+    SHEET = sample_rows(FULL_SHEET)
+    # calibration standards (msi_standard rows): one curve per analyte they name, applied to every sample
+    STANDARDS = standard_rows(FULL_SHEET)
+    check_standards_against_analytes(STANDARDS, [a.name for a in CONFIG.msi.analytes], CONFIG.samples)
+    CALIBRATED = sorted(set(STANDARDS["analyte"]))
     SAMPLES = sorted(SHEET["sample"].unique())
     # registration graphs: per sample, the chain of edges from each section (volume) to the reference
     REFERENCE = CONFIG.registration.reference
@@ -187,6 +198,27 @@ def sample_records():
     return SHEET.drop_duplicates("sample")[["sample", "subject", "group", "tumour"]].to_dict("records")
 
 
+def standard_records():
+    """The msi_standard rows (path, analyte, concentration, pixel_size) for the calibration rule."""
+    return [
+        {k: (None if v != v else v) for k, v in rec.items()}
+        for rec in STANDARDS[["path", "analyte", "concentration", "pixel_size"]].to_dict("records")
+    ]
+
+
+def standard_rows_of(path):
+    """The msi_standard rows of one standard file (a row per analyte it contains)."""
+    rows = [r for r in standard_records() if Path(r["path"]) == Path(path)]
+    if not rows:
+        raise WorkflowError(f"nanohet: no msi_standard row of the sample sheet names {path}")
+    return rows
+
+
+def calibration_table():
+    """The calibration curves every MSI extraction applies: empty without standards."""
+    return [f"{RESULTS}/msi/calibration.tsv"] if CALIBRATED else []
+
+
 def all_outputs():
     out = [
         f"{RESULTS}/tables/qc_flags.tsv",
@@ -201,6 +233,7 @@ def all_outputs():
         out += edge_qc_tables(s)
         out += [f"{RESULTS}/registration/{s}/{m}_in_reference.ome.tif" for m in CHAINS[s]]
         out += volume_outputs(s)
+    out += calibration_table()
     if DEMO:
         out += [
             f"{RESULTS}/tables/registration_error.tsv",

@@ -35,6 +35,29 @@ if DEMO:
         script:
             "../scripts/demo_sample.py"
 
+    rule demo_standard:
+        output:
+            imzml=f"{DEMO_DATA}/standards/{{standard}}.imzML",
+            ibd=f"{DEMO_DATA}/standards/{{standard}}.ibd",
+        params:
+            rows=lambda wc: standard_rows_of(f"{DEMO_DATA}/standards/{wc.standard}.imzML"),
+            roles={a.name: a.role for a in CONFIG.msi.analytes},
+            demo=CONFIG.demo.to_dict(),
+            code=code_version("demo", "steps/demo.py"),
+        wildcard_constraints:
+            standard="[^/]+",
+        log:
+            f"{LOGS}/demo_standard/{{standard}}.log",
+        benchmark:
+            f"{BENCH}/demo_standard/{{standard}}.tsv"
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        conda:
+            ENV
+        script:
+            "../scripts/demo_standard.py"
+
     rule validate_sample:
         input:
             truth=f"{DEMO_TRUTH}/{{sample}}/truth.json",
@@ -44,6 +67,7 @@ if DEMO:
             transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
             metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
             fluorescence_masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
+            calibration=calibration_table(),
             volume_metrics=lambda wc: (
                 [f"{RESULTS}/quantify/{wc.sample}/volume_metrics.tsv"] if wc.sample in samples_with("volume") else []
             ),

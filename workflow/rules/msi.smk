@@ -5,6 +5,7 @@ rule msi_extract:
     input:
         imzml=sample_path("msi"),
         ibd=ibd_path,
+        calibration=calibration_table(),
     output:
         ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
         stats=f"{RESULTS}/msi/{{sample}}/ion_stats.tsv",
@@ -27,3 +28,33 @@ rule msi_extract:
         ENV
     script:
         "../scripts/msi_extract.py"
+
+
+rule msi_calibration:
+    input:
+        imzml=sorted(set(STANDARDS["path"])),
+        ibd=sorted({str(Path(p).with_suffix(".ibd")) for p in STANDARDS["path"]}),
+    output:
+        calibration=report(
+            f"{RESULTS}/msi/calibration.tsv",
+            caption="../report/calibration.rst",
+            category="Tables",
+        ),
+        standards=f"{RESULTS}/msi/calibration_standards.tsv",
+    params:
+        standards=standard_records(),
+        sheet=CONFIG.samples,
+        msi=MSI,
+        code=code_version("msi", "steps/msi.py"),
+    log:
+        f"{LOGS}/msi_calibration.log",
+    benchmark:
+        f"{BENCH}/msi_calibration.tsv"
+    threads: 2
+    resources:
+        mem_mb=mem_mb(1000, 0.5),
+        runtime=lambda wc, input, attempt: int((10 + input_mb(input) / 200) * attempt),
+    conda:
+        ENV
+    script:
+        "../scripts/msi_calibration.py"

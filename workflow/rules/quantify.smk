@@ -62,6 +62,7 @@ rule quantify_section:
         msi=MSI,
         microscopy=MICROSCOPY,
         quantify=QUANTIFY,
+        calibrated=CALIBRATED,
         pixel_size=option("fluorescence", "pixel_size"),
         channels=option("fluorescence", "channels"),
         code=code_version("quantify", "microscopy", "steps/quantify.py"),

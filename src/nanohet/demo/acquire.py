@@ -57,8 +57,9 @@ def write_msi(path_imzml: Path, truth: SectionTruth, params: PhantomParams, geom
 
     Each spectrum holds matrix peaks (everywhere), tissue lipid peaks, the
     drug, metabolite, carrier and internal-standard peaks (with 13C isotopes)
-    proportional to the concentration averaged over the pixel footprint,
-    multiplied by a spatially varying ion-suppression factor, with Poisson
+    proportional to the concentration averaged over the pixel footprint and
+    the species' response, multiplied by the species' ion suppression
+    (region-dependent matrix effects with a smooth random factor), with Poisson
     counting noise, a per-pixel ppm calibration error and random chemical
     noise peaks.
     """
@@ -81,31 +82,86 @@ def write_msi(path_imzml: Path, truth: SectionTruth, params: PhantomParams, geom
     ny, nx = geom["grid_shape"]
     acquired = np.ones((ny, nx), dtype=bool)
     acquired[: ny // 6, nx - nx // 6:] = False  # an unacquired corner, as in real ROI scans
-    species = _species_table()
-    # continuous mode: one shared axis = species + a fixed set of chemical-noise positions
-    noise_axis = np.sort(np.random.default_rng(params.seed + 7).uniform(100.0, 1000.0, int(params.msi_noise_peaks)))
-    sp_mz = np.array([s[0] for s in species])
-    mz_axis = np.unique(np.round(np.concatenate([sp_mz, noise_axis]), 4))
-    with ImzMLWriter(path_imzml, pm, params.msi_mode, uuid=uuid, mz_axis=mz_axis) as writer:
+    with _SpectraWriter(path_imzml, params, uuid, rng) as writer:
         for r0 in range(0, ny, chunk_rows):
             gy, gx = np.meshgrid(np.arange(r0, min(ny, r0 + chunk_rows)), np.arange(nx), indexing="ij")
             keep = acquired[gy, gx]
             gy, gx = gy[keep], gx[keep]
             xs = msi_to_section(np.stack([gx * pm, gy * pm], axis=1).astype(np.float64), geom) / p
             f = {k: ndimage.map_coordinates(v, [xs[:, 1], xs[:, 0]], order=1, cval=0.0) for k, v in fields.items()}
-            counts = rng.poisson(_expected_counts(f, species, params)).astype(np.float32)
-            coords = np.stack([gx + 1, gy + 1], axis=1)
-            if params.msi_mode == "continuous":
-                writer.add_spectra(coords, _continuous_spectra(counts, sp_mz, mz_axis, noise_axis, rng))
-            else:
-                writer.add_spectra(coords, *_processed_spectra(counts, sp_mz, params, rng))
+            writer.add(np.stack([gx + 1, gy + 1], axis=1), f)
     return acquired
 
 
+def write_standard(path_imzml: Path, spikes: dict, params: PhantomParams, rng, uuid: str) -> None:
+    """Simulate and write the MSI acquisition of one calibration standard.
+
+    The standard is mimetic tissue: a homogenate of control tumour (``standard_viable_fraction`` viable,
+    the rest necrotic) spiked with each ion species of ``spikes`` (``{species: µg/g}``, species of
+    :data:`~.phantom.ANALYTE_IONS`) and sprayed with the internal standard, imaged as a square of
+    ``standard_pixels`` MSI pixels by the instrument model of :func:`write_msi` (same response, matrix
+    effects, counting noise, mass error and chemical noise).
+    """
+    unknown = sorted(set(spikes) - set(ANALYTE_IONS))
+    if unknown:
+        raise ValueError(f"{path_imzml}: the phantom has no ion species {unknown}; known: {sorted(ANALYTE_IONS)}")
+    n = int(params.standard_pixels)
+    gy, gx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    m = n * n
+    viable = float(params.standard_viable_fraction)
+    noise = ndimage.gaussian_filter(rng.normal(0, 1, (n, n)), 1.5)
+    f = {"viable": np.full(m, viable), "necrosis": np.full(m, 1 - viable),
+         "supp_noise": (noise / (noise.std() + 1e-9)).ravel()}
+    for species in ("doxorubicin", "doxorubicinol", "peg_carrier"):
+        f[species] = np.full(m, float(spikes.get(species, 0.0)))
+    with _SpectraWriter(path_imzml, params, uuid, rng) as writer:
+        writer.add(np.stack([gx.ravel() + 1, gy.ravel() + 1], axis=1), f)
+
+
+class _SpectraWriter:
+    """Spectra of the demo instrument into an imzML file, from the fields sampled at the pixel centres."""
+
+    def __init__(self, path_imzml: Path, params: PhantomParams, uuid: str, rng):
+        self.params, self.rng = params, rng
+        self.species = _species_table()
+        # continuous mode: one shared axis = species + a fixed set of chemical-noise positions
+        self.noise_axis = np.sort(np.random.default_rng(params.seed + 7).uniform(100.0, 1000.0,
+                                                                                 int(params.msi_noise_peaks)))
+        self.sp_mz = np.array([s[0] for s in self.species])
+        self.mz_axis = np.unique(np.round(np.concatenate([self.sp_mz, self.noise_axis]), 4))
+        self.writer = ImzMLWriter(path_imzml, params.msi_pixel_um, params.msi_mode, uuid=uuid, mz_axis=self.mz_axis)
+
+    def __enter__(self):
+        self.writer.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.writer.__exit__(*exc)
+
+    def add(self, coords: np.ndarray, f: dict) -> None:
+        counts = self.rng.poisson(_expected_counts(f, self.species, self.params)).astype(np.float32)
+        if self.params.msi_mode == "continuous":
+            self.writer.add_spectra(coords, _continuous_spectra(counts, self.sp_mz, self.mz_axis, self.noise_axis,
+                                                                self.rng))
+        else:
+            self.writer.add_spectra(coords, *_processed_spectra(counts, self.sp_mz, self.params, self.rng))
+
+
+def _suppression(f: dict, coefficients) -> np.ndarray:
+    """Fraction of ions left after matrix suppression: 1 - a viable - b necrosis, with a smooth random factor."""
+    a, b = coefficients
+    return (1 - a * f["viable"] - b * f["necrosis"]) * (1 + 0.08 * f["supp_noise"])
+
+
 def _expected_counts(f: dict, species: list, params: PhantomParams) -> np.ndarray:
-    """Expected counts (pixels x species) from the fields sampled at the pixel centres (``f``)."""
+    """Expected counts (pixels x species) from the fields sampled at the pixel centres (``f``).
+
+    Analytes give ``msi_counts_per_ug_per_g`` x their response (``msi_response``, relative to the internal
+    standard) x concentration x their own matrix suppression (``msi_suppression``).
+    """
     tissue = np.clip(f["viable"] + f["necrosis"], 0, 1)
-    supp = (1 - 0.45 * f["viable"] - 0.3 * f["necrosis"]) * (1 + 0.08 * f["supp_noise"])
+    suppression = params.msi_suppression
+    supp = _suppression(f, suppression["default"])
     gain = params.msi_counts_per_ug_per_g
     expected = np.zeros((tissue.size, len(species)))
     rel_abundance = np.array([s[2] for s in species])  # float64: each product below is taken in float64
@@ -116,10 +172,10 @@ def _expected_counts(f: dict, species: list, params: PhantomParams) -> np.ndarra
             base = 2000.0 * (f["viable"] + 0.4 * f["necrosis"]) * supp
         elif kind == "necrotic_lipid":
             base = 2000.0 * f["necrosis"] * supp
-        elif kind == "daunorubicin_is":
-            base = gain * params.internal_standard_ug_per_g * supp
         else:
-            base = gain * f[kind] * supp
+            own = _suppression(f, suppression[kind]) if kind in suppression else supp
+            conc = params.internal_standard_ug_per_g if kind == "daunorubicin_is" else f[kind]
+            base = gain * float(params.msi_response.get(kind, 1.0)) * conc * own
         expected[:, j] = base * rel_abundance[j]
     return expected
 

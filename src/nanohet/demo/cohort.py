@@ -16,13 +16,15 @@ from ..io.imzml import deterministic_uuid
 from ..io.ometiff import write_ome_tiff
 from ..io.volumes import write_volume
 from ..settings import DemoSettings
-from .acquire import msi_geometry, simulate_volume, write_msi
+from .acquire import msi_geometry, simulate_volume, write_msi, write_standard
 from .geometry import msi_to_section
 from .phantom import PhantomParams, SectionTruth, render_fluorescence, render_he, simulate_section
 
 # Names of the true fields, which the demo's analytes stand for by role (drug, metabolite, carrier) and the
 # nanoparticle label of the fluorescence section.
 TRUTH_FIELDS = ("nanoparticle", "drug", "metabolite", "carrier")
+# The phantom's ion species of each analyte role (what a demo calibration standard is spiked with).
+ROLE_SPECIES = {"drug": "doxorubicin", "metabolite": "doxorubicinol", "carrier": "peg_carrier"}
 
 
 def sample_seed(base_seed: int, sample: str) -> int:
@@ -83,6 +85,34 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
     return record
 
 
+def standard_spikes(rows: list[dict], roles: dict) -> dict:
+    """``{phantom ion species: concentration}`` of one demo standard from its sample-sheet rows.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The standard's ``msi_standard`` rows (``analyte``, ``concentration``).
+    roles : dict
+        ``{analyte name: role}`` of the configured analytes.
+    """
+    spikes = {}
+    for row in rows:
+        species = ROLE_SPECIES.get(roles.get(row["analyte"]))
+        if species is None:
+            raise InputError(f"demo standard {row.get('path')}: analyte {row['analyte']!r} has role "
+                             f"{roles.get(row['analyte'])!r}; the demo simulates standards of the roles "
+                             f"{sorted(ROLE_SPECIES)} only")
+        spikes[species] = float(row["concentration"])
+    return spikes
+
+
+def generate_standard(path: str | Path, spikes: dict, params: PhantomParams) -> None:
+    """Write one simulated calibration standard (:func:`~.acquire.write_standard`); ``params.seed`` seeds it."""
+    rng = np.random.default_rng(params.seed + 3)
+    write_standard(Path(path), spikes, params, rng, deterministic_uuid("nanohet-standard", Path(path).name,
+                                                                        params.seed))
+
+
 def _landmarks(truth: SectionTruth, params: PhantomParams, geom: dict, acquired, rng) -> pd.DataFrame:
     """20 MSI pixel centres on tissue and their true section positions (µm)."""
     p, n = truth.spacing_um, truth.tissue.shape[0]
@@ -115,14 +145,15 @@ def _write_truth_images(truth: SectionTruth, params: PhantomParams, truth_dir: P
     write_ome_tiff(truth_dir / "truth_fields.ome.tif", SectionImage(fields, list(TRUTH_FIELDS), (p, p)))
 
 
-def params_from_config(demo: DemoSettings, group: str, sample: str) -> PhantomParams:
+def params_from_config(demo: DemoSettings, group: str | None, sample: str) -> PhantomParams:
     """The :class:`PhantomParams` of one sample: ``demo.phantom``, then the group's overrides, the sample's
-    seed (from ``demo.seed`` and the sample name) and ``demo.scale`` applied to the tumour diameter."""
+    seed (from ``demo.seed`` and the sample name) and ``demo.scale`` applied to the tumour diameter.
+    ``group`` None (a calibration standard, which belongs to no group): ``demo.phantom`` alone."""
     demo = DemoSettings.coerce(demo)
-    if group not in demo.groups:
+    if group is not None and group not in demo.groups:
         raise InputError(f"demo sample {sample}: group {group!r} is not defined under demo.groups "
                          f"in the config (defined: {sorted(demo.groups)})")
-    base = {**demo.phantom, **demo.groups[group]}
+    base = {**demo.phantom, **(demo.groups[group] if group is not None else {})}
     known = {f.name for f in fields(PhantomParams)}
     unknown = sorted(set(base) - known)
     if unknown:

@@ -87,6 +87,16 @@ class PhantomParams:
     msi_noise_peaks: float = 40.0
     msi_ppm_sigma: float = 1.5
     msi_counts_per_ug_per_g: float = 60.0
+    # Ionisation response per µg/g relative to the internal standard's (1 where not listed): the drug ionises
+    # 1.3 times as well as the standard, so the equal-response assumption is 30 % off.
+    msi_response: dict = field(default_factory=lambda: {"doxorubicin": 1.3})
+    # Matrix effects: fractional ion suppression (viable, necrotic tissue) per ion species ("default": every
+    # species not listed, the internal standard included). Necrosis suppresses the drug more than the standard.
+    msi_suppression: dict = field(default_factory=lambda: {"default": (0.45, 0.30), "doxorubicin": (0.45, 0.34)})
+    # Calibration standards (mimetic tissue: a homogenate of control tumour spiked at a known concentration):
+    # viable fraction of the homogenate and the side of the imaged square (MSI pixels).
+    standard_viable_fraction: float = 0.8
+    standard_pixels: int = 10
 
 
 @dataclass

@@ -75,6 +75,30 @@ def compare_metrics(sample: str, true: dict, recovered: pd.DataFrame, analytes: 
     return rows
 
 
+def equal_response_rows(rows: list[dict], calibrations: dict, msi) -> list[dict]:
+    """What the analysis would have reported without its calibration, for each compared ``mean`` of a
+    calibrated analyte: the concentration-equivalent of the equal-response assumption (normalised response
+    × the internal standard's concentration), as rows of metric ``mean_equal_response``.
+
+    The mean is linear in the response, so the equal-response mean is the calibrated mean mapped back
+    through the curve: ``(intercept + slope × mean) × concentration of the standard``. Without internal-
+    standard normalisation with a concentration there is no equal-response value: no rows.
+    """
+    std = msi.internal_standard
+    if msi.normalisation != "internal_standard" or std is None or not std.concentration:
+        return []
+    out = []
+    for row in rows:
+        cal = calibrations.get(row["analyte"])
+        if cal is None or row["modality"] != "msi" or row["metric"] != "mean":
+            continue
+        r = float(cal.response(row["recovered"])) * float(std.concentration)
+        t = row["truth"]
+        out.append({**row, "metric": "mean_equal_response", "recovered": r, "abs_error": abs(r - t),
+                    "rel_error": abs(r - t) / abs(t) if t else np.nan})
+    return out
+
+
 def compare_volume(sample: str, truth: dict, volume_metrics: pd.DataFrame) -> dict:
     """Recovered against true mean uptake of the in vivo volume."""
     r = float(volume_metrics.loc[volume_metrics.metric == "mean", "value"].iloc[0])

@@ -17,10 +17,15 @@ DEMO_FILES = {
 }
 
 
-OPTIONAL_COLUMNS = ("section", "timepoint", "series", "frame", "pixel_size", "mask", "channels", "landmarks")
+OPTIONAL_COLUMNS = ("section", "timepoint", "series", "frame", "pixel_size", "mask", "channels", "landmarks",
+                    "analyte", "concentration")
+NUMERIC_COLUMNS = ("pixel_size", "concentration")
+STANDARD = "msi_standard"
 
 
 def _row_label(i: int, row: dict) -> str:
+    if row.get("modality") == STANDARD:
+        return f"row {i + 2} (msi_standard {row.get('path')!r})"
     return f"row {i + 2} (subject {row.get('subject')!r}, modality {row.get('modality')!r})"
 
 
@@ -30,13 +35,16 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
     Every row is checked against the JSON schema (draft 2020-12); then the
     sheet as a whole: unique (subject, tumour, modality), one group per
     subject, the modalities every sample needs (fluorescence and msi), a
-    mask for every volume.
+    mask for every volume; one row per calibration standard and analyte.
 
     Returns
     -------
     DataFrame
-        The rows with an added ``sample`` column (:func:`sample_id`); read
-        optional cells with :func:`optional` (pandas stores empty ones as NaN).
+        The rows with an added ``sample`` column (:func:`sample_id`; None on
+        the calibration standards' ``msi_standard`` rows, which belong to no
+        sample: split with :func:`sample_rows` and :func:`standard_rows`);
+        read optional cells with :func:`optional` (pandas stores empty ones
+        as NaN).
 
     Raises
     ------
@@ -60,12 +68,12 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
     records = []
     for i, row in enumerate(df.to_dict("records")):
         rec = {k: (v.strip() if v.strip() else None) for k, v in row.items()}
-        if rec.get("pixel_size") is not None:
-            try:
-                rec["pixel_size"] = float(rec["pixel_size"])
-            except ValueError:
-                raise InputError(f"{path}: {_row_label(i, rec)}: pixel_size {rec['pixel_size']!r} "
-                                 "is not a number") from None
+        for col in NUMERIC_COLUMNS:
+            if rec.get(col) is not None:
+                try:
+                    rec[col] = float(rec[col])
+                except ValueError:
+                    raise InputError(f"{path}: {_row_label(i, rec)}: {col} {rec[col]!r} is not a number") from None
         rec = {k: v for k, v in rec.items() if v is not None or k in OPTIONAL_COLUMNS}
         errors = sorted(validator.iter_errors(rec), key=lambda e: list(e.path))
         if errors:
@@ -76,14 +84,53 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
     if not records:
         raise InputError(f"{path}: the sample sheet has no rows")
     out = pd.DataFrame.from_records(records)
-    for col in OPTIONAL_COLUMNS:
+    for col in ("subject", "group", "tumour") + OPTIONAL_COLUMNS:
         if col not in out:
             out[col] = None
-    out["sample"] = [sample_id(r) for r in out.to_dict("records")]
+    standard = (out["modality"] == STANDARD).to_numpy()
+    out["sample"] = [None if std else sample_id(r) for std, r in zip(standard, out.to_dict("records"))]
+    _check_standards(out[standard], records, path)
+    if standard.all():
+        raise InputError(f"{path}: the sample sheet has calibration standards but no sample")
+    _check_samples(out[~standard], records, path)
+    return out
 
+
+def sample_rows(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a loaded sample sheet that belong to samples (every modality but the standards)."""
+    return sheet[sheet["modality"] != STANDARD]
+
+
+def standard_rows(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The calibration-standard rows (``msi_standard``) of a loaded sample sheet."""
+    return sheet[sheet["modality"] == STANDARD]
+
+
+def check_standards_against_analytes(standards: pd.DataFrame, analytes: list[str], path) -> None:
+    """Every standard names a configured analyte, and each calibrated analyte has two or more levels."""
+    for i, row in standards.iterrows():
+        if row["analyte"] not in analytes:
+            raise InputError(f"{path}: row {i + 2} (msi_standard {row['path']}): analyte {row['analyte']!r} is not "
+                             f"one of the configured msi.analytes {analytes}")
+    for analyte, rows in standards.groupby("analyte"):
+        levels = sorted(set(rows["concentration"]))
+        if len(levels) < 2:
+            raise InputError(f"{path}: the msi_standard rows of {analyte} have {len(levels)} concentration "
+                             f"level(s) {levels}; a calibration curve needs two or more")
+
+
+def _check_standards(standards: pd.DataFrame, records: list[dict], path: Path) -> None:
+    dup = standards.duplicated(["path", "analyte"], keep=False)
+    if dup.any():
+        i = int(dup[dup].index[1])
+        raise InputError(f"{path}: {_row_label(i, records[i])}: the standard {standards['path'][i]} has more than "
+                         f"one row for analyte {standards['analyte'][i]!r}")
+
+
+def _check_samples(out: pd.DataFrame, records: list[dict], path: Path) -> None:
     dup = out.duplicated(["sample", "modality", "series"], keep=False)
     if dup.any():
-        i = int(dup.to_numpy().nonzero()[0][1])
+        i = int(dup[dup].index[1])
         raise InputError(f"{path}: {_row_label(i, records[i])}: sample {out['sample'][i]} has "
                          f"more than one {out['modality'][i]} row")
     groups = out.groupby("subject")["group"].nunique()
@@ -94,13 +141,13 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
         if missing:
             raise InputError(f"{path}: sample {sample} has no {' or '.join(missing)} row "
                              f"(every sample needs {', '.join(REQUIRED_MODALITIES)})")
-    for i, rec in enumerate(records):
+    for i in out.index:
+        rec = records[i]
         if rec["modality"] == "volume" and not rec.get("mask"):
             raise InputError(f"{path}: {_row_label(i, rec)}: a volume needs a tumour mask (column mask)")
         if rec.get("landmarks") and rec["modality"] not in ("msi", "he"):
             raise InputError(f"{path}: {_row_label(i, rec)}: landmarks belong on an msi or he row (a section "
                              "registered onto the fluorescence section)")
-    return out
 
 
 def sample_id(row: dict) -> str:
@@ -119,9 +166,18 @@ def optional(value):
 def check_demo_paths(df: pd.DataFrame, data_dir: str) -> None:
     """With the demo enabled, every path must be the one the demo rule writes.
 
-    Rows of modalities the demo does not simulate (ct, mr) keep their own paths.
+    Rows of modalities the demo does not simulate (ct, mr) keep their own paths; calibration standards
+    (``msi_standard``) are simulated as ``<data_dir>/standards/<name>.imzML`` at the sheet's concentrations.
     """
     for i, row in df.iterrows():
+        if row["modality"] == STANDARD:
+            folder = os.path.normpath(f"{data_dir}/standards")
+            if os.path.dirname(os.path.normpath(row["path"])) != folder or not row["path"].endswith(".imzML"):
+                raise InputError(
+                    f"demo.enabled is true but sample sheet row {i + 2} (msi_standard) points to {row['path']!r}; "
+                    f"the demo writes its standards as {folder}/<name>.imzML. Set demo.enabled: false in the "
+                    "config to analyse your own data.")
+            continue
         if row["modality"] not in DEMO_FILES:
             continue
         expected = f"{data_dir}/{row['sample']}/{DEMO_FILES[row['modality']]}"

@@ -8,6 +8,7 @@ import pandas as pd
 from ..errors import InputError
 from ..image import SectionImage
 from ..settings import MSISettings
+from .calibration import Calibration
 from .extract import IonTarget, MSIImages
 from .normalise import clip_hotspots, normalise
 
@@ -31,19 +32,26 @@ def check_internal_standard(res: MSIImages, msi: MSISettings, where: str) -> Non
         raise InputError(f"{where}: the internal standard {s.name} (m/z {s.mz} ± {s.ppm} ppm) has no signal in any pixel")
 
 
-def analysis_stack(res: MSIImages, msi: MSISettings) -> tuple[SectionImage, pd.DataFrame]:
+def analysis_stack(res: MSIImages, msi: MSISettings,
+                   calibrations: dict[str, Calibration] | None = None) -> tuple[SectionImage, pd.DataFrame]:
     """Normalised analyte images and the raw channels as one stack, and per-analyte statistics.
 
-    Channels: one per analyte (normalised; × the standard's concentration for internal-standard
-    normalisation with a concentration; hotspots clipped when configured), ``TIC``, the internal standard
+    Channels: one per analyte (normalised, then: through its calibration curve when ``calibrations`` has
+    one, giving concentrations in the standards' unit; otherwise × the internal standard's concentration
+    for internal-standard normalisation with a concentration, i.e. concentration-equivalents under equal
+    response; hotspots clipped when configured), ``TIC``, the internal standard
     (raw counts), ``acquired`` (1 where a spectrum exists), the lock-mass ppm error (when configured) and
     the top-N mean-spectrum peaks (raw counts). Non-acquired pixels are NaN in every signal channel.
     """
     std = msi.internal_standard
+    calibrations = calibrations or {}
     channels, planes, rows = [], [], []
     for a in msi.analytes:
         img = normalise(res.images[a.name], msi.normalisation, msi=res, reference=std.name if std else None)
-        if msi.normalisation == "internal_standard" and std.concentration:
+        cal = calibrations.get(a.name)
+        if cal is not None:
+            img = cal.concentration(img)
+        elif msi.normalisation == "internal_standard" and std.concentration:
             img = img * float(std.concentration)
         img = clip_hotspots(img, msi.hotspot_percentile)
         channels.append(a.name)
@@ -51,7 +59,9 @@ def analysis_stack(res: MSIImages, msi: MSISettings) -> tuple[SectionImage, pd.D
         finite = img[np.isfinite(img)]
         raw = res.images[a.name][res.acquired]
         rows.append({
-            "analyte": a.name, "mz": a.mz, "ppm": a.ppm, "normalisation": msi.normalisation, "unit": msi.unit(a),
+            "analyte": a.name, "mz": a.mz, "ppm": a.ppm, "normalisation": msi.normalisation,
+            "unit": msi.unit(a, calibrated=cal is not None),
+            "calibration": "standards" if cal is not None else "none",
             "n_acquired": int(res.acquired.sum()), "fraction_detected": float((raw > 0).mean()),
             "mean": float(finite.mean()) if finite.size else np.nan,
             "median": float(np.median(finite)) if finite.size else np.nan,

@@ -65,21 +65,23 @@ def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: Secti
 
 
 def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionImage, grid: AnalysisGrid,
-                vessel_distance_um: np.ndarray, msi: MSISettings, where: str) -> float:
-    """Add every analyte's metrics on the analysis grid; return the fraction of tissue the MSI acquisition covers."""
+                vessel_distance_um: np.ndarray, msi: MSISettings, where: str, calibrated=()) -> float:
+    """Add every analyte's metrics on the analysis grid; return the fraction of tissue the MSI acquisition covers.
+    ``calibrated`` names the analytes calibrated from standards (their unit is the standards')."""
     grid.check(registered, where)
     tissue_g, viable_g, dist_g = masks_on_grid(masks, grid, vessel_distance_um)
     covered = registered.channel("acquired") > 0.5
     for a in msi.analytes:
-        tables.add("msi", a.name, msi.unit(a), registered.channel(a.name).astype(np.float64), tissue_g, viable_g,
+        tables.add("msi", a.name, msi.unit(a, a.name in calibrated), registered.channel(a.name).astype(np.float64), tissue_g, viable_g,
                    dist_g)
     return float((covered & tissue_g).sum() / max(tissue_g.sum(), 1))
 
 
-def native_msi_metrics(tables: SectionTables, ions: SectionImage, on_msi: SectionImage, msi: MSISettings) -> None:
+def native_msi_metrics(tables: SectionTables, ions: SectionImage, on_msi: SectionImage, msi: MSISettings,
+                       calibrated=()) -> None:
     """Add every analyte's metrics on its native MSI pixels (masks from :func:`~.grid.masks_on_msi_grid`)."""
     tissue = np.nan_to_num(on_msi.channel("tissue_fraction")) >= 0.5
     viable = np.nan_to_num(on_msi.channel("viable_fraction")) >= 0.5
     dist = on_msi.channel("vessel_distance_um").astype(np.float64)
     for a in msi.analytes:
-        tables.add("msi_native", a.name, msi.unit(a), ions.channel(a.name).astype(np.float64), tissue, viable, dist)
+        tables.add("msi_native", a.name, msi.unit(a, a.name in calibrated), ions.channel(a.name).astype(np.float64), tissue, viable, dist)

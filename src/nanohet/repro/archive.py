@@ -81,12 +81,16 @@ def _copy_source(repo: Path, dest: Path) -> dict:
                 shutil.copy2(src, dest / rel)
         dirty = bool((_git(repo, "status", "--porcelain") or "").strip())
         return {"git_commit": commit.strip(), "uncommitted_changes": dirty}
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for item in SOURCE_ITEMS:
         src = repo / item
         if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(src, dest / item, ignore=ignore)
         elif src.is_file():
             shutil.copy2(src, dest / item)
+    if not (repo / "src").is_dir():
+        # an installed package: the workflow from <prefix>/share/nanohet, the code that ran from the package
+        shutil.copytree(Path(__file__).resolve().parents[1], dest / "src" / "nanohet", ignore=ignore)
     return {"git_commit": None, "uncommitted_changes": None}
 
 
@@ -115,7 +119,7 @@ def input_files(sheet, base: Path) -> list[Path]:
     for _, row in sheet.iterrows():
         p = Path(row["path"])
         files.append(p)
-        if row["modality"] == "msi":
+        if row["modality"] in ("msi", "msi_standard"):
             ibd = find_ibd(p if p.is_absolute() else base / p)
             files.append(ibd if p.is_absolute() else p.parent / ibd.name)
         for column in ("mask", "landmarks"):

@@ -10,9 +10,11 @@ import pandas as pd
 import SimpleITK as sitk
 
 from ..atomic import write_table
-from ..demo.cohort import generate_sample, params_from_config
+from ..demo.cohort import generate_sample, generate_standard, params_from_config, standard_spikes
 from ..demo.truth import truth_metrics
-from ..demo.validation import compare_masks, compare_metrics, compare_volume, demo_analytes, registration_errors
+from ..demo.validation import (compare_masks, compare_metrics, compare_volume, demo_analytes, equal_response_rows,
+                               registration_errors)
+from ..msi.calibration import read_calibrations
 from ..io.ometiff import read_ome_tiff
 from ..settings import DemoSettings, MSISettings, QuantifySettings
 
@@ -32,14 +34,26 @@ def demo_sample(sample: str, group: str, demo: dict | DemoSettings, out_fluoresc
              record["section"]["dose_factor"], record["msi_acquired_pixels"])
 
 
+def demo_standard(standard: str, rows: list[dict], roles: dict, demo: dict | DemoSettings, out_imzml: str) -> None:
+    """Simulate one calibration standard of the sample sheet at its listed concentrations
+    (:func:`nanohet.demo.cohort.generate_standard`); ``roles`` maps the analytes to their roles."""
+    params = params_from_config(demo, None, f"standard {standard}")
+    spikes = standard_spikes(rows, roles)
+    log.info("simulating standard %s: %s (response %s relative to the internal standard)", standard,
+             ", ".join(f"{k} {v:g} µg/g" for k, v in spikes.items()), params.msi_response)
+    generate_standard(out_imzml, spikes, params)
+
+
 def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, truth_fields: str, transform: str,
                     metrics: str, msi: dict | MSISettings, quantify: dict | QuantifySettings, out_tre: str,
                     out_compare: str, volume_metrics: list[str] | str | None = None,
-                    he_transform: list[str] | str | None = None, fluorescence_masks: str | None = None) -> None:
+                    he_transform: list[str] | str | None = None, fluorescence_masks: str | None = None,
+                    calibration: list[str] | str | None = None) -> None:
     """Registration error and recovered-versus-true metrics of one demo sample (:mod:`nanohet.demo.validation`),
-    with the ``fluorescence_masks`` against the true ones."""
+    with the ``fluorescence_masks`` against the true ones and, for the analytes the ``calibration`` table
+    calibrates, the mean the equal-response assumption would have given."""
     msi, quantify = MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
-    volume_metrics, he_transform = _one(volume_metrics), _one(he_transform)
+    volume_metrics, he_transform, calibration = _one(volume_metrics), _one(he_transform), _one(calibration)
     record = json.loads(Path(truth).read_text())
     masks = read_ome_tiff(truth_masks)
     tre = registration_errors(sample, record, pd.read_csv(landmarks, sep="\t"), masks, sitk.ReadTransform(transform),
@@ -50,6 +64,8 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
     true = truth_metrics(read_ome_tiff(truth_fields), masks, float(record["params"]["msi_pixel_um"]), quantify,
                          thresholds)
     rows = compare_metrics(sample, true, pd.read_csv(metrics, sep="\t"), analytes)
+    if calibration:
+        rows += equal_response_rows(rows, read_calibrations(pd.read_csv(calibration, sep="\t")), msi)
     if fluorescence_masks:
         rows += compare_masks(sample, read_ome_tiff(fluorescence_masks), masks)
     if volume_metrics:

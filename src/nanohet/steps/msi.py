@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 
 from ..atomic import write_table
 from ..errors import InputError
 from ..io.imzml import read_imzml_index
 from ..io.ometiff import write_ome_tiff
+from ..msi.calibration import calibration_table, fit_calibration, read_calibrations, standard_response
 from ..msi.extract import extract_ion_images
+from ..msi.normalise import normalise
 from ..msi.stack import analysis_stack, check_internal_standard, mean_spectrum_table, targets
 from ..settings import MSISettings
 
@@ -19,8 +22,9 @@ log = logging.getLogger("nanohet")
 
 def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, out_spectrum: str,
             out_index: str | None = None, pixel_size: float | None = None, sample: str = "",
-            threads: int = 1) -> None:
-    """Ion images of the configured analytes, normalised, as an OME-TIFF stack (see
+            threads: int = 1, calibration: list[str] | str | None = None) -> None:
+    """Ion images of the configured analytes, normalised (and calibrated into concentrations where the
+    ``calibration`` table of :func:`calibrate` has a curve), as an OME-TIFF stack (see
     :func:`nanohet.msi.stack.analysis_stack`), per-analyte statistics and the mean spectrum. The parsed
     imzML index is cached to ``out_index`` when given."""
     msi = MSISettings.coerce(msi)
@@ -48,11 +52,65 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
         log.info("lock mass %.4f: found in %.1f %% of spectra, median |error| %.2f ppm", lock.mz,
                  100 * found.mean(), np.nanmedian(np.abs(res.lock_mass_ppm)) if found.any() else np.nan)
     check_internal_standard(res, msi, f"{imzml} (sample {sample})")
-    stack, stats = analysis_stack(res, msi)
+    if isinstance(calibration, (list, tuple)):
+        calibration = calibration[0] if calibration else None
+    calibrations = read_calibrations(pd.read_csv(calibration, sep="\t")) if calibration else {}
+    for cal in calibrations.values():
+        log.info("%s calibrated from %d standards: concentration = (response - %.4g) / %.4g %s", cal.analyte,
+                 cal.n_standards, cal.intercept, cal.slope, cal.unit)
+    stack, stats = analysis_stack(res, msi, calibrations)
     write_ome_tiff(out_ions, stack)
     write_table(stats, out_stats)
     write_table(mean_spectrum_table(res), out_spectrum)
     log.info("wrote %s with channels %s", out_ions, stack.channels)
+
+
+def calibrate(standards: list[dict], msi: dict | MSISettings, out_calibration: str, out_standards: str,
+              sheet: str = "the sample sheet", threads: int = 1) -> None:
+    """Calibration curves of the analytes from standards of known concentration (:mod:`nanohet.msi.calibration`).
+
+    ``standards`` holds the sample sheet's ``msi_standard`` rows (``path``, ``analyte``, ``concentration``,
+    optional ``pixel_size``); a file may hold several analytes (one row each). Each file is read in one pass
+    and normalised as the samples are; its mean normalised response per analyte goes into
+    ``out_standards``, the fitted line of each analyte into ``out_calibration``.
+    """
+    msi = MSISettings.coerce(msi)
+    _set_threads(threads)
+    ions, _ = targets(msi)
+    std = msi.internal_standard
+    by_name = {a.name: a for a in msi.analytes}
+    rows = []
+    for path, group in pd.DataFrame(standards).groupby("path", sort=True):
+        try:
+            index = read_imzml_index(path)
+        except InputError as exc:
+            raise InputError(f"standard {path} ({sheet}): {exc}") from None
+        pixel = group["pixel_size"].dropna().iloc[0] if "pixel_size" in group and group["pixel_size"].notna().any() else None
+        res = extract_ion_images(index, ions, pixel_size_um=pixel, reduce=msi.reduce,
+                                 median=msi.normalisation == "median")
+        check_internal_standard(res, msi, f"standard {path} ({sheet})")
+        for rec in group.to_dict("records"):
+            image = normalise(res.images[rec["analyte"]], msi.normalisation, msi=res,
+                              reference=std.name if std else None)
+            image[~res.acquired] = np.nan
+            response, n = standard_response(image, f"standard {path} ({sheet}), analyte {rec['analyte']}")
+            rows.append({"path": path, "analyte": rec["analyte"], "concentration": float(rec["concentration"]),
+                         "response": response, "n_pixels": n})
+            log.info("standard %s: %s at %g -> mean response %.5g over %d pixels", path, rec["analyte"],
+                     rec["concentration"], response, n)
+    table = pd.DataFrame(rows)
+    fits = []
+    for analyte, sub in table.groupby("analyte", sort=True):
+        cal = fit_calibration(analyte, sub["concentration"], sub["response"], msi.unit(by_name[analyte], True),
+                              f"{sheet}, msi_standard rows of {analyte}")
+        fits.append(cal)
+        log.info("%s: response = %.4g + %.4g x concentration (%s), R² %.4f, LOD %.3g, LOQ %.3g from %d standards",
+                 analyte, cal.intercept, cal.slope, cal.unit, cal.r_squared, cal.lod, cal.loq, cal.n_standards)
+    curves = {c.analyte: c for c in fits}
+    table["fitted"] = [curves[a].response(c) for a, c in zip(table["analyte"], table["concentration"])]
+    table["back_calculated"] = [curves[a].concentration(r) for a, r in zip(table["analyte"], table["response"])]
+    write_table(calibration_table(fits), out_calibration)
+    write_table(table, out_standards)
 
 
 def _set_threads(threads: int) -> None:

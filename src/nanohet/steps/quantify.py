@@ -41,19 +41,21 @@ def masks_on_msi(masks: str, ions: str, transform: str, out_masks_on_msi: str) -
 def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict | MSISettings,
             microscopy: dict | MicroscopySettings, quantify: dict | QuantifySettings, out_metrics: str,
             out_profiles: str, sample: str = "", pixel_size: float | None = None, channels: str | None = None,
-            ions: str | None = None, masks_on_msi: str | None = None) -> None:
+            ions: str | None = None, masks_on_msi: str | None = None, calibrated: list[str] = ()) -> None:
     """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
-    (:mod:`nanohet.quantify.section`), and their vessel-distance profiles."""
+    (:mod:`nanohet.quantify.section`), and their vessel-distance profiles. ``calibrated`` names the analytes
+    calibrated from standards."""
     msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
     tables = SectionTables(sample, QuantifySettings.coerce(quantify))
     m = read_ome_tiff(masks)
     dist = nanoparticle_metrics(tables, read_section(fluorescence, pixel_size, channels), m, microscopy,
                                 where(fluorescence, sample), where(masks, sample))
-    frac = msi_metrics(tables, read_ome_tiff(registered), m, AnalysisGrid.read(grid), dist, msi, registered)
+    frac = msi_metrics(tables, read_ome_tiff(registered), m, AnalysisGrid.read(grid), dist, msi, registered,
+                       set(calibrated))
     if frac < 0.9:
         log.warning("%s: MSI acquisition covers only %.0f %% of the tissue", sample, 100 * frac)
     if ions and masks_on_msi:
-        native_msi_metrics(tables, read_ome_tiff(ions), read_ome_tiff(masks_on_msi), msi)
+        native_msi_metrics(tables, read_ome_tiff(ions), read_ome_tiff(masks_on_msi), msi, set(calibrated))
     df = pd.concat([tables.metrics(), pd.DataFrame([{"sample": sample, "modality": "msi", "analyte": "all",
                                                      "metric": "tissue_coverage_by_acquisition", "value": frac,
                                                      "unit": "fraction"}])], ignore_index=True)
