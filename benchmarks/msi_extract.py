@@ -210,7 +210,8 @@ def run_imzy(path: Path, mzs, ppm, repeat: int = 1):
     return min(runs), parse, images
 
 
-def bench(path: Path, k: int, ppm: float, n_pyimzml: int, label: str, cold: bool = False, repeat: int = 3) -> None:
+def bench(path: Path, k: int, ppm: float, n_pyimzml: int, label: str, cold: bool = False, repeat: int = 3) -> dict:
+    """Time every tool on one file, print the comparison, check agreement; return the figures as one row."""
     ibd = path.with_suffix(".ibd")
     mzs = targets_for(k)
     plain_read(ibd)  # warm the page cache for everybody
@@ -248,10 +249,15 @@ def bench(path: Path, k: int, ppm: float, n_pyimzml: int, label: str, cold: bool
         print(f"max relative difference vs imzy on all {len(mzs)} targets   : {worst_imzy:.2e}   (must be < 1e-6)")
     if worst >= 1e-6 or (worst_imzy is not None and worst_imzy >= 1e-6):
         raise SystemExit(f"{label}: nanohet's images differ from a peer's (pyimzML {worst:.2e}, imzy {worst_imzy})")
+    row = {"file": label, "spectra": None, "ibd_gb": gb, "targets": k, "plain_read_s": t_read,
+           "mapped_read_s": t_mapped, "pyimzml_s": t_py, "pyimzml_parse_s": py_parse,
+           "imzy_s": t_imzy, "imzy_parse_s": imzy_parse, "nanohet_s": nh_pass, "nanohet_parse_s": nh["parse_s"],
+           "nanohet_warmup_s": nh["warmup_s"], "nanohet_peak_mb": nh["max_rss_mb"],
+           "max_rel_diff_pyimzml": worst, "max_rel_diff_imzy": worst_imzy}
     if cold:
         if not drop_caches():
             print("cold cache: skipped (writing /proc/sys/vm/drop_caches needs root)")
-            return
+            return row
         # a VM's disk varies by 2x from one read to the next: pairs of (plain read, nanohet pass), each from an
         # emptied page cache, and the ratio of each pair
         ratios = []
@@ -269,6 +275,8 @@ def bench(path: Path, k: int, ppm: float, n_pyimzml: int, label: str, cold: bool
             c_imzy = run_imzy(path, mzs, ppm)[0]
             line += f"; imzy from a cold cache {c_imzy:.2f} s (once)"
         print(line)
+        row["cold_pass_vs_plain_read"] = float(np.median(ratios))
+    return row
 
 
 def main(argv=None):
@@ -281,16 +289,38 @@ def main(argv=None):
     ap.add_argument("--pyimzml-targets", type=int, default=5, help="targets actually timed for pyimzML")
     ap.add_argument("--big", action="store_true", help="also a ~5 GB .ibd (peak-memory check)")
     ap.add_argument("--cold", action="store_true", help="also time from a cold page cache (root only)")
+    ap.add_argument("--out", type=Path, default=None, help="also write the figures to this TSV (docs: "
+                    "tools/validation_doc.py --msi-bench)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="every warm-cache timing (plain read and all tools) is the best of this many runs")
     args = ap.parse_args(argv)
+    rows = []
     proc = make_file(args.workdir / "processed" / "bench.imzML", args.spectra, args.peaks, "processed")
-    bench(proc, args.targets, args.ppm, args.pyimzml_targets, "processed", args.cold, args.repeat)
+    rows.append({**bench(proc, args.targets, args.ppm, args.pyimzml_targets, "processed", args.cold, args.repeat),
+                 "spectra": args.spectra})
     cont = make_file(args.workdir / "continuous" / "bench.imzML", args.spectra, args.peaks, "continuous")
-    bench(cont, args.targets, args.ppm, args.pyimzml_targets, "continuous", args.cold, args.repeat)
+    rows.append({**bench(cont, args.targets, args.ppm, args.pyimzml_targets, "continuous", args.cold, args.repeat),
+                 "spectra": args.spectra})
     if args.big:
         big = make_file(args.workdir / "big" / "bench.imzML", 420_000, 1000, "processed")
-        bench(big, args.targets, args.ppm, 1, "big", args.cold, args.repeat)
+        rows.append({**bench(big, args.targets, args.ppm, 1, "big", args.cold, args.repeat), "spectra": 420_000})
+    if args.out:
+        write_rows(rows, args.out)
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    """The benchmark's figures as a TSV (with the commit it ran on), for tools/validation_doc.py."""
+    import subprocess
+
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    df = pd.DataFrame(rows)
+    df.insert(0, "commit", commit)
+    df.to_csv(path, sep="\t", index=False)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ timed in the same run; TRE is measured on every 20th pixel inside the tissue aga
 
 The best any affine model can do here is the displacement itself (about 6 µm median).
 
-Usage: .venv/bin/python benchmarks/registration.py
+Usage: .venv/bin/python benchmarks/registration.py [--out registration.tsv]
 """
 
 from __future__ import annotations
@@ -117,15 +117,36 @@ def nanohet_register(fixed, moving, transform: str = "affine"):
     return register(fx, mv, settings).transform
 
 
-def main():
+def main(argv=None):
+    import argparse
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="also write the figures to this TSV (docs: "
+                    "tools/validation_doc.py --registration-bench)")
+    args = ap.parse_args(argv)
+    rows = []
     for angle in (5.0, 23.0):
         fixed, moving, s_map, moving_tissue = make_pair(angle_deg=angle)
         print(f"\npair: {fixed.GetSize()} px at {SPACING} µm; true map: {angle:.0f}° rotation, scale/shear, "
               "translation and a smooth displacement (up to 6 µm); non-monotonic contrast")
-        run_pair(fixed, moving, s_map, moving_tissue)
+        rows += [{"angle_deg": angle, **r} for r in run_pair(fixed, moving, s_map, moving_tissue)]
+    if args.out:
+        import subprocess
+
+        import pandas as pd
+
+        repo = Path(__file__).resolve().parents[1]
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip() or "unknown"
+        df = pd.DataFrame(rows)
+        df.insert(0, "commit", commit)
+        df.to_csv(args.out, sep="\t", index=False)
+        print(f"wrote {args.out}")
 
 
-def run_pair(fixed, moving, s_map, moving_tissue):
+def run_pair(fixed, moving, s_map, moving_tissue) -> list[dict]:
+    rows = []
     for name, fn in (("SimpleITK baseline", lambda f, m: baseline(f, m)[0]),
                      ("SimpleITK + search", baseline_with_search), ("nanohet", nanohet_register),
                      ("nanohet + B-spline", lambda f, m: nanohet_register(f, m, "bspline"))):
@@ -135,6 +156,9 @@ def run_pair(fixed, moving, s_map, moving_tissue):
         e = tre(result, s_map, moving_tissue)
         print(f"{name:20s}: {elapsed:6.1f} s   TRE median {np.median(e):7.2f} µm ({np.median(e) / SPACING:6.2f} px), "
               f"95th percentile {np.percentile(e, 95):7.2f} µm")
+        rows.append({"method": name, "seconds": elapsed, "tre_median_um": float(np.median(e)),
+                     "tre_p95_um": float(np.percentile(e, 95))})
+    return rows
 
 
 if __name__ == "__main__":

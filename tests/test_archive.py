@@ -13,6 +13,8 @@ import pytest
 from nanohet.repro.verify import safe_extract
 from nanohet.errors import InputError
 
+from conftest import STANDARD_LEVELS
+
 pytestmark = pytest.mark.workflow
 
 
@@ -44,7 +46,9 @@ def test_archive_contents(archive):
                  "paper/MANIFEST.sha256", "paper/ro-crate-metadata.json"):
         assert name in m, name
     checks = m["paper/inputs/CHECKSUMS.sha256"].decode().splitlines()
-    assert any(line.endswith("a01_T1/msi.ibd") for line in checks) and len(checks) == 2 * 6
+    # per sample 6 files (4 modalities, the .ibd, the volume mask), per standard its imzML and .ibd
+    assert any(line.endswith("a01_T1/msi.ibd") for line in checks) and len(checks) == 2 * 6 + 2 * len(STANDARD_LEVELS)
+    assert any(line.endswith("standards/level_0.ibd") for line in checks)
     manifest = m["paper/MANIFEST.sha256"].decode().splitlines()
     assert len(manifest) == sum(1 for k, v in m.items() if v is not None) - 1
     env = json.loads(m["paper/environment/environment.json"])

@@ -114,3 +114,17 @@ def test_validation_doc_numbers_come_from_the_tables(tmp_path):
     doc = (REPO / "docs" / "validation.md").read_text()
     for name in ("demo", "sweep"):
         assert f"<!-- BEGIN generated: {name} -->" in doc and f"<!-- END generated: {name} -->" in doc
+    msi = tmp_path / "msi.tsv"
+    msi.write_text("commit\tfile\tspectra\tibd_gb\ttargets\tplain_read_s\tmapped_read_s\tpyimzml_s\tpyimzml_parse_s\t"
+                   "imzy_s\timzy_parse_s\tnanohet_s\tnanohet_parse_s\tnanohet_warmup_s\tnanohet_peak_mb\t"
+                   "max_rel_diff_pyimzml\tmax_rel_diff_imzy\n"
+                   "abc\tprocessed\t100000\t0.56\t50\t0.12\t0.10\t42.0\t4.8\t\t\t0.2\t5.0\t1.2\t480\t0\t\n")
+    row = tool.msi_bench_block(msi).splitlines()[-1]
+    assert row == ("| processed, 100,000 spectra, 0.56 GB | 0.12 s | 0.10 s | 42.0 s [4.80 s] | not installed | "
+                   "0.20 s [5.00 s], 480 MB peak | 210x | - | 60 % / 50 % | pyimzML 0.0e+00 |")
+    reg = tmp_path / "reg.tsv"
+    reg.write_text("commit\tangle_deg\tmethod\tseconds\ttre_median_um\ttre_p95_um\nabc\t23.0\tnanohet\t12.34\t6.1\t9.87\n")
+    assert tool.registration_bench_block(reg).splitlines()[-1] == "| 23° | nanohet | 12.3 s | 6.1 µm | 9.9 µm |"
+    bench_doc = (REPO / "docs" / "benchmarks.md").read_text()
+    for name in ("msi_bench", "registration_bench"):
+        assert f"<!-- BEGIN generated: {name} -->" in bench_doc and f"<!-- END generated: {name} -->" in bench_doc

@@ -89,11 +89,23 @@ def test_cohort_table_is_complete(finished_run):
     df = pd.read_csv(workdir / "results" / "tables" / "cohort_metrics.tsv", sep="\t")
     assert set(df.group) == {"liposomal", "thermosensitive"}
     assert set(df.modality) == {"msi", "msi_native", "fluorescence", "volume"}
-    cv = df[(df.analyte == "doxorubicin") & (df.metric == "cv")].pivot(index="sample", columns="modality", values="value")
+    dox = df[df.analyte == "doxorubicin"]
+    cv = dox[(dox.metric == "cv") & (dox.region == "tissue")].pivot(index="sample", columns="modality", values="value")
     assert ((cv.msi_native - cv.msi).abs() / cv.msi < 0.2).all()  # native MSI pixels agree with the reference grid
-    key = df[(df.modality == "msi") & (df.analyte == "doxorubicin") & (df.metric.isin(["mean", "cv", "coverage", "l50_um"]))]
-    assert len(key) == 8 and np.isfinite(key.value).all()
-    assert (df[(df.metric == "mean") & (df.analyte == "doxorubicin")].unit == "ug/g").all()  # calibrated
+    key = dox[(dox.modality == "msi") & (dox.metric.isin(["mean", "cv", "coverage", "l50_um", "gini"]))]
+    assert len(key) == 2 * (4 * 2 + 1) and np.isfinite(key.value).all()  # per region; L50 over viable tissue only
+    assert (dox[dox.metric == "mean"].unit == "ug/g").all()  # calibrated
+    # necrosis holds little drug: the viable-tissue mean is the higher one, and the tissue mean is its
+    # area-weighted average with the necrotic part (which lies below both)
+    mean = dox[(dox.modality == "msi") & (dox.metric == "mean")].pivot(index="sample", columns="region", values="value")
+    assert (mean.viable > mean.tissue).all()
+    # IBSI identifiers travel with their features; the statistics' mean is the plain mean
+    ibsi = dox[(dox.modality == "msi") & (dox.region == "tissue")].set_index(["sample", "metric"])
+    assert (ibsi.xs("stat_mean", level="metric").ibsi == "Q4LE").all()
+    assert np.allclose(ibsi.xs("stat_mean", level="metric").value, ibsi.xs("mean", level="metric").value)
+    assert (ibsi.xs("ih_entropy", level="metric").ibsi == "TLU2").all()
+    under = ibsi.xs("underdosed_fraction", level="metric").value + ibsi.xs("coverage", level="metric").value
+    assert np.allclose(under, 1.0)
     assert (df[(df.metric == "mean") & (df.analyte == "doxorubicinol")].unit == "ug/g-equivalent").all()
     cal = pd.read_csv(workdir / "results" / "msi" / "calibration.tsv", sep="\t")
     assert list(cal.analyte) == ["doxorubicin"] and cal.n_levels[0] == 5 and cal.r_squared[0] > 0.99

@@ -1,13 +1,20 @@
-"""Regenerate the numbers of docs/validation.md from result tables and benchmark outputs.
+"""Regenerate the numbers of docs/validation.md and docs/benchmarks.md from result tables and benchmark outputs.
 
 Every number in the generated blocks comes from a file a rule or a benchmark wrote; the block says which
-files and which commit. Two blocks:
+files and which commit (``tools/regenerate_docs.sh`` runs everything and then this script). The blocks of
+docs/validation.md:
 
 * ``demo``: from a finished demo run (``results/tables/registration_error.tsv`` and
   ``results/tables/metrics_vs_truth.tsv``): registration error per edge, and every recovered measure against
   its truth (analytes, nanoparticle, masks, section statistics, in vivo uptake);
 * ``sweep``: from the TSVs of ``benchmarks/registration_robustness.py --out`` (a tuning set and a fresh set):
   the confusion table per configuration.
+
+and of docs/benchmarks.md:
+
+* ``msi_bench``: from ``benchmarks/msi_extract.py --out``: every tool's extraction and parse time, the ratios
+  and the agreement with the peers;
+* ``registration_bench``: from ``benchmarks/registration.py --out``: run time and TRE of each method.
 
 Usage (after ``bash run.sh`` and the sweep)::
 
@@ -27,6 +34,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "validation.md"
+BENCH_DOC = REPO / "docs" / "benchmarks.md"
 
 
 def commit() -> str:
@@ -94,11 +102,45 @@ def sweep_block(tuning: Path, fresh: Path, sweep_commit: str) -> str:
     return "\n".join(lines)
 
 
+def _seconds(value) -> str:
+    return "not installed" if value is None or pd.isna(value) else f"{float(value):.2f} s"
+
+
+def msi_bench_block(table: Path) -> str:
+    df = pd.read_csv(table, sep="\t")
+    lines = [f"Commit {df.commit.iloc[0]}; from `benchmarks/msi_extract.py --out` ({table.name}); warm page cache, "
+             f"best of the script's repeats, {int(df.targets.iloc[0])} targets at ±10 ppm; parse time in brackets.", "",
+             "| file | plain read | mapped read | pyimzML | imzy | nanohet pass | vs pyimzML | vs imzy | "
+             "vs plain / mapped read | agreement (max rel. difference) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        imzy = (f"{r.imzy_s:.2f} s [{r.imzy_parse_s:.2f} s]" if pd.notna(r.imzy_s) else "not installed")
+        vs_imzy = f"{r.imzy_s / r.nanohet_s:.1f}x" if pd.notna(r.imzy_s) else "-"
+        agree = f"pyimzML {r.max_rel_diff_pyimzml:.1e}" + (f", imzy {r.max_rel_diff_imzy:.1e}"
+                                                           if pd.notna(r.max_rel_diff_imzy) else "")
+        lines.append(
+            f"| {r.file}, {int(r.spectra):,} spectra, {r.ibd_gb:.2f} GB | {r.plain_read_s:.2f} s | {r.mapped_read_s:.2f} s | "
+            f"{r.pyimzml_s:.1f} s [{r.pyimzml_parse_s:.2f} s] | {imzy} | {r.nanohet_s:.2f} s [{r.nanohet_parse_s:.2f} s], "
+            f"{r.nanohet_peak_mb:.0f} MB peak | {r.pyimzml_s / r.nanohet_s:.0f}x | {vs_imzy} | "
+            f"{100 * r.plain_read_s / r.nanohet_s:.0f} % / {100 * r.mapped_read_s / r.nanohet_s:.0f} % | {agree} |")
+    return "\n".join(lines)
+
+
+def registration_bench_block(table: Path) -> str:
+    df = pd.read_csv(table, sep="\t")
+    lines = [f"Commit {df.commit.iloc[0]}; from `benchmarks/registration.py --out` ({table.name}); 2000 x 2000 "
+             "pair at 2 µm, TRE on every 20th tissue pixel against the true map.", "",
+             "| start rotation | method | run time | TRE median | TRE 95th percentile |", "|---|---|---|---|---|"]
+    for r in df.itertuples():
+        lines.append(f"| {r.angle_deg:.0f}° | {r.method} | {r.seconds:.1f} s | {r.tre_median_um:.1f} µm | "
+                     f"{r.tre_p95_um:.1f} µm |")
+    return "\n".join(lines)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise SystemExit(f"{DOC}: no '{begin}' ... '{end}' block")
+        raise SystemExit(f"no '{begin}' ... '{end}' block in the document")
     return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
 
 
@@ -108,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-tuning", type=Path, help="robustness sweep TSV the QC rule was chosen on")
     ap.add_argument("--sweep-fresh", type=Path, help="robustness sweep TSV of fresh seeds")
     ap.add_argument("--sweep-commit", default=None, help="commit the sweep ran on (default: HEAD)")
+    ap.add_argument("--msi-bench", type=Path, help="TSV of benchmarks/msi_extract.py --out")
+    ap.add_argument("--registration-bench", type=Path, help="TSV of benchmarks/registration.py --out")
     args = ap.parse_args(argv)
     text = DOC.read_text()
     text = replace_block(text, "demo", demo_block(args.results))
@@ -116,6 +160,14 @@ def main(argv=None) -> int:
                                                        args.sweep_commit or commit()))
     DOC.write_text(text)
     print(f"wrote {DOC}")
+    if args.msi_bench or args.registration_bench:
+        bench = BENCH_DOC.read_text()
+        if args.msi_bench:
+            bench = replace_block(bench, "msi_bench", msi_bench_block(args.msi_bench))
+        if args.registration_bench:
+            bench = replace_block(bench, "registration_bench", registration_bench_block(args.registration_bench))
+        BENCH_DOC.write_text(bench)
+        print(f"wrote {BENCH_DOC}")
     return 0
 
 

@@ -299,12 +299,14 @@ class VolumeRegistrationSettings(Settings):
 
 @dataclass(frozen=True)
 class QuantifySettings(Settings):
-    """The ``quantify`` section: the analysis grid, vessel-distance profiles, coverage thresholds."""
+    """The ``quantify`` section: the analysis grid, vessel-distance profiles, coverage thresholds, the
+    discretisation of the IBSI intensity-histogram features."""
 
     analysis_spacing_um: float = 10.0
     profile_bin_um: float = 10.0
     profile_max_um: float = 150.0
     coverage_thresholds: dict = field(default_factory=dict)
+    histogram_bins: int = 32
 
 
 @dataclass(frozen=True)

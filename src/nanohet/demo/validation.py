@@ -8,6 +8,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from ..image import SectionImage
+from ..quantify.section import metric_region
 from ..registration.qc import target_registration_error
 from .geometry import msi_pixels_in_tissue, section_points_in_tissue, section_to_he
 
@@ -66,6 +67,8 @@ def compare_metrics(sample: str, true: dict, recovered: pd.DataFrame, analytes: 
                 continue
             sel = recovered[(recovered.modality == modality) & (recovered.analyte == analyte)
                             & (recovered.metric == metric)]
+            if "region" in sel:  # the truth is measured where the analysis measures each metric
+                sel = sel[sel.region == metric_region(metric)]
             if sel.empty:
                 continue
             r = float(sel["value"].iloc[0])

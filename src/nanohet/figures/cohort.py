@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..quantify.section import metric_region  # noqa: E402
 from .style import save  # noqa: E402
 
 
@@ -32,6 +33,8 @@ def cohort_summary(path, cohort: pd.DataFrame, panels: list[tuple[str, str, str,
     groups = sorted(cohort["group"].dropna().unique())
     for a, (modality, analyte, metric, title) in zip(axes.ravel(), panels):
         sub = cohort[(cohort.modality == modality) & (cohort.analyte == analyte) & (cohort.metric == metric)]
+        if "region" in sub:
+            sub = sub[sub.region == metric_region(metric)]
         for gi, g in enumerate(groups):
             v = sub.loc[sub.group == g, "value"].to_numpy(dtype=float)
             x = gi + np.linspace(-0.12, 0.12, max(len(v), 1))[: len(v)]

@@ -51,7 +51,7 @@ def sample_panel(path, sample: str, fluo, masks, registered, profiles: pd.DataFr
     d = registered.channel(shown)
     im = ax[0, 2].imshow(np.where(np.isfinite(d), d, np.nan), extent=reg_ext, cmap="magma")
     ax[0, 2].contour(tissue, levels=[0.5], colors="c", linewidths=0.7, extent=ext, origin="upper")
-    unit = metrics.loc[(metrics.analyte == shown) & (metrics.metric == "mean"), "unit"]
+    unit = metrics.loc[(metrics.analyte == shown) & (metrics.metric == "mean") & (metrics.region == "tissue"), "unit"]
     fig.colorbar(im, ax=ax[0, 2], shrink=0.8, label=str(unit.iloc[0]) if len(unit) else "counts")
     ax[0, 2].set_title(f"MSI {shown} in the reference frame (cyan: tissue)", fontsize=9)
     ax[1, 0].imshow(norm(registered.channel("TIC")), extent=reg_ext, cmap="gray")
@@ -75,7 +75,8 @@ def sample_panel(path, sample: str, fluo, masks, registered, profiles: pd.DataFr
     ax[1, 1].legend(fontsize=8)
     ax[1, 2].axis("off")
     lines = [f"sample {sample}", ""]
-    for (modality, analyte), sub in metrics.groupby(["modality", "analyte"], sort=True):
+    tissue_rows = metrics[(metrics.region == "tissue") | metrics.metric.isin(["l50_um"])]
+    for (modality, analyte), sub in tissue_rows.groupby(["modality", "analyte"], sort=True):
         vals = dict(zip(sub.metric, sub.value))
         if "mean" in vals:
             lines.append(f"{analyte} [{modality}]: mean {vals['mean']:.3g}, CV {vals['cv']:.2f}, "

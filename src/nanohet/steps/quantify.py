@@ -57,8 +57,9 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
     if ions and masks_on_msi:
         native_msi_metrics(tables, read_ome_tiff(ions), read_ome_tiff(masks_on_msi), msi, set(calibrated))
     df = pd.concat([tables.metrics(), pd.DataFrame([{"sample": sample, "modality": "msi", "analyte": "all",
-                                                     "metric": "tissue_coverage_by_acquisition", "value": frac,
-                                                     "unit": "fraction"}])], ignore_index=True)
+                                                     "region": "tissue", "metric": "tissue_coverage_by_acquisition",
+                                                     "value": frac, "unit": "fraction", "ibsi": ""}])],
+                   ignore_index=True)
     write_table(df, out_metrics)
     write_table(tables.profile_table(), out_profiles)
 
@@ -72,8 +73,9 @@ def volume(volume: str, mask: str, out_metrics: str, sample: str = "") -> None:
         raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
     units = {"mean": "image units", "median": "image units", "cv": "1", "p90": "image units",
              "volume_mm3": "mm3"}
-    write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", "metric": k,
-                               "value": v, "unit": units[k]} for k, v in metrics.items()]), out_metrics)
+    write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", "region": "tumour",
+                               "metric": k, "value": v, "unit": units[k], "ibsi": ""} for k, v in metrics.items()]),
+                out_metrics)
 
 
 def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metrics: str, out_summary: str,

@@ -1,0 +1,126 @@
+"""IBSI intensity statistics and intensity-histogram features (nanohet.quantify.ibsi): the IBSI digital
+phantom's reference values, and independent computations on random data."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import stats
+
+from conftest import DATA
+
+from nanohet.errors import InputError
+from nanohet.quantify.ibsi import (HISTOGRAM_CODES, STATISTICS_CODES, discretise, intensity_histogram_features,
+                                   intensity_statistics)
+from nanohet.quantify.metrics import gini_coefficient
+
+PHANTOM = DATA / "volumes" / "ibsi_digital_phantom"
+
+# Reference values of the IBSI digital phantom: the rows "dig. phantom" of the IBSI documentation
+# (theibsi/ibsi-doc, docs/03_Image_features.rst), keyed by IBSI identifier, as printed (3 significant digits).
+STATISTICS_REFERENCE = {
+    "Q4LE": 2.15, "ECT3": 3.05, "KE2A": 1.08, "IPH6": -0.355, "Y12H": 1, "1GSF": 1, "QG58": 1, "8DWT": 4,
+    "84IY": 6, "SALO": 3, "2OJQ": 5, "4FUA": 1.55, "1128": 1.11, "N72L": 1.15, "7TET": 0.812, "9S40": 0.6,
+    "N8CA": 567, "5ZWQ": 2.77,
+}
+HISTOGRAM_REFERENCE = {
+    "X6K6": 2.15, "CH89": 3.05, "88K1": 1.08, "C3I7": -0.355, "WIFQ": 1, "1PR8": 1, "GPMT": 1, "OZ0C": 4,
+    "3NCY": 6, "AMMC": 1, "WR0O": 3, "5Z3W": 5, "D2ZX": 1.55, "WRZB": 1.11, "4RNL": 1.15, "CWYJ": 0.812,
+    "SLWD": 0.6, "TLU2": 1.27, "BJ5W": 0.512, "12CE": 8, "8E6O": 3, "VQB3": -50, "RHQZ": 1,
+}
+
+
+def _printed(value: float, reference: float) -> bool:
+    """``value`` rounds to ``reference`` as printed with 3 significant digits (integers exactly)."""
+    if float(reference).is_integer() and abs(reference) < 1000:
+        return value == pytest.approx(reference, abs=1e-9)
+    return float(f"{value:.3g}") == pytest.approx(reference)
+
+
+@pytest.fixture(scope="module")
+def phantom_values():
+    image = sitk.GetArrayFromImage(sitk.ReadImage(str(PHANTOM / "phantom.nii.gz")))
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(PHANTOM / "mask.nii.gz"))) > 0
+    return image[mask]
+
+
+def test_statistics_reproduce_the_ibsi_digital_phantom(phantom_values):
+    got = intensity_statistics(phantom_values)
+    assert set(STATISTICS_CODES.values()) == set(STATISTICS_REFERENCE)
+    wrong = {code: got[name] for name, code in STATISTICS_CODES.items()
+             if not _printed(got[name], STATISTICS_REFERENCE[code])}
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("how", [{"bin_width": 1.0}, {"n_bins": 6}])
+def test_histogram_features_reproduce_the_ibsi_digital_phantom(phantom_values, how):
+    """The manual's two equivalent discretisations of the phantom: fixed bin size 1 and fixed bin number 6."""
+    levels = discretise(phantom_values, **how)
+    np.testing.assert_array_equal(levels, phantom_values)  # the phantom's values are already levels 1-6
+    got = intensity_histogram_features(levels)
+    assert set(HISTOGRAM_CODES.values()) == set(HISTOGRAM_REFERENCE)
+    wrong = {code: got[name] for name, code in HISTOGRAM_CODES.items()
+             if not _printed(got[name], HISTOGRAM_REFERENCE[code])}
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_statistics_agree_with_scipy_on_random_data(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(rng.uniform(0.5, 4), rng.uniform(0.1, 10), size=int(rng.integers(50, 5000)))
+    got = intensity_statistics(x)
+    assert got["variance"] == pytest.approx(np.var(x))
+    assert got["skewness"] == pytest.approx(stats.skew(x))
+    assert got["kurtosis"] == pytest.approx(stats.kurtosis(x, fisher=True))
+    assert got["cov"] == pytest.approx(np.std(x) / np.mean(x))
+    assert got["medad"] == pytest.approx(np.mean(np.abs(x - np.median(x))))
+    q1, q3 = np.percentile(x, [25, 75])
+    assert got["qcod"] == pytest.approx((q3 - q1) / (q3 + q1))
+    assert got["rms"] ** 2 * x.size == pytest.approx(got["energy"])
+
+
+def test_constant_region_and_bad_input():
+    got = intensity_statistics(np.full(10, 3.0))
+    assert got["skewness"] == 0 and got["kurtosis"] == 0 and got["cov"] == 0
+    hist = intensity_histogram_features(discretise(np.full(10, 3.0), n_bins=32))
+    assert hist["entropy"] == 0 and hist["uniformity"] == 1 and hist["mode"] == 1
+    with pytest.raises(InputError, match="empty"):
+        intensity_statistics(np.array([]))
+    with pytest.raises(InputError, match="NaN"):
+        intensity_statistics(np.array([1.0, np.nan]))
+    with pytest.raises(InputError, match="integers >= 1"):
+        intensity_histogram_features(np.array([0, 1, 2]))
+
+
+def test_discretisation_definitions():
+    x = np.array([0.0, 0.24, 0.25, 0.5, 0.99, 1.0])
+    np.testing.assert_array_equal(discretise(x, n_bins=4), [1, 1, 2, 3, 4, 4])  # the maximum goes into bin 4
+    np.testing.assert_array_equal(discretise(x, bin_width=0.25), [1, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(discretise(x, bin_width=0.5, minimum=-0.5), [2, 2, 2, 3, 3, 4])
+    # entropy of a uniform histogram over 8 levels is 3 bits, uniformity 1/8
+    h = intensity_histogram_features(np.repeat(np.arange(1, 9), 5))
+    assert h["entropy"] == pytest.approx(3.0) and h["uniformity"] == pytest.approx(1 / 8)
+
+
+def test_gini_coefficient_analytic_cases():
+    assert gini_coefficient(np.full(100, 2.5)) == pytest.approx(0.0)
+    one = np.zeros(50)
+    one[7] = 4.0
+    assert gini_coefficient(one) == pytest.approx(49 / 50)  # all of it in one of n pixels: (n - 1) / n
+    rng = np.random.default_rng(3)
+    # uniform on [0, 1]: G = 1/3; exponential: G = 1/2
+    assert gini_coefficient(rng.uniform(0, 1, 200_000)) == pytest.approx(1 / 3, abs=0.005)
+    assert gini_coefficient(rng.exponential(2.0, 200_000)) == pytest.approx(0.5, abs=0.005)
+    x = rng.lognormal(0, 1, 300)
+    pairwise = np.abs(x[:, None] - x[None, :]).sum() / (2 * x.size ** 2 * x.mean())
+    assert gini_coefficient(x) == pytest.approx(pairwise)
+    assert gini_coefficient(x) == pytest.approx(gini_coefficient(7.0 * x))  # scale invariant
+    assert np.isnan(gini_coefficient(np.zeros(5)))
+
+
+def test_the_metrics_documentation_lists_every_identifier():
+    from conftest import REPO
+
+    text = (REPO / "docs" / "metrics.md").read_text()
+    for prefix, codes in (("stat", STATISTICS_CODES), ("ih", HISTOGRAM_CODES)):
+        for name, code in codes.items():
+            assert f"| `{prefix}_{name}` | {code} |" in text, (name, code)
