@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -300,9 +301,22 @@ def test_installed_package_runs_and_archives_a_project_without_a_checkout(finish
                                                                 "*.egg-info", ".snakemake", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(source)],
                    check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--prefix", str(prefix),
-                    str(next(wheel_dir.glob("nanohet-*.whl")))], check=True, capture_output=True)
+    # installed as an installer lays a wheel out under a prefix (not with pip: pip would first uninstall the
+    # nanohet of the running environment): the package into site-packages, <name>.data/data/ into the prefix
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
+    with zipfile.ZipFile(next(wheel_dir.glob("nanohet-*.whl"))) as wheel:
+        for member in wheel.namelist():
+            parts = Path(member).parts
+            if parts[0].endswith(".data"):
+                assert parts[1] == "data", member  # the wheel carries data files only, no scripts or headers
+                dest = prefix.joinpath(*parts[2:])
+            else:
+                dest = site / member
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(wheel.read(member))
+            # installed before the analysis ran (Snakemake reruns a script rule whose script is newer than its
+            # outputs, as after an upgrade)
+            os.utime(dest, (1_600_000_000, 1_600_000_000))
     assert (site / "nanohet" / "cli.py").is_file() and (prefix / "share" / "nanohet" / "Snakefile").is_file()
     project = tmp_path / "project"
     shutil.copytree(workdir, project, symlinks=True, ignore=shutil.ignore_patterns("archive"))
@@ -313,7 +327,7 @@ def test_installed_package_runs_and_archives_a_project_without_a_checkout(finish
     assert Path(package).is_relative_to(site) and Path(root) == prefix / "share" / "nanohet", where.stdout
     dry = subprocess.run([sys.executable, "-m", "nanohet.cli", "run", "--directory", str(project), "-n"],
                          capture_output=True, text=True, cwd=tmp_path, env=env)
-    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stderr[-3000:]
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-6000:]
     res = subprocess.run([sys.executable, "-m", "nanohet.cli", "archive", "--name", "installed", "--workdir",
                           str(project)], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stderr

@@ -58,3 +58,36 @@ def test_map_metrics_restricts_profile_to_viable():
     m, prof = map_metrics(vals, np.ones_like(mask), viable, d, threshold=1.0, bin_um=1, max_um=10)
     assert m["coverage"] == 1.0
     assert prof["n_pixels"].sum() == viable.sum()
+
+
+def test_region_maps_mark_underdosed_tissue_and_hot_spots():
+    """On a known map: the under-dosed channel is exactly the tissue below the threshold, a planted bright
+    patch is a hot spot, and pixels outside the tissue are NaN in every analyte channel."""
+    from nanohet.image import SectionImage
+    from nanohet.quantify.grid import AnalysisGrid
+    from nanohet.quantify.section import region_maps
+    from nanohet.settings import MSISettings, QuantifySettings
+
+    ref = SectionImage(np.zeros((1, 400, 400), np.float32), ["x"], (2.0, 2.0), (5.0, 7.0))
+    grid = AnalysisGrid.over(ref, 10.0)  # 80 x 80 pixels of 10 µm
+    yy, xx = np.mgrid[0:400, 0:400]
+    tissue = ((yy - 200) ** 2 + (xx - 200) ** 2 < 180 ** 2).astype(np.uint8)
+    necrosis = ((yy - 200) ** 2 + (xx - 200) ** 2 < 40 ** 2).astype(np.uint8)
+    masks = SectionImage(np.stack([tissue, tissue * (1 - necrosis)]), ["tissue", "viable"], (2.0, 2.0), (5.0, 7.0))
+    gy, gx = np.mgrid[0:80, 0:80]
+    rng = np.random.default_rng(4)
+    drug = np.where(gx < 40, 1.0, 3.0) + rng.normal(0, 0.05, (80, 80))
+    drug[(gy - 25) ** 2 + (gx - 55) ** 2 < 16] += 6.0
+    stack = SectionImage(drug[None].astype(np.float32), ["dox"], grid.spacing, grid.origin)
+    msi = MSISettings.from_dict({"analytes": [{"name": "dox", "mz": 1.0, "ppm": 5, "role": "drug"}],
+                                 "normalisation": "none"})
+    q = QuantifySettings.from_dict({"coverage_thresholds": {"dox": 2.0}, "hotspot_radius_um": 30.0})
+    out = region_maps(stack, masks, grid, msi, q)
+    assert out.channels == ["tissue", "viable", "dox_underdosed", "dox_hotspot", "dox_coldspot"]
+    assert out.spacing == grid.spacing and out.origin == grid.origin
+    t = out.channel("tissue") > 0
+    under = out.channel("dox_underdosed")
+    np.testing.assert_array_equal(under[t], (gx < 40)[t].astype(np.float32))
+    assert np.isnan(under[~t]).all() and np.isnan(out.channel("dox_hotspot")[~t]).all()
+    assert out.channel("dox_hotspot")[25, 55] == 1 and out.channel("dox_hotspot")[40, 15] == 0
+    assert out.channel("viable")[40, 40] == 0 and out.channel("viable")[40, 10] == 1

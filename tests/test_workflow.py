@@ -106,6 +106,17 @@ def test_cohort_table_is_complete(finished_run):
     assert (ibsi.xs("ih_entropy", level="metric").ibsi == "TLU2").all()
     under = ibsi.xs("underdosed_fraction", level="metric").value + ibsi.xs("coverage", level="metric").value
     assert np.allclose(under, 1.0)
+    # spatial statistics: the drug map is smooth at 10 µm (positive autocorrelation, a finite correlation length
+    # between a pixel and the profile range)
+    assert (ibsi.xs("moran_i", level="metric").value > 0.5).all()
+    assert (ibsi.xs("geary_c", level="metric").value < 0.5).all()
+    length = ibsi.xs("correlation_length_um", level="metric").value
+    assert ((length > 10) & (length < 300)).all(), length
+    # colocalisation: the drug is released from the carrier, so the two maps correlate, beyond chance alignment
+    pair = df[(df.analyte == "doxorubicin:peg_carrier")].set_index(["sample", "metric"]).value
+    assert (pair.xs("pearson", level="metric") > 0.8).all()
+    assert (pair.xs("pearson_p_shift", level="metric") <= 0.05).all()
+    assert pair.xs("manders_m1", level="metric").between(0, 1).all()
     assert (df[(df.metric == "mean") & (df.analyte == "doxorubicinol")].unit == "ug/g-equivalent").all()
     cal = pd.read_csv(workdir / "results" / "msi" / "calibration.tsv", sep="\t")
     assert list(cal.analyte) == ["doxorubicin"] and cal.n_levels[0] == 5 and cal.r_squared[0] > 0.99

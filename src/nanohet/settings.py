@@ -307,6 +307,11 @@ class QuantifySettings(Settings):
     profile_max_um: float = 150.0
     coverage_thresholds: dict = field(default_factory=dict)
     histogram_bins: int = 32
+    hotspot_radius_um: float = 50.0
+    hotspot_fdr: float = 0.05
+    correlation_max_um: float = 300.0
+    colocalisation_shifts: int = 199
+    colocalisation_min_shift_um: float = 300.0
 
 
 @dataclass(frozen=True)

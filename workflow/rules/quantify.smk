@@ -58,6 +58,7 @@ rule quantify_section:
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",
+        maps=f"{RESULTS}/quantify/{{sample}}/region_maps.ome.tif",
     params:
         msi=MSI,
         microscopy=MICROSCOPY,

@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..image import SectionImage
+from ..image import SectionImage, block_reduce_mean
 from ..microscopy import background_level, role_channel
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from .grid import AnalysisGrid, masks_on_grid
+from .colocalisation import colocalisation
 from .ibsi import HISTOGRAM_CODES, STATISTICS_CODES, discretise, intensity_histogram_features, intensity_statistics
 from .metrics import distance_to_mask_um, gini_coefficient, map_metrics, region_stats
+from .spatial import correlation_length, gearys_c, hotspots, morans_i
 
 
 # where each metric of map_metrics is measured: the profile metrics over viable tissue, the rest over the tissue
@@ -55,6 +57,59 @@ def region_rows(values: np.ndarray, region: np.ndarray, unit: str, threshold: fl
     return rows
 
 
+def spatial_rows(values: np.ndarray, region: np.ndarray, spacing_um: float, q: QuantifySettings) -> list[dict]:
+    """Spatial statistics of a map inside a region (:mod:`.spatial`): Moran's I, Geary's C, the area
+    fractions of Gi* hot and cold spots and the correlation length (µm).
+
+    Maps finer than the analysis spacing are block-averaged to it first (a block is in the region when at
+    least half of it is), so that maps of every modality are compared at one scale and a 2 µm microscopy
+    map does not measure pixel-scale smoothness.
+    """
+    factor = max(int(round(float(q.analysis_spacing_um) / spacing_um)), 1)
+    if factor > 1:
+        values = block_reduce_mean(np.where(region, values, np.nan), factor)
+        region = block_reduce_mean(region.astype(np.float64), factor) >= 0.5
+        spacing_um = spacing_um * factor
+    rows = [{"metric": m, "value": np.nan, "unit": u, "ibsi": ""} for m, u in (
+        ("moran_i", "1"), ("geary_c", "1"), ("hotspot_fraction", "fraction"), ("coldspot_fraction", "fraction"),
+        ("correlation_length_um", "um"))]
+    inside = region & np.isfinite(values)
+    if inside.sum() < 3:
+        return rows
+    hot, cold, _ = hotspots(values, inside, float(q.hotspot_radius_um) / spacing_um, float(q.hotspot_fdr))
+    n = float(inside.sum())
+    found = {"moran_i": morans_i(values, inside), "geary_c": gearys_c(values, inside),
+             "hotspot_fraction": float(hot.sum() / n), "coldspot_fraction": float(cold.sum() / n),
+             "correlation_length_um": correlation_length(values, inside, spacing_um,
+                                                         max(int(float(q.correlation_max_um) / spacing_um), 4))}
+    return [{**row, "value": found[row["metric"]]} for row in rows]
+
+
+COLOCALISATION_UNITS = {"pearson": "1", "spearman": "1", "pearson_p_shift": "1", "manders_m1": "fraction",
+                        "manders_m2": "fraction", "costes_threshold_a": "map a units", "costes_threshold_b": "map b units"}
+
+
+def colocalisation_rows(sample: str, maps: dict[str, np.ndarray], tissue: np.ndarray, spacing_um: float,
+                        q: QuantifySettings, modality: str = "msi") -> list[dict]:
+    """Colocalisation (:func:`.colocalisation.colocalisation`) of every pair of ``maps`` (one grid) in the tissue,
+    as metric rows whose analyte is ``"<a>:<b>"`` (in the order of ``maps``)."""
+    names = list(maps)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            try:
+                found = colocalisation(maps[a], maps[b], tissue, n_shifts=int(q.colocalisation_shifts),
+                                       min_shift_px=max(int(float(q.colocalisation_min_shift_um) / spacing_um), 1),
+                                       seed=i)
+            except InputError:
+                found = {k: np.nan for k in COLOCALISATION_UNITS}
+            if int(q.colocalisation_shifts) == 0:
+                found["pearson_p_shift"] = np.nan
+            rows += [{"sample": sample, "modality": modality, "analyte": f"{a}:{b}", "region": "tissue", "metric": k,
+                      "value": v, "unit": COLOCALISATION_UNITS[k], "ibsi": ""} for k, v in found.items()]
+    return rows
+
+
 class SectionTables:
     """Accumulates the tidy metric rows and vessel-distance profiles of one sample."""
 
@@ -63,9 +118,11 @@ class SectionTables:
         self.rows: list[dict] = []
         self.profiles: list[pd.DataFrame] = []
 
-    def add(self, modality: str, analyte: str, unit: str, values, tissue, viable, distance_um) -> None:
-        """Metrics of ``values`` over ``tissue`` and over its ``viable`` part, and the vessel-distance profile
-        over ``viable``: :func:`~.metrics.map_metrics`, then :func:`region_rows` per region."""
+    def add(self, modality: str, analyte: str, unit: str, values, tissue, viable, distance_um,
+            spacing_um: float) -> None:
+        """Metrics of ``values`` (pixels of ``spacing_um``) over ``tissue`` and over its ``viable`` part, and the
+        vessel-distance profile over ``viable``: :func:`~.metrics.map_metrics`, then :func:`region_rows` and
+        :func:`spatial_rows` per region."""
         q = self.quantify
         threshold = q.coverage_thresholds.get(analyte)
         metrics, profile = map_metrics(values, tissue, viable, distance_um, threshold, q.profile_bin_um,
@@ -79,7 +136,8 @@ class SectionTables:
             self.rows.append({**base, "region": "viable", "metric": k, "value": v, "unit": units[k], "ibsi": ""})
         for name, mask in (("tissue", tissue), ("viable", viable)):
             self.rows += [{**base, "region": name, **row}
-                          for row in region_rows(values, mask, unit, threshold, int(q.histogram_bins))]
+                          for row in region_rows(values, mask, unit, threshold, int(q.histogram_bins))
+                          + spatial_rows(values, mask, float(spacing_um), q)]
         profile.insert(0, "analyte", analyte)
         profile.insert(0, "modality", modality)
         profile.insert(0, "sample", self.sample)
@@ -93,8 +151,10 @@ class SectionTables:
 
 
 def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: SectionImage,
-                         microscopy: MicroscopySettings, fluo_where: str, masks_where: str) -> np.ndarray:
-    """Add the background-corrected nanoparticle channel's metrics; return the vessel distance map (µm).
+                         microscopy: MicroscopySettings, fluo_where: str,
+                         masks_where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Add the background-corrected nanoparticle channel's metrics; return the vessel distance map (µm) and the
+    background-corrected nanoparticle image.
 
     ``fluo_where`` and ``masks_where`` name the two files in error messages.
     """
@@ -104,8 +164,8 @@ def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: Secti
     dist = distance_to_mask_um(vessels, fluo.spacing)
     np_img = role_channel(fluo, microscopy, "nanoparticle", fluo_where).astype(np.float64)
     np_img = np_img - background_level(np_img, tissue)
-    tables.add("fluorescence", "nanoparticle", "counts", np_img, tissue, viable, dist)
-    return dist
+    tables.add("fluorescence", "nanoparticle", "counts", np_img, tissue, viable, dist, float(fluo.spacing[0]))
+    return dist, np_img
 
 
 def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionImage, grid: AnalysisGrid,
@@ -116,9 +176,40 @@ def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionI
     tissue_g, viable_g, dist_g = masks_on_grid(masks, grid, vessel_distance_um)
     covered = registered.channel("acquired") > 0.5
     for a in msi.analytes:
-        tables.add("msi", a.name, msi.unit(a, a.name in calibrated), registered.channel(a.name).astype(np.float64), tissue_g, viable_g,
-                   dist_g)
+        tables.add("msi", a.name, msi.unit(a, a.name in calibrated), registered.channel(a.name).astype(np.float64),
+                   tissue_g, viable_g, dist_g, float(grid.spacing[0]))
     return float((covered & tissue_g).sum() / max(tissue_g.sum(), 1))
+
+
+def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGrid, msi: MSISettings,
+                quantify: QuantifySettings) -> SectionImage:
+    """The maps behind the regional measures, on the analysis grid (the registered MSI stack's grid).
+
+    Channels: ``tissue`` and ``viable`` (1/0), then per analyte ``<name>_underdosed`` (1 where the tissue's
+    value is below the analyte's coverage threshold, 0 at or above it; only analytes with a threshold: the
+    "pseudo-resistant" tissue the drug does not reach in sufficient concentration), ``<name>_hotspot`` and
+    ``<name>_coldspot`` (Gi* calls of :func:`spatial_rows` over the tissue). NaN where the pixel is not
+    tissue or was not acquired.
+    """
+    grid.check(registered, "registered MSI stack")
+    tissue = grid.reduce(masks.channel("tissue").astype(np.float32)) >= 0.5
+    viable = grid.reduce(masks.channel("viable").astype(np.float32)) >= 0.5
+    names, planes = ["tissue", "viable"], [tissue.astype(np.float32), viable.astype(np.float32)]
+    spacing = float(registered.spacing[0])
+    for a in msi.analytes:
+        values = registered.channel(a.name).astype(np.float64)
+        inside = tissue & np.isfinite(values)
+        threshold = quantify.coverage_thresholds.get(a.name)
+        if threshold is not None:
+            names.append(f"{a.name}_underdosed")
+            planes.append(np.where(inside, (values < threshold).astype(np.float32), np.nan))
+        hot = cold = np.zeros(values.shape, dtype=bool)
+        if inside.sum() >= 3:
+            hot, cold, _ = hotspots(values, inside, float(quantify.hotspot_radius_um) / spacing,
+                                    float(quantify.hotspot_fdr))
+        names += [f"{a.name}_hotspot", f"{a.name}_coldspot"]
+        planes += [np.where(inside, hot, np.nan).astype(np.float32), np.where(inside, cold, np.nan).astype(np.float32)]
+    return SectionImage(np.stack(planes).astype(np.float32), names, registered.spacing, registered.origin)
 
 
 def native_msi_metrics(tables: SectionTables, ions: SectionImage, on_msi: SectionImage, msi: MSISettings,
@@ -128,4 +219,5 @@ def native_msi_metrics(tables: SectionTables, ions: SectionImage, on_msi: Sectio
     viable = np.nan_to_num(on_msi.channel("viable_fraction")) >= 0.5
     dist = on_msi.channel("vessel_distance_um").astype(np.float64)
     for a in msi.analytes:
-        tables.add("msi_native", a.name, msi.unit(a, a.name in calibrated), ions.channel(a.name).astype(np.float64), tissue, viable, dist)
+        tables.add("msi_native", a.name, msi.unit(a, a.name in calibrated), ions.channel(a.name).astype(np.float64),
+                   tissue, viable, dist, float(ions.spacing[0]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
@@ -15,7 +16,8 @@ from ..io.ometiff import read_ome_tiff, write_ome_tiff
 from ..io.volumes import read_volume
 from ..quantify.cohort import cohort_metrics, group_summary
 from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
-from ..quantify.section import SectionTables, msi_metrics, nanoparticle_metrics, native_msi_metrics
+from ..quantify.section import (SectionTables, colocalisation_rows, msi_metrics, nanoparticle_metrics,
+                                native_msi_metrics, region_maps)
 from ..quantify.volume import volume_metrics
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import read_section, where
@@ -40,28 +42,36 @@ def masks_on_msi(masks: str, ions: str, transform: str, out_masks_on_msi: str) -
 
 def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict | MSISettings,
             microscopy: dict | MicroscopySettings, quantify: dict | QuantifySettings, out_metrics: str,
-            out_profiles: str, sample: str = "", pixel_size: float | None = None, channels: str | None = None,
+            out_profiles: str, out_maps: str | None = None, sample: str = "", pixel_size: float | None = None, channels: str | None = None,
             ions: str | None = None, masks_on_msi: str | None = None, calibrated: list[str] = ()) -> None:
     """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
-    (:mod:`nanohet.quantify.section`), and their vessel-distance profiles. ``calibrated`` names the analytes
+    (:mod:`nanohet.quantify.section`), their vessel-distance profiles and, with ``out_maps``, the region maps
+    (tissue, viable, under-dosed, hot and cold spots) on the analysis grid. ``calibrated`` names the analytes
     calibrated from standards."""
     msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
     tables = SectionTables(sample, QuantifySettings.coerce(quantify))
     m = read_ome_tiff(masks)
-    dist = nanoparticle_metrics(tables, read_section(fluorescence, pixel_size, channels), m, microscopy,
-                                where(fluorescence, sample), where(masks, sample))
-    frac = msi_metrics(tables, read_ome_tiff(registered), m, AnalysisGrid.read(grid), dist, msi, registered,
-                       set(calibrated))
+    dist, np_img = nanoparticle_metrics(tables, read_section(fluorescence, pixel_size, channels), m, microscopy,
+                                        where(fluorescence, sample), where(masks, sample))
+    stack, analysis_grid = read_ome_tiff(registered), AnalysisGrid.read(grid)
+    quantify = QuantifySettings.coerce(quantify)
+    frac = msi_metrics(tables, stack, m, analysis_grid, dist, msi, registered, set(calibrated))
     if frac < 0.9:
         log.warning("%s: MSI acquisition covers only %.0f %% of the tissue", sample, 100 * frac)
     if ions and masks_on_msi:
         native_msi_metrics(tables, read_ome_tiff(ions), read_ome_tiff(masks_on_msi), msi, set(calibrated))
-    df = pd.concat([tables.metrics(), pd.DataFrame([{"sample": sample, "modality": "msi", "analyte": "all",
-                                                     "region": "tissue", "metric": "tissue_coverage_by_acquisition",
-                                                     "value": frac, "unit": "fraction", "ibsi": ""}])],
-                   ignore_index=True)
+    # every pair of maps on the analysis grid (the nanoparticle block-averaged onto it), in the tissue
+    maps = {a.name: stack.channel(a.name).astype(np.float64) for a in msi.analytes}
+    maps["nanoparticle"] = analysis_grid.reduce(np_img)
+    tissue_g = analysis_grid.reduce(m.channel("tissue").astype(np.float32)) >= 0.5
+    coloc = colocalisation_rows(sample, maps, tissue_g, float(analysis_grid.spacing[0]), quantify)
+    acquisition = {"sample": sample, "modality": "msi", "analyte": "all", "region": "tissue",
+                   "metric": "tissue_coverage_by_acquisition", "value": frac, "unit": "fraction", "ibsi": ""}
+    df = pd.concat([tables.metrics(), pd.DataFrame(coloc), pd.DataFrame([acquisition])], ignore_index=True)
     write_table(df, out_metrics)
     write_table(tables.profile_table(), out_profiles)
+    if out_maps:
+        write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify))
 
 
 def volume(volume: str, mask: str, out_metrics: str, sample: str = "") -> None:

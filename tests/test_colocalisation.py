@@ -1,0 +1,70 @@
+"""Colocalisation (nanohet.quantify.colocalisation): analytic cases, scipy for the correlations, and the
+spatial-autocorrelation argument for shift p-values."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nanohet.errors import InputError
+from nanohet.quantify.colocalisation import colocalisation, costes_thresholds, manders, orthogonal_regression
+
+from test_spatial import ar1_field
+
+
+def test_correlations_agree_with_scipy():
+    rng = np.random.default_rng(1)
+    a = rng.gamma(2, 1, (40, 50))
+    b = 0.5 * a + rng.gamma(2, 1, a.shape)
+    region = rng.random(a.shape) > 0.2
+    got = colocalisation(a, b, region, n_shifts=19)
+    assert got["pearson"] == pytest.approx(stats.pearsonr(a[region], b[region]).statistic)
+    assert got["spearman"] == pytest.approx(stats.spearmanr(a[region], b[region]).statistic)
+
+
+def test_orthogonal_regression_of_an_exact_line():
+    x = np.random.default_rng(2).uniform(0, 10, 500)
+    assert orthogonal_regression(x, 2.0 * x + 1.0) == pytest.approx((2.0, 1.0))
+    # total least squares is symmetric: the line of x on y is the inverse line
+    y = 0.7 * x + np.random.default_rng(3).normal(0, 0.5, x.size)
+    s, c = orthogonal_regression(x, y)
+    s2, c2 = orthogonal_regression(y, x)
+    assert s * s2 == pytest.approx(1.0) and c2 == pytest.approx(-c / s)
+
+
+@pytest.mark.parametrize("seed, shared", [(4, 1.0), (5, 0.5)])
+def test_costes_thresholds_separate_signal_from_background_and_manders_measures_the_shared_part(seed, shared):
+    """Background noise in both channels; signal pixels in a, a fraction ``shared`` of them also bright
+    (proportionally) in b: M1 recovers that fraction, M2 is 1 (every bright b pixel is a bright a pixel)."""
+    rng = np.random.default_rng(seed)
+    n = 20000
+    signal = rng.random(n) < 0.2
+    level = rng.uniform(50, 100, n)
+    both = signal & (rng.random(n) < shared)
+    a = rng.normal(10, 2, n) + np.where(signal, level, 0)
+    b = rng.normal(10, 2, n) + np.where(both, 0.8 * level, 0)
+    tx, ty = costes_thresholds(a, b)
+    assert 12 < tx < 60 and 12 < ty < 50
+    m1, m2 = manders(a, b, tx, ty)
+    expected = a[both].sum() / a[signal].sum()
+    assert m1 == pytest.approx(expected, abs=0.05) and m2 == pytest.approx(1.0, abs=0.05)
+
+
+def test_costes_refuses_anticorrelated_maps():
+    x = np.random.default_rng(6).uniform(0, 1, 1000)
+    with pytest.raises(InputError, match="not positively correlated"):
+        costes_thresholds(x, 1 - x)
+
+
+def test_shift_p_values_respect_spatial_autocorrelation():
+    """Independent smooth maps are often 'significantly' correlated pixel by pixel (their pixels are not
+    independent); the shift test holds its level, and a truly colocalised pair still gets the smallest p."""
+    naive, shifted = [], []
+    region = np.ones((120, 120), bool)
+    for seed in range(10):
+        a, b = ar1_field(region.shape, 10.0, 100 + seed), ar1_field(region.shape, 10.0, 200 + seed)
+        naive.append(stats.pearsonr(a.ravel(), b.ravel()).pvalue < 0.05)
+        shifted.append(colocalisation(a, b, region, n_shifts=99, min_shift_px=20, seed=seed)["pearson_p_shift"] < 0.05)
+    assert sum(naive) >= 5 and sum(shifted) <= 2, (naive, shifted)
+    a = ar1_field(region.shape, 10.0, 7)
+    b = a + 0.3 * np.random.default_rng(8).normal(size=a.shape)
+    assert colocalisation(a, b, region, n_shifts=99, min_shift_px=20)["pearson_p_shift"] == pytest.approx(1 / 100)

@@ -1,0 +1,120 @@
+"""Spatial statistics (nanohet.quantify.spatial) on analytic cases and against dense-weight computations."""
+
+import numpy as np
+import pytest
+
+from nanohet.errors import InputError
+from nanohet.quantify.spatial import (benjamini_hochberg, correlation_length, gearys_c, getis_ord_gi_star, hotspots,
+                                      morans_i, semivariogram)
+
+
+def ar1_field(shape, a_px: float, seed: int) -> np.ndarray:
+    """A stationary field with separable exponential correlation exp(-(|dx| + |dy|) / a) and unit variance:
+    along either axis its semivariogram is exactly 1 - exp(-h / a) and the neighbour correlation exp(-1 / a)."""
+    rng = np.random.default_rng(seed)
+    phi = np.exp(-1.0 / a_px)
+    x = rng.normal(size=shape)
+    for axis in (0, 1):
+        x = np.moveaxis(x, axis, 0).copy()
+        out = np.empty_like(x)
+        out[0] = x[0]
+        for i in range(1, x.shape[0]):
+            out[i] = phi * out[i - 1] + np.sqrt(1 - phi ** 2) * x[i]
+        x = np.moveaxis(out, 0, axis)
+    return x
+
+
+def dense_weights(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of region pixels and their dense rook weight matrix (the textbook construction)."""
+    ys, xs = np.nonzero(region)
+    d = np.abs(ys[:, None] - ys[None, :]) + np.abs(xs[:, None] - xs[None, :])
+    return (ys, xs), (d == 1).astype(float)
+
+
+def irregular_region(shape, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    region = (yy - shape[0] / 2) ** 2 + (xx - shape[1] / 2) ** 2 < (0.45 * min(shape)) ** 2
+    region &= rng.random(shape) > 0.1  # holes
+    return region
+
+
+def test_checkerboard_moran_is_minus_one_and_geary_near_two():
+    board = (np.indices((20, 20)).sum(0) % 2).astype(float)
+    region = np.ones_like(board, bool)
+    assert morans_i(board, region) == pytest.approx(-1.0)
+    n = board.size
+    assert gearys_c(board, region) == pytest.approx(2 * (n - 1) / n)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_moran_and_geary_equal_the_dense_weight_definitions(seed):
+    region = irregular_region((24, 30), seed)
+    x = np.random.default_rng(seed + 10).gamma(2.0, 1.0, region.shape)
+    x[~region] = 1e6  # values outside the region must not matter
+    (ys, xs), w = dense_weights(region)
+    v = x[ys, xs]
+    z = v - v.mean()
+    n, big_w = v.size, w.sum()
+    moran = n / big_w * (w * np.outer(z, z)).sum() / (z ** 2).sum()
+    geary = (n - 1) * (w * (v[:, None] - v[None, :]) ** 2).sum() / (2 * big_w * (z ** 2).sum())
+    assert morans_i(x, region) == pytest.approx(moran)
+    assert gearys_c(x, region) == pytest.approx(geary)
+
+
+@pytest.mark.parametrize("a_px, seed", [(3.0, 2), (6.0, 3)])
+def test_smooth_field_autocorrelation_and_correlation_length(a_px, seed):
+    x = ar1_field((300, 300), a_px, seed)
+    region = np.ones(x.shape, bool)
+    phi = np.exp(-1 / a_px)
+    assert morans_i(x, region) == pytest.approx(phi, abs=0.03)
+    assert gearys_c(x, region) == pytest.approx(1 - phi, abs=0.03)
+    lags, gamma = semivariogram(x, region, 10)
+    np.testing.assert_allclose(gamma, 1 - np.exp(-lags / a_px), atol=0.08)
+    # in µm at a 2.5 µm pixel: within 15 %
+    assert correlation_length(x, region, 2.5, int(6 * a_px)) == pytest.approx(2.5 * a_px, rel=0.15)
+
+
+def test_white_noise_has_no_autocorrelation_and_no_hotspots():
+    x = np.random.default_rng(5).normal(size=(120, 120))
+    region = irregular_region(x.shape, 5)
+    n = region.sum()
+    assert morans_i(x, region) == pytest.approx(-1 / (n - 1), abs=0.03)
+    assert gearys_c(x, region) == pytest.approx(1.0, abs=0.03)
+    hot, cold, _ = hotspots(x, region, 3.0)
+    assert hot.sum() + cold.sum() < 0.01 * n
+
+
+def test_gi_star_equals_the_dense_definition_and_finds_a_planted_hotspot():
+    region = irregular_region((30, 30), 7)
+    rng = np.random.default_rng(7)
+    x = rng.normal(10, 1, region.shape)
+    gi = getis_ord_gi_star(x, region, 2.5)
+    (ys, xs), _ = dense_weights(region)
+    v = x[ys, xs]
+    n = v.size
+    w = ((ys[:, None] - ys[None, :]) ** 2 + (xs[:, None] - xs[None, :]) ** 2 <= 2.5 ** 2).astype(float)
+    s = np.sqrt((v ** 2).mean() - v.mean() ** 2)
+    wi = w.sum(1)
+    ref = (w @ v - v.mean() * wi) / (s * np.sqrt((n * wi - wi ** 2) / (n - 1)))
+    np.testing.assert_allclose(gi[ys, xs], ref, rtol=1e-9, atol=1e-9)
+    assert np.isnan(gi[~region]).all()
+    # a planted bright disc is a hot spot, a dark one a cold spot, the rest is neither
+    yy, xx = np.mgrid[0:60, 0:60]
+    y = rng.normal(10, 1, (60, 60))
+    y[(yy - 15) ** 2 + (xx - 15) ** 2 < 36] += 4
+    y[(yy - 45) ** 2 + (xx - 45) ** 2 < 36] -= 4
+    hot, cold, _ = hotspots(y, np.ones_like(y, bool), 3.0)
+    assert hot[15, 15] and cold[45, 45] and not hot[45, 45] and not cold[15, 15]
+    assert hot.sum() < 250 and cold.sum() < 250
+
+
+def test_benjamini_hochberg_step_up():
+    p = np.array([0.01, 0.04, 0.03, 0.20, 0.005])
+    # sorted 0.005, 0.01, 0.03, 0.04, 0.20 against 0.01, 0.02, 0.03, 0.04, 0.05: the 4 smallest pass
+    np.testing.assert_array_equal(benjamini_hochberg(p, 0.05), [True, True, True, False, True])
+
+
+def test_too_small_regions_are_refused():
+    with pytest.raises(InputError, match="2 finite pixels"):
+        morans_i(np.ones((3, 3)), np.eye(3, dtype=bool) & (np.arange(3)[:, None] < 2))
