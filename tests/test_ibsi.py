@@ -124,3 +124,50 @@ def test_the_metrics_documentation_lists_every_identifier():
     for prefix, codes in (("stat", STATISTICS_CODES), ("ih", HISTOGRAM_CODES)):
         for name, code in codes.items():
             assert f"| `{prefix}_{name}` | {code} |" in text, (name, code)
+
+
+def test_features_command_on_the_phantom_and_on_a_labelled_section(tmp_path):
+    """``nanohet features``: the IBSI phantom's reference values from the command line (3-D NIfTI), and a 2-D
+    OME-TIFF with two labelled regions (per-label rows, spatial statistics); bad inputs name the files."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from nanohet.image import SectionImage
+    from nanohet.io.ometiff import write_ome_tiff
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "nanohet.cli", "features", *map(str, args)], capture_output=True,
+                              text=True, cwd=tmp_path)
+
+    out = tmp_path / "phantom.tsv"
+    res = run(PHANTOM / "phantom.nii.gz", PHANTOM / "mask.nii.gz", "--bins", 6, "--out", out)
+    assert res.returncode == 0, res.stderr
+    table = pd.read_csv(out, sep="\t", keep_default_na=False).set_index("ibsi")
+    for code in ("Q4LE", "TLU2", "BJ5W", "AMMC", "12CE"):
+        ref = {**STATISTICS_REFERENCE, **HISTOGRAM_REFERENCE}[code]
+        assert _printed(float(table.loc[code, "value"]), ref), code
+    assert float(table.set_index("metric", drop=False).loc["volume", "value"]) == pytest.approx(74 * 8.0)  # 2 mm voxels
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(100, 5, (120, 120)).astype(np.float32)
+    image[:, 60:] += 50
+    labels = np.zeros((120, 120), np.uint8)
+    labels[10:110, 10:55] = 1
+    labels[10:110, 65:110] = 2
+    write_ome_tiff(tmp_path / "img.ome.tif", SectionImage(image[None], ["drug"], (10.0, 10.0)))
+    write_ome_tiff(tmp_path / "lab.ome.tif", SectionImage(labels[None], ["regions"], (10.0, 10.0)))
+    res = run(tmp_path / "img.ome.tif", tmp_path / "lab.ome.tif", "--unit", "ug/g")
+    assert res.returncode == 0, res.stderr
+    table = pd.read_csv(__import__("io").StringIO(res.stdout), sep="\t").set_index(["label", "metric"]).value
+    assert table[(1, "stat_mean")] == pytest.approx(100, abs=1) and table[(2, "stat_mean")] == pytest.approx(150, abs=1)
+    assert table[(1, "area")] == pytest.approx(100 * 45 * 100.0)  # µm²
+    assert abs(table[(1, "moran_i")]) < 0.1  # white noise inside each region
+
+    write_ome_tiff(tmp_path / "small.ome.tif", SectionImage(labels[None, :60, :60], ["regions"], (10.0, 10.0)))
+    res = run(tmp_path / "img.ome.tif", tmp_path / "small.ome.tif")
+    assert res.returncode == 2 and "small.ome.tif" in res.stderr and "not on the grid" in res.stderr
+    write_ome_tiff(tmp_path / "empty.ome.tif", SectionImage(np.zeros((1, 120, 120), np.uint8), ["r"], (10.0, 10.0)))
+    res = run(tmp_path / "img.ome.tif", tmp_path / "empty.ome.tif")
+    assert res.returncode == 2 and "empty mask" in res.stderr and "img.ome.tif" in res.stderr

@@ -104,8 +104,8 @@ def test_validation_doc_numbers_come_from_the_tables(tmp_path):
         "a\tmsi\tdrug\tcoverage\t0.52\t0.5\t0.02\t0.04\nb\tmsi\tdrug\tcoverage\t0.59\t0.6\t0.01\t0.0167\n")
     block = tool.demo_block(tmp_path)
     assert "| msi->fluorescence (dense tissue grid) | 0.20-0.30 | 0.40-0.50 | 6.0-9.0 |" in block
-    assert "| msi | drug | mean | 2-3 | 2.2-3.15 | 5.0-10.0 %, mean over |" in block
-    assert "| msi | drug | coverage | 0.5-0.6 | 0.52-0.59 | 0.010-0.020 (absolute), mean over |" in block
+    assert "| msi | drug | tissue | mean | 2-3 | 2.2-3.15 | 5.0-10.0 %, mean over |" in block
+    assert "| msi | drug | tissue | coverage | 0.5-0.6 | 0.52-0.59 | 0.010-0.020 (absolute), mean over |" in block
     sweep = tmp_path / "s.tsv"
     sweep.write_text("seed\tconfig\tclass\tflagged\tseconds\n1\tmsi\tgood\tFalse\t10\n2\tmsi\tgross\tTrue\t20\n"
                      "3\tmsi\tgood\tTrue\t30\n")

@@ -91,3 +91,50 @@ def test_region_maps_mark_underdosed_tissue_and_hot_spots():
     assert np.isnan(under[~t]).all() and np.isnan(out.channel("dox_hotspot")[~t]).all()
     assert out.channel("dox_hotspot")[25, 55] == 1 and out.channel("dox_hotspot")[40, 15] == 0
     assert out.channel("viable")[40, 40] == 0 and out.channel("viable")[40, 10] == 1
+
+
+def test_limits_of_detection_and_quantification():
+    from nanohet.errors import InputError
+    from nanohet.quantify.section import SectionTables, check_thresholds_against_limits
+    from nanohet.settings import QuantifySettings
+
+    q = QuantifySettings.from_dict({"coverage_thresholds": {"dox": 0.5, "np": 100.0}})
+    with pytest.raises(InputError, match=r"coverage_thresholds.dox = 0.5 is below the limit of quantification of dox, 1"):
+        check_thresholds_against_limits(q, {"dox": (0.3, 1.0)}, "cal.tsv")
+    check_thresholds_against_limits(q, {"dox": (0.1, 0.4)}, "cal.tsv")  # at or above the LOQ: accepted
+    tables = SectionTables("s", q)
+    values = np.array([[0.1, 0.2, 0.5, 2.0], [3.0, np.nan, 0.05, 1.5]])
+    tissue = np.ones(values.shape, bool)
+    viable = np.array([[True, True, False, False], [True, True, True, True]])
+    tables.add_limits("msi", "dox", "ug/g", values, tissue, viable, 0.15, 1.0)
+    got = tables.metrics().set_index(["region", "metric"]).value
+    assert got[("tissue", "lod")] == 0.15 and got[("tissue", "loq")] == 1.0
+    assert got[("tissue", "fraction_below_lod")] == pytest.approx(2 / 7)   # 0.1, 0.05 of 7 finite
+    assert got[("tissue", "fraction_below_loq")] == pytest.approx(4 / 7)   # 0.1, 0.2, 0.5, 0.05
+    assert got[("viable", "fraction_below_loq")] == pytest.approx(3 / 5)   # 0.1, 0.2, 0.05 of 0.1, 0.2, 3, 0.05, 1.5
+
+
+def test_tissue_shells_by_depth_from_the_boundary():
+    """A disc of radius 400 µm at 4 µm pixels: the rim (0-100 µm deep), periphery (100-300) and core (> 300)
+    have the areas of their annuli; the shells partition the tissue; rim-to-core ratio of a radial map."""
+    from nanohet.quantify.section import SectionTables, tissue_shells
+    from nanohet.settings import QuantifySettings
+
+    yy, xx = (np.mgrid[0:250, 0:250] - 124.5) * 4.0
+    r = np.hypot(yy, xx)
+    tissue = r < 400
+    shells = tissue_shells(tissue, 4.0, (300.0, 100.0))  # edges in any order
+    assert list(shells) == ["rim", "periphery", "core"]
+    total = sum(m.astype(int) for m in shells.values())
+    assert (total == tissue).all()  # a partition of the tissue
+    area = {k: m.sum() * 16.0 for k, m in shells.items()}
+    assert area["rim"] == pytest.approx(np.pi * (400 ** 2 - 300 ** 2), rel=0.03)
+    assert area["periphery"] == pytest.approx(np.pi * (300 ** 2 - 100 ** 2), rel=0.03)
+    assert area["core"] == pytest.approx(np.pi * 100 ** 2, rel=0.05)
+    assert list(tissue_shells(tissue, 4.0, (150.0,))) == ["rim", "core"] and tissue_shells(tissue, 4.0, ()) == {}
+    tables = SectionTables("s", QuantifySettings())
+    values = np.where(tissue, r / 100.0, np.nan)  # rises towards the rim
+    tables.add("msi", "x", "u", values, tissue, tissue, np.full(tissue.shape, 10.0), 4.0)
+    got = tables.metrics().set_index(["region", "metric"]).value
+    assert got[("rim", "mean")] > got[("periphery", "mean")] > got[("core", "mean")]
+    assert got[("tissue", "rim_to_core_ratio")] == pytest.approx(got[("rim", "mean")] / got[("core", "mean")])

@@ -60,15 +60,19 @@ def demo_block(results: Path) -> str:
     for (edge, points), sub in tre.groupby(["edge", "points"], sort=True):
         lines.append(f"| {edge} ({points.replace('_', ' ')}) | {_range(sub.median_px)} | {_range(sub.p95_px)} | "
                      f"{_range(sub.median_um, '{:.1f}')} |")
-    lines += ["", "| modality | measure | metric | truth (per sample) | recovered | error (per sample) |",
-              "|---|---|---|---|---|---|"]
-    for (modality, analyte, metric), sub in comp.groupby(["modality", "analyte", "metric"], sort=True):
+    lines += ["", "| modality | measure | region | metric | truth (per sample) | recovered | error (per sample) |",
+              "|---|---|---|---|---|---|---|"]
+    if "region" not in comp:
+        comp["region"] = "tissue"
+    comp["region"] = comp["region"].fillna("tissue")
+    for (modality, analyte, region, metric), sub in comp.groupby(["modality", "analyte", "region", "metric"],
+                                                                 sort=True):
         relative = metric not in ("coverage", "dice")
         error = (_range(100 * sub.rel_error, "{:.1f}") + " %" if relative
                  else _range(sub.abs_error, "{:.3f}") + " (absolute)")
         signed = (sub.recovered - sub.truth).mean()
         bias = "over" if signed > 0 else "under"
-        lines.append(f"| {modality} | {analyte} | {metric} | {_range(sub.truth, '{:.3g}')} | "
+        lines.append(f"| {modality} | {analyte} | {region} | {metric} | {_range(sub.truth, '{:.3g}')} | "
                      f"{_range(sub.recovered, '{:.3g}')} | {error}, mean {bias} |")
     return "\n".join(lines)
 

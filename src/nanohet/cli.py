@@ -1,4 +1,4 @@
-"""Command line: ``nanohet init``, ``nanohet run``, ``nanohet archive`` and ``nanohet verify``."""
+"""Command line: ``nanohet init``, ``nanohet run``, ``nanohet features``, ``nanohet archive`` and ``nanohet verify``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def main(argv=None) -> int:
     a.add_argument("--workdir", default=".", help="analysis folder (default: current folder)")
     a.add_argument("--configfile", default="config/config.yaml")
     a.add_argument("--include-inputs", action="store_true", help="also pack the input files themselves")
+    f = sub.add_parser("features", help="the workflow's distribution and spatial measures of any image inside a mask "
+                       "or label image, as a tidy table (OME-TIFF/TIFF sections; NIfTI, NRRD, MHA, DICOM volumes)")
+    f.add_argument("image")
+    f.add_argument("mask", help="mask or label image on the image's grid (0 = background; one row set per label)")
+    f.add_argument("--channel", help="channel of a multi-channel OME-TIFF")
+    f.add_argument("--unit", default="image units", help="unit of the image's values (for the table)")
+    f.add_argument("--config", help="a nanohet config whose quantify section sets the bins and spatial scales")
+    f.add_argument("--bins", type=int, help="grey levels of the histogram features (default: the config's, 32)")
+    f.add_argument("--out", help="write the table here (TSV) instead of printing it")
     v = sub.add_parser("verify", help="rerun an archive and compare every result with it")
     v.add_argument("archive")
     v.add_argument("--cores", type=int, default=2)
@@ -56,6 +65,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "run":
             return run_workflow(Path(args.directory), rest)
+        if args.command == "features":
+            return features(args)
         from .repro.archive import create_archive
         from .repro.verify import verify_archive
 
@@ -71,6 +82,33 @@ def main(argv=None) -> int:
     except InputError as exc:
         print(f"nanohet: {exc}", file=sys.stderr)
         return 2
+
+
+def features(args) -> int:
+    """``nanohet features``: :func:`nanohet.quantify.features.image_features` of one image and mask."""
+    import yaml
+
+    from .atomic import write_table
+    from .quantify.features import image_features, read_image_and_labels
+    from .settings import QuantifySettings
+
+    quantify = QuantifySettings()
+    if args.config:
+        quantify = QuantifySettings.coerce((yaml.safe_load(Path(args.config).read_text()) or {}).get("quantify", {}))
+    if args.bins is not None:
+        quantify = QuantifySettings.coerce({**quantify.to_dict(), "histogram_bins": args.bins})
+    values, labels, spacing, length_unit = read_image_and_labels(args.image, args.mask, args.channel)
+    try:
+        table = image_features(values, labels, spacing, length_unit, quantify, args.unit)
+    except InputError as exc:
+        raise InputError(f"{args.image} with {args.mask}: {exc}") from None
+    table.insert(0, "image", str(args.image))
+    if args.out:
+        write_table(table, args.out)
+        print(f"wrote {args.out} ({len(table)} rows)")
+    else:
+        print(table.to_csv(sep="\t", index=False), end="")
+    return 0
 
 
 def run_workflow(folder: Path, snakemake_args: list[str]) -> int:

@@ -7,6 +7,7 @@ The origin is the physical position of the *centre* of pixel ``[0, 0]``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,7 +70,8 @@ def to_sitk(array: np.ndarray, spacing, origin=(0.0, 0.0)) -> sitk.Image:
 
 
 def block_reduce_mean(array: np.ndarray, factor: int) -> np.ndarray:
-    """Average non-overlapping ``factor x factor`` blocks (NaN-aware).
+    """Average non-overlapping ``factor x factor`` blocks (NaN-aware: NaN pixels are left out, an all-NaN block
+    is NaN).
 
     Trailing rows/columns that do not fill a whole block are dropped.
     """
@@ -77,8 +79,11 @@ def block_reduce_mean(array: np.ndarray, factor: int) -> np.ndarray:
         return array.astype(np.float64)
     ny, nx = (array.shape[0] // factor) * factor, (array.shape[1] // factor) * factor
     blocks = array[:ny, :nx].astype(np.float64).reshape(ny // factor, factor, nx // factor, factor)
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(blocks, axis=(1, 3)) if np.isnan(blocks).any() else blocks.mean(axis=(1, 3))
+    if not np.isnan(blocks).any():
+        return blocks.mean(axis=(1, 3))
+    with warnings.catch_warnings():  # an all-NaN block is NaN, as documented, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(blocks, axis=(1, 3))
 
 
 def block_origin(origin, spacing, factor: int):

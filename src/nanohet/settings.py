@@ -194,6 +194,7 @@ class EdgeSettings(Settings):
     bspline_grid_spacing_um: float = 500.0
     bspline_iterations: int = 100
     histogram_bins: int = 32
+    shell_edges_um: tuple = (100.0, 300.0)
     sampling_percentage: float = 0.5
     seed: int = 20260101
     shrink_factors: tuple = (4, 2, 1)
@@ -307,9 +308,10 @@ class QuantifySettings(Settings):
     profile_max_um: float = 150.0
     coverage_thresholds: dict = field(default_factory=dict)
     histogram_bins: int = 32
+    shell_edges_um: tuple = (100.0, 300.0)
     hotspot_radius_um: float = 50.0
     hotspot_fdr: float = 0.05
-    correlation_max_um: float = 300.0
+    correlation_max_um: float = 500.0
     colocalisation_shifts: int = 199
     colocalisation_min_shift_um: float = 300.0
 

@@ -55,6 +55,7 @@ rule quantify_section:
         grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
         ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
         masks_on_msi=f"{RESULTS}/quantify/{{sample}}/masks_on_msi.ome.tif",
+        calibration=calibration_table(),
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",

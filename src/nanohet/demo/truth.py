@@ -13,7 +13,8 @@ from scipy import ndimage
 
 from ..image import SectionImage
 from ..quantify.grid import AnalysisGrid
-from ..quantify.metrics import distance_to_mask_um, map_metrics
+from ..quantify.metrics import distance_to_mask_um, gini_coefficient, map_metrics, region_stats
+from ..quantify.section import PROFILE_METRICS, spatial_rows, tissue_shells
 from ..settings import QuantifySettings
 
 MSI_FIELDS = ("drug", "metabolite", "carrier")
@@ -45,8 +46,10 @@ def truth_metrics(fields: SectionImage, masks: SectionImage, msi_pixel_um: float
     Returns
     -------
     dict
-        ``{field: metrics}`` as :func:`nanohet.quantify.metrics.map_metrics` gives them, and ``section``
-        (necrotic fraction, tissue area in mm²).
+        ``{field: {(region, metric): value}}``: the metrics of :func:`nanohet.quantify.metrics.map_metrics`
+        (tissue; the profile metrics in viable tissue), mean, CV and coverage in viable tissue, the Gini
+        coefficient and the spatial statistics of :func:`nanohet.quantify.section.spatial_rows` in the
+        tissue; and ``section`` (necrotic fraction, tissue area in mm²).
     """
     thresholds = thresholds or {}
     p = fields.spacing[0]
@@ -55,15 +58,33 @@ def truth_metrics(fields: SectionImage, masks: SectionImage, msi_pixel_um: float
     viable = tissue & ~necrosis
     dist = distance_to_mask_um(masks.channel("vessels") > 0, fields.spacing)
     bins = (quantify.profile_bin_um, quantify.profile_max_um)
-    out = {"nanoparticle": map_metrics(fields.channel("nanoparticle"), tissue, viable, dist,
-                                       thresholds.get("nanoparticle"), *bins)[0]}
+    out = {"nanoparticle": _field_metrics(fields.channel("nanoparticle").astype(np.float64), tissue, viable, dist,
+                                          thresholds.get("nanoparticle"), p, quantify)}
     grid = AnalysisGrid.over(fields, quantify.analysis_spacing_um)
     tissue_g = grid.reduce(tissue.astype(np.float32)) >= 0.5
     viable_g = grid.reduce(viable.astype(np.float32)) >= 0.5
     dist_g = grid.reduce(dist)
     for name in MSI_FIELDS:
         seen = grid.reduce(footprint_average(fields.channel(name), p, msi_pixel_um))
-        out[name] = map_metrics(seen, tissue_g, viable_g, dist_g, thresholds.get(name), *bins)[0]
+        out[name] = _field_metrics(seen, tissue_g, viable_g, dist_g, thresholds.get(name), float(grid.spacing[0]),
+                                   quantify)
     out["section"] = {"necrotic_fraction": float(necrosis.sum() / tissue.sum()),
                       "tissue_area_mm2": float(tissue.sum() * p * p / 1e6)}
+    return out
+
+
+def _field_metrics(values, tissue, viable, dist, threshold, spacing_um, quantify) -> dict:
+    """``{(region, metric): value}`` of one true field, with the analysis' own functions."""
+    bins = (quantify.profile_bin_um, quantify.profile_max_um)
+    out = {("viable" if k in PROFILE_METRICS else "tissue", k): v
+           for k, v in map_metrics(values, tissue, viable, dist, threshold, *bins)[0].items()}
+    out.update({("viable", k): v for k, v in region_stats(values, viable, threshold).items()})
+    for region, mask in (("tissue", tissue), ("viable", viable)):
+        out[(region, "gini")] = gini_coefficient(values[mask & np.isfinite(values)])
+    out.update({("tissue", row["metric"]): row["value"] for row in spatial_rows(values, tissue, spacing_um, quantify)})
+    shells = tissue_shells(tissue, spacing_um, quantify.shell_edges_um)
+    for name, mask in shells.items():
+        out.update({(name, k): v for k, v in region_stats(values, mask, threshold).items()})
+    if "rim" in shells and "core" in shells and out[("core", "mean")]:
+        out[("tissue", "rim_to_core_ratio")] = out[("rim", "mean")] / out[("core", "mean")]
     return out

@@ -8,14 +8,15 @@ import pandas as pd
 import SimpleITK as sitk
 
 from ..image import SectionImage
-from ..quantify.section import metric_region
 from ..registration.qc import target_registration_error
 from .geometry import msi_pixels_in_tissue, section_points_in_tissue, section_to_he
 
-# which metrics are compared: mean and coverage only for the drug, the one calibrated analyte (µg/g);
-# the others are in arbitrary units
-SHAPE_METRICS = ("cv", "l50_um")
-CALIBRATED_METRICS = ("mean", "cv", "coverage", "l50_um")
+# which (region, metric) pairs are compared: the absolute ones (mean, coverage) only for the drug, the one
+# calibrated analyte (µg/g); the others are in arbitrary units, so only measures that do not depend on the unit
+SHAPE_METRICS = (("tissue", "cv"), ("viable", "cv"), ("viable", "l50_um"), ("tissue", "gini"), ("viable", "gini"),
+                 ("tissue", "moran_i"), ("tissue", "correlation_length_um"), ("tissue", "rim_to_core_ratio"))
+CALIBRATED_METRICS = (("tissue", "mean"), ("viable", "mean"), ("rim", "mean"), ("periphery", "mean"), ("core", "mean"),
+                      ("tissue", "coverage"), ("viable", "coverage")) + SHAPE_METRICS
 
 
 def _tre_row(sample: str, edge: str, points: str, errors: np.ndarray, pixel_um: float) -> dict:
@@ -52,7 +53,7 @@ def compare_metrics(sample: str, true: dict, recovered: pd.DataFrame, analytes: 
     Parameters
     ----------
     true : dict
-        From :func:`nanohet.demo.truth.truth_metrics`.
+        From :func:`nanohet.demo.truth.truth_metrics`: ``{field: {(region, metric): value}}``.
     recovered : DataFrame
         The sample's metrics table.
     analytes : dict
@@ -61,19 +62,17 @@ def compare_metrics(sample: str, true: dict, recovered: pd.DataFrame, analytes: 
     """
     rows = []
     for field, (modality, analyte, calibrated) in sorted(analytes.items(), key=lambda kv: kv[1][1]):
-        for metric in CALIBRATED_METRICS if calibrated else SHAPE_METRICS:
-            t = true[field].get(metric)
+        for region, metric in CALIBRATED_METRICS if calibrated else SHAPE_METRICS:
+            t = true[field].get((region, metric))
             if t is None or not np.isfinite(t):
                 continue
             sel = recovered[(recovered.modality == modality) & (recovered.analyte == analyte)
-                            & (recovered.metric == metric)]
-            if "region" in sel:  # the truth is measured where the analysis measures each metric
-                sel = sel[sel.region == metric_region(metric)]
+                            & (recovered.metric == metric) & (recovered.region == region)]
             if sel.empty:
                 continue
             r = float(sel["value"].iloc[0])
-            rows.append({"sample": sample, "modality": modality, "analyte": analyte, "metric": metric,
-                         "recovered": r, "truth": t, "abs_error": abs(r - t),
+            rows.append({"sample": sample, "modality": modality, "analyte": analyte, "region": region,
+                         "metric": metric, "recovered": r, "truth": t, "abs_error": abs(r - t),
                          "rel_error": abs(r - t) / abs(t) if t else np.nan})
     return rows
 
@@ -93,7 +92,7 @@ def equal_response_rows(rows: list[dict], calibrations: dict, msi) -> list[dict]
     out = []
     for row in rows:
         cal = calibrations.get(row["analyte"])
-        if cal is None or row["modality"] != "msi" or row["metric"] != "mean":
+        if cal is None or row["modality"] != "msi" or row["metric"] != "mean" or row["region"] != "tissue":
             continue
         r = float(cal.response(row["recovered"])) * float(std.concentration)
         t = row["truth"]
@@ -106,7 +105,8 @@ def compare_volume(sample: str, truth: dict, volume_metrics: pd.DataFrame) -> di
     """Recovered against true mean uptake of the in vivo volume."""
     r = float(volume_metrics.loc[volume_metrics.metric == "mean", "value"].iloc[0])
     t = float(truth["volume_true_mean_uptake_pct_id_per_g"])
-    return {"sample": sample, "modality": "volume", "analyte": "uptake", "metric": "mean", "recovered": r,
+    return {"sample": sample, "modality": "volume", "analyte": "uptake", "region": "tumour", "metric": "mean",
+            "recovered": r,
             "truth": t, "abs_error": abs(r - t), "rel_error": abs(r - t) / abs(t)}
 
 
@@ -131,7 +131,8 @@ def compare_masks(sample: str, masks: SectionImage, truth_masks: SectionImage) -
     true["viable"] = true["tissue"] & ~true["necrosis"]
 
     def row(analyte, metric, r, t):
-        return {"sample": sample, "modality": "microscopy", "analyte": analyte, "metric": metric, "recovered": r,
+        return {"sample": sample, "modality": "microscopy", "analyte": analyte, "region": "section", "metric": metric,
+                "recovered": r,
                 "truth": t, "abs_error": abs(r - t), "rel_error": abs(r - t) / abs(t) if t else np.nan}
 
     rows = [row(name, "dice", float(dice(got[name], true[name])), 1.0) for name in ("tissue", "necrosis", "vessels")]

@@ -23,8 +23,8 @@ def validation_figure(path, tre: pd.DataFrame, comparison: pd.DataFrame) -> None
     ax[0].set_ylabel("TRE (pixels of the moving image)")
     ax[0].set_title("registration error vs ground truth (MSI px; H&E: microscopy px)", fontsize=9)
     ax[0].legend(fontsize=8)
-    for key, sub in comparison.groupby(["analyte", "metric"], sort=True):
-        ax[1].scatter(sub["truth"], sub["recovered"], s=20, label=f"{key[0]} {key[1]}")
+    for metric, sub in comparison.groupby("metric", sort=True):  # every analyte and region of a metric
+        ax[1].scatter(sub["truth"], sub["recovered"], s=16, label=metric)
     lim = [0, max(comparison["truth"].max(), comparison["recovered"].max()) * 1.05] if len(comparison) else [0, 1]
     ax[1].plot(lim, lim, color="grey", lw=0.8)
     ax[1].set_xscale("symlog", linthresh=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from ..errors import InputError
 from ..image import SectionImage, block_reduce_mean
@@ -110,6 +111,23 @@ def colocalisation_rows(sample: str, maps: dict[str, np.ndarray], tissue: np.nda
     return rows
 
 
+SHELL_NAMES = {0: (), 1: ("rim", "core"), 2: ("rim", "periphery", "core")}
+
+
+def tissue_shells(tissue: np.ndarray, spacing_um: float, edges_um) -> dict[str, np.ndarray]:
+    """Shells of the tissue by Euclidean distance (µm) from its boundary (the nearest non-tissue pixel): ``rim``
+    up to the first edge, ``periphery`` up to the second, ``core`` beyond (one edge: rim and core)."""
+    edges = sorted(float(e) for e in edges_um)
+    if len(edges) not in SHELL_NAMES:
+        raise InputError(f"quantify.shell_edges_um takes at most two distances, got {edges}")
+    if not edges:
+        return {}
+    depth = ndimage.distance_transform_edt(np.pad(tissue, 1))[1:-1, 1:-1] * spacing_um  # image border = boundary
+    bounds = [0.0] + edges + [np.inf]
+    return {name: tissue & (depth > lo) & (depth <= hi)
+            for name, lo, hi in zip(SHELL_NAMES[len(edges)], bounds[:-1], bounds[1:])}
+
+
 class SectionTables:
     """Accumulates the tidy metric rows and vessel-distance profiles of one sample."""
 
@@ -138,10 +156,38 @@ class SectionTables:
             self.rows += [{**base, "region": name, **row}
                           for row in region_rows(values, mask, unit, threshold, int(q.histogram_bins))
                           + spatial_rows(values, mask, float(spacing_um), q)]
+        # shells by depth from the tumour boundary: the distribution measures, and the rim-to-core ratio of means
+        shells = tissue_shells(tissue, float(spacing_um), q.shell_edges_um)
+        means = {}
+        for name, mask in shells.items():
+            stats = region_stats(values, mask, threshold)
+            means[name] = stats["mean"]
+            self.rows += [{**base, "region": name, "metric": k, "value": v, "unit": units[k], "ibsi": ""}
+                          for k, v in stats.items()]
+            v = values[mask & np.isfinite(values)]
+            self.rows.append({**base, "region": name, "metric": "gini", "value": gini_coefficient(v), "unit": "1",
+                              "ibsi": ""})
+        if "rim" in means and "core" in means:
+            ratio = means["rim"] / means["core"] if means["core"] and np.isfinite(means["core"]) else np.nan
+            self.rows.append({**base, "region": "tissue", "metric": "rim_to_core_ratio", "value": ratio, "unit": "1",
+                              "ibsi": ""})
         profile.insert(0, "analyte", analyte)
         profile.insert(0, "modality", modality)
         profile.insert(0, "sample", self.sample)
         self.profiles.append(profile)
+
+    def add_limits(self, modality: str, analyte: str, unit: str, values, tissue, viable, lod: float,
+                   loq: float) -> None:
+        """The analyte's limits of detection and quantification (from its calibration) and the fraction of each
+        region's pixels below them: values there are not detected, or detected but not quantifiable."""
+        base = {"sample": self.sample, "modality": modality, "analyte": analyte, "ibsi": ""}
+        self.rows += [{**base, "region": "tissue", "metric": "lod", "value": lod, "unit": unit},
+                      {**base, "region": "tissue", "metric": "loq", "value": loq, "unit": unit}]
+        for region, mask in (("tissue", tissue), ("viable", viable)):
+            v = values[mask & np.isfinite(values)]
+            for metric, limit in (("fraction_below_lod", lod), ("fraction_below_loq", loq)):
+                value = float((v < limit).mean()) if v.size and np.isfinite(limit) else np.nan
+                self.rows.append({**base, "region": region, "metric": metric, "value": value, "unit": "fraction"})
 
     def metrics(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
@@ -168,16 +214,32 @@ def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: Secti
     return dist, np_img
 
 
+def check_thresholds_against_limits(quantify: QuantifySettings, limits: dict, where: str) -> None:
+    """Refuse a coverage threshold below its analyte's limit of quantification (``limits``: ``{analyte: (lod,
+    loq)}``): coverage would count values the calibration cannot quantify."""
+    for analyte, (_, loq) in limits.items():
+        threshold = quantify.coverage_thresholds.get(analyte)
+        if threshold is not None and np.isfinite(loq) and threshold < loq:
+            raise InputError(f"quantify.coverage_thresholds.{analyte} = {threshold:g} is below the limit of "
+                             f"quantification of {analyte}, {loq:.3g} ({where}); raise the threshold or add "
+                             "calibration standards at lower concentrations")
+
+
 def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionImage, grid: AnalysisGrid,
-                vessel_distance_um: np.ndarray, msi: MSISettings, where: str, calibrated=()) -> float:
+                vessel_distance_um: np.ndarray, msi: MSISettings, where: str, calibrated=(),
+                limits: dict | None = None) -> float:
     """Add every analyte's metrics on the analysis grid; return the fraction of tissue the MSI acquisition covers.
-    ``calibrated`` names the analytes calibrated from standards (their unit is the standards')."""
+    ``calibrated`` names the analytes calibrated from standards (their unit is the standards'); ``limits`` holds
+    their ``(lod, loq)`` (:meth:`SectionTables.add_limits`)."""
     grid.check(registered, where)
     tissue_g, viable_g, dist_g = masks_on_grid(masks, grid, vessel_distance_um)
     covered = registered.channel("acquired") > 0.5
     for a in msi.analytes:
-        tables.add("msi", a.name, msi.unit(a, a.name in calibrated), registered.channel(a.name).astype(np.float64),
-                   tissue_g, viable_g, dist_g, float(grid.spacing[0]))
+        values = registered.channel(a.name).astype(np.float64)
+        unit = msi.unit(a, a.name in calibrated)
+        tables.add("msi", a.name, unit, values, tissue_g, viable_g, dist_g, float(grid.spacing[0]))
+        if limits and a.name in limits:
+            tables.add_limits("msi", a.name, unit, values, tissue_g, viable_g, *limits[a.name])
     return float((covered & tissue_g).sum() / max(tissue_g.sum(), 1))
 
 

@@ -16,8 +16,9 @@ from ..io.ometiff import read_ome_tiff, write_ome_tiff
 from ..io.volumes import read_volume
 from ..quantify.cohort import cohort_metrics, group_summary
 from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
-from ..quantify.section import (SectionTables, colocalisation_rows, msi_metrics, nanoparticle_metrics,
-                                native_msi_metrics, region_maps)
+from ..msi.calibration import read_calibrations
+from ..quantify.section import (SectionTables, check_thresholds_against_limits, colocalisation_rows, msi_metrics,
+                                nanoparticle_metrics, native_msi_metrics, region_maps)
 from ..quantify.volume import volume_metrics
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import read_section, where
@@ -43,19 +44,27 @@ def masks_on_msi(masks: str, ions: str, transform: str, out_masks_on_msi: str) -
 def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict | MSISettings,
             microscopy: dict | MicroscopySettings, quantify: dict | QuantifySettings, out_metrics: str,
             out_profiles: str, out_maps: str | None = None, sample: str = "", pixel_size: float | None = None, channels: str | None = None,
-            ions: str | None = None, masks_on_msi: str | None = None, calibrated: list[str] = ()) -> None:
+            ions: str | None = None, masks_on_msi: str | None = None, calibrated: list[str] = (),
+            calibration: list[str] | str | None = None) -> None:
     """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
     (:mod:`nanohet.quantify.section`), their vessel-distance profiles and, with ``out_maps``, the region maps
     (tissue, viable, under-dosed, hot and cold spots) on the analysis grid. ``calibrated`` names the analytes
-    calibrated from standards."""
+    calibrated from standards; their ``calibration`` table gives the limits of detection and quantification
+    (reported, and no coverage threshold may lie below the LOQ)."""
     msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
+    if isinstance(calibration, (list, tuple)):
+        calibration = calibration[0] if calibration else None
+    limits = {}
+    if calibration:
+        limits = {c.analyte: (c.lod, c.loq) for c in read_calibrations(pd.read_csv(calibration, sep="\t")).values()}
+        check_thresholds_against_limits(QuantifySettings.coerce(quantify), limits, f"{calibration}, sample {sample}")
     tables = SectionTables(sample, QuantifySettings.coerce(quantify))
     m = read_ome_tiff(masks)
     dist, np_img = nanoparticle_metrics(tables, read_section(fluorescence, pixel_size, channels), m, microscopy,
                                         where(fluorescence, sample), where(masks, sample))
     stack, analysis_grid = read_ome_tiff(registered), AnalysisGrid.read(grid)
     quantify = QuantifySettings.coerce(quantify)
-    frac = msi_metrics(tables, stack, m, analysis_grid, dist, msi, registered, set(calibrated))
+    frac = msi_metrics(tables, stack, m, analysis_grid, dist, msi, registered, set(calibrated), limits)
     if frac < 0.9:
         log.warning("%s: MSI acquisition covers only %.0f %% of the tissue", sample, 100 * frac)
     if ions and masks_on_msi:
