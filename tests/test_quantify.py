@@ -138,3 +138,19 @@ def test_tissue_shells_by_depth_from_the_boundary():
     got = tables.metrics().set_index(["region", "metric"]).value
     assert got[("rim", "mean")] > got[("periphery", "mean")] > got[("core", "mean")]
     assert got[("tissue", "rim_to_core_ratio")] == pytest.approx(got[("rim", "mean")] / got[("core", "mean")])
+
+
+def test_penetration_distance_and_release_index():
+    from nanohet.quantify.section import release_index_rows
+
+    d = np.arange(5.0, 300.0, 10.0)
+    profile = pd.DataFrame({"distance_um": d, "mean": np.exp(-(d - 5.0) / 40.0)})
+    # exponential decay from the first bin: falls to f at 5 + 40 ln(1/f) (linear interpolation: within 1 µm)
+    for f in (0.5, 0.25, 0.1):
+        assert half_distance_um(profile, f) == pytest.approx(5.0 + 40.0 * np.log(1 / f), abs=1.0)
+    assert np.isnan(half_distance_um(profile, 1e-6))  # never that low within the profile
+    drug = np.array([[2.0, 4.0], [np.nan, 1.0]])
+    carrier = np.array([[1.0, 1.0], [5.0, 3.0]])
+    regions = {"tissue": np.ones((2, 2), bool), "rim": np.array([[True, False], [False, False]])}
+    rows = {r["region"]: r["value"] for r in release_index_rows("s", drug, carrier, regions, "ug/g / ug/g")}
+    assert rows["tissue"] == pytest.approx((7 / 3) / (5 / 3)) and rows["rim"] == pytest.approx(2.0)

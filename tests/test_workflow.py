@@ -131,6 +131,8 @@ def test_cohort_table_is_complete(finished_run):
     assert (pair.xs("pearson", level="metric") > 0.8).all()
     assert (pair.xs("pearson_p_shift", level="metric") <= 0.05).all()
     assert pair.xs("manders_m1", level="metric").between(0, 1).all()
+    release = df[(df.analyte == "drug:carrier") & (df.metric == "drug_to_carrier_ratio")]
+    assert set(release.region) >= {"tissue", "viable", "rim", "core"} and (release.value > 0).all()
     assert (df[(df.metric == "mean") & (df.analyte == "doxorubicinol")].unit == "ug/g-equivalent").all()
     cal = pd.read_csv(workdir / "results" / "msi" / "calibration.tsv", sep="\t")
     assert list(cal.analyte) == ["doxorubicin"] and cal.n_levels[0] == 5 and cal.r_squared[0] > 0.99

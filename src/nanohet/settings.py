@@ -194,7 +194,6 @@ class EdgeSettings(Settings):
     bspline_grid_spacing_um: float = 500.0
     bspline_iterations: int = 100
     histogram_bins: int = 32
-    shell_edges_um: tuple = (100.0, 300.0)
     sampling_percentage: float = 0.5
     seed: int = 20260101
     shrink_factors: tuple = (4, 2, 1)
@@ -306,6 +305,7 @@ class QuantifySettings(Settings):
     analysis_spacing_um: float = 10.0
     profile_bin_um: float = 10.0
     profile_max_um: float = 150.0
+    penetration_fraction: float = 0.25
     coverage_thresholds: dict = field(default_factory=dict)
     histogram_bins: int = 32
     shell_edges_um: tuple = (100.0, 300.0)

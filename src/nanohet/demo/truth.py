@@ -77,7 +77,8 @@ def _field_metrics(values, tissue, viable, dist, threshold, spacing_um, quantify
     """``{(region, metric): value}`` of one true field, with the analysis' own functions."""
     bins = (quantify.profile_bin_um, quantify.profile_max_um)
     out = {("viable" if k in PROFILE_METRICS else "tissue", k): v
-           for k, v in map_metrics(values, tissue, viable, dist, threshold, *bins)[0].items()}
+           for k, v in map_metrics(values, tissue, viable, dist, threshold, *bins,
+                                   quantify.penetration_fraction)[0].items()}
     out.update({("viable", k): v for k, v in region_stats(values, viable, threshold).items()})
     for region, mask in (("tissue", tissue), ("viable", viable)):
         out[(region, "gini")] = gini_coefficient(values[mask & np.isfinite(values)])

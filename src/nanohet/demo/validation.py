@@ -13,7 +13,8 @@ from .geometry import msi_pixels_in_tissue, section_points_in_tissue, section_to
 
 # which (region, metric) pairs are compared: the absolute ones (mean, coverage) only for the drug, the one
 # calibrated analyte (µg/g); the others are in arbitrary units, so only measures that do not depend on the unit
-SHAPE_METRICS = (("tissue", "cv"), ("viable", "cv"), ("viable", "l50_um"), ("tissue", "gini"), ("viable", "gini"),
+SHAPE_METRICS = (("tissue", "cv"), ("viable", "cv"), ("viable", "l50_um"), ("viable", "penetration_um"),
+                 ("tissue", "gini"), ("viable", "gini"),
                  ("tissue", "moran_i"), ("tissue", "correlation_length_um"), ("tissue", "rim_to_core_ratio"))
 CALIBRATED_METRICS = (("tissue", "mean"), ("viable", "mean"), ("rim", "mean"), ("periphery", "mean"), ("core", "mean"),
                       ("tissue", "coverage"), ("viable", "coverage")) + SHAPE_METRICS

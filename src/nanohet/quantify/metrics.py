@@ -96,11 +96,12 @@ def distance_profile(values: np.ndarray, distance_um: np.ndarray, region: np.nda
     return pd.DataFrame({"distance_um": (edges[:-1] + edges[1:]) / 2, "mean": means, "n_pixels": counts})
 
 
-def half_distance_um(profile: pd.DataFrame) -> float:
-    """Distance at which the profile first falls to 50 % of its first-bin value.
+def half_distance_um(profile: pd.DataFrame, fraction: float = 0.5) -> float:
+    """Distance at which the profile first falls to ``fraction`` (default 50 %) of its first-bin value.
 
-    Linear interpolation between bin centres; NaN if it never falls that far
-    within the profile (reported honestly rather than extrapolated).
+    With the default this is L50; other fractions give the penetration distance of that fraction. Linear
+    interpolation between bin centres; NaN if it never falls that far within the profile (reported honestly
+    rather than extrapolated).
     """
     d = profile["distance_um"].to_numpy()
     m = profile["mean"].to_numpy()
@@ -108,7 +109,7 @@ def half_distance_um(profile: pd.DataFrame) -> float:
     d, m = d[ok], m[ok]
     if m.size < 2 or m[0] <= 0:
         return float("nan")
-    target = 0.5 * m[0]
+    target = fraction * m[0]
     below = np.flatnonzero(m <= target)
     if below.size == 0:
         return float("nan")
@@ -126,13 +127,15 @@ def profile_auc(profile: pd.DataFrame, max_um: float = 100.0) -> float:
 
 
 def map_metrics(values: np.ndarray, tissue: np.ndarray, viable: np.ndarray, distance_um: np.ndarray,
-                threshold: float | None = None, bin_um: float = 10.0, max_um: float = 150.0):
+                threshold: float | None = None, bin_um: float = 10.0, max_um: float = 150.0,
+                penetration_fraction: float | None = None):
     """All per-map metrics: stats over ``tissue``, vessel-distance profile over ``viable``.
 
     Returns
     -------
     metrics : dict
-        ``mean``, ``median``, ``cv``, ``coverage``, ``n_pixels``, ``l50_um``, ``auc_100um``.
+        ``mean``, ``median``, ``cv``, ``coverage``, ``n_pixels``, ``l50_um``, ``auc_100um`` and, with
+        ``penetration_fraction``, ``penetration_um`` (the distance where the profile falls to that fraction).
     profile : DataFrame
         See :func:`distance_profile`.
     """
@@ -140,4 +143,6 @@ def map_metrics(values: np.ndarray, tissue: np.ndarray, viable: np.ndarray, dist
     profile = distance_profile(values, distance_um, viable, bin_um, max_um)
     stats["l50_um"] = half_distance_um(profile)
     stats["auc_100um"] = profile_auc(profile)
+    if penetration_fraction is not None:
+        stats["penetration_um"] = half_distance_um(profile, float(penetration_fraction))
     return stats, profile

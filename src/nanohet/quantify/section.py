@@ -25,7 +25,7 @@ from .spatial import correlation_length, gearys_c, hotspots, morans_i
 
 
 # where each metric of map_metrics is measured: the profile metrics over viable tissue, the rest over the tissue
-PROFILE_METRICS = ("l50_um", "auc_100um")
+PROFILE_METRICS = ("l50_um", "auc_100um", "penetration_um")
 
 
 def metric_region(metric: str) -> str:
@@ -86,6 +86,22 @@ def spatial_rows(values: np.ndarray, region: np.ndarray, spacing_um: float, q: Q
     return [{**row, "value": found[row["metric"]]} for row in rows]
 
 
+def release_index_rows(sample: str, drug: np.ndarray, carrier: np.ndarray, regions: dict[str, np.ndarray],
+                       unit: str) -> list[dict]:
+    """The in-situ release index per region: mean drug over mean carrier (Xue et al., Sci Adv 2018;4:eaat9039,
+    the drug-to-carrier MS signal ratio), as rows of analyte ``drug:carrier`` and metric
+    ``drug_to_carrier_ratio``. A ratio of region means, not a mean of pixel ratios, which near-zero carrier
+    pixels would dominate."""
+    rows = []
+    for name, mask in regions.items():
+        both = mask & np.isfinite(drug) & np.isfinite(carrier)
+        c = float(carrier[both].mean()) if both.any() else np.nan
+        value = float(drug[both].mean()) / c if both.any() and c > 0 else np.nan
+        rows.append({"sample": sample, "modality": "msi", "analyte": "drug:carrier", "region": name,
+                     "metric": "drug_to_carrier_ratio", "value": value, "unit": unit, "ibsi": ""})
+    return rows
+
+
 COLOCALISATION_UNITS = {"pearson": "1", "spearman": "1", "pearson_p_shift": "1", "manders_m1": "fraction",
                         "manders_m2": "fraction", "costes_threshold_a": "map a units", "costes_threshold_b": "map b units"}
 
@@ -144,9 +160,9 @@ class SectionTables:
         q = self.quantify
         threshold = q.coverage_thresholds.get(analyte)
         metrics, profile = map_metrics(values, tissue, viable, distance_um, threshold, q.profile_bin_um,
-                                       q.profile_max_um)
+                                       q.profile_max_um, q.penetration_fraction)
         units = {"mean": unit, "median": unit, "cv": "1", "coverage": "fraction", "n_pixels": "pixels",
-                 "l50_um": "um", "auc_100um": f"{unit} x um"}
+                 "l50_um": "um", "auc_100um": f"{unit} x um", "penetration_um": "um"}
         base = {"sample": self.sample, "modality": modality, "analyte": analyte}
         self.rows += [{**base, "region": metric_region(k), "metric": k, "value": v, "unit": units[k], "ibsi": ""}
                       for k, v in metrics.items()]
@@ -250,8 +266,9 @@ def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGri
     Channels: ``tissue`` and ``viable`` (1/0), then per analyte ``<name>_underdosed`` (1 where the tissue's
     value is below the analyte's coverage threshold, 0 at or above it; only analytes with a threshold: the
     "pseudo-resistant" tissue the drug does not reach in sufficient concentration), ``<name>_hotspot`` and
-    ``<name>_coldspot`` (Gi* calls of :func:`spatial_rows` over the tissue). NaN where the pixel is not
-    tissue or was not acquired.
+    ``<name>_coldspot`` (Gi* calls of :func:`spatial_rows` over the tissue), and ``drug_to_carrier_ratio`` (the
+    pixel-wise release index, where the analytes of roles drug and carrier exist and the carrier is > 0). NaN
+    where the pixel is not tissue or was not acquired.
     """
     grid.check(registered, "registered MSI stack")
     tissue = grid.reduce(masks.channel("tissue").astype(np.float32)) >= 0.5
@@ -271,6 +288,14 @@ def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGri
                                     float(quantify.hotspot_fdr))
         names += [f"{a.name}_hotspot", f"{a.name}_coldspot"]
         planes += [np.where(inside, hot, np.nan).astype(np.float32), np.where(inside, cold, np.nan).astype(np.float32)]
+    drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
+    if drug is not None and carrier is not None:
+        d = registered.channel(drug.name).astype(np.float64)
+        c = registered.channel(carrier.name).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(tissue & (c > 0), d / c, np.nan)
+        names.append("drug_to_carrier_ratio")
+        planes.append(ratio.astype(np.float32))
     return SectionImage(np.stack(planes).astype(np.float32), names, registered.spacing, registered.origin)
 
 

@@ -18,7 +18,8 @@ from ..quantify.cohort import cohort_metrics, group_summary
 from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
 from ..quantify.section import (SectionTables, check_thresholds_against_limits, colocalisation_rows, msi_metrics,
-                                nanoparticle_metrics, native_msi_metrics, region_maps)
+                                nanoparticle_metrics, native_msi_metrics, region_maps, release_index_rows,
+                                tissue_shells)
 from ..quantify.volume import volume_metrics
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import read_section, where
@@ -74,6 +75,13 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
     maps["nanoparticle"] = analysis_grid.reduce(np_img)
     tissue_g = analysis_grid.reduce(m.channel("tissue").astype(np.float32)) >= 0.5
     coloc = colocalisation_rows(sample, maps, tissue_g, float(analysis_grid.spacing[0]), quantify)
+    drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
+    if drug is not None and carrier is not None:
+        viable_g = analysis_grid.reduce(m.channel("viable").astype(np.float32)) >= 0.5
+        regions = {"tissue": tissue_g, "viable": viable_g,
+                   **tissue_shells(tissue_g, float(analysis_grid.spacing[0]), quantify.shell_edges_um)}
+        unit = f"{msi.unit(drug, drug.name in calibrated)} / {msi.unit(carrier, carrier.name in calibrated)}"
+        coloc += release_index_rows(sample, maps[drug.name], maps[carrier.name], regions, unit)
     acquisition = {"sample": sample, "modality": "msi", "analyte": "all", "region": "tissue",
                    "metric": "tissue_coverage_by_acquisition", "value": frac, "unit": "fraction", "ibsi": ""}
     df = pd.concat([tables.metrics(), pd.DataFrame(coloc), pd.DataFrame([acquisition])], ignore_index=True)
