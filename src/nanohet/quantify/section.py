@@ -144,6 +144,25 @@ def tissue_shells(tissue: np.ndarray, spacing_um: float, edges_um) -> dict[str, 
             for name, lo, hi in zip(SHELL_NAMES[len(edges)], bounds[:-1], bounds[1:])}
 
 
+def grid_pair_rows(sample: str, stack: SectionImage, masks: SectionImage, grid: AnalysisGrid,
+                   nanoparticle: np.ndarray, msi: MSISettings, q: QuantifySettings, calibrated=()) -> list[dict]:
+    """The measures of pairs of maps on the analysis grid: the colocalisation of every pair of analytes and the
+    nanoparticle (block-averaged onto the grid) in the tissue (:func:`colocalisation_rows`), and the release
+    index of the drug and carrier roles per region (:func:`release_index_rows`)."""
+    spacing = float(grid.spacing[0])
+    maps = {a.name: stack.channel(a.name).astype(np.float64) for a in msi.analytes}
+    maps["nanoparticle"] = grid.reduce(nanoparticle)
+    tissue = grid.reduce(masks.channel("tissue").astype(np.float32)) >= 0.5
+    rows = colocalisation_rows(sample, maps, tissue, spacing, q)
+    drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
+    if drug is not None and carrier is not None:
+        viable = grid.reduce(masks.channel("viable").astype(np.float32)) >= 0.5
+        regions = {"tissue": tissue, "viable": viable, **tissue_shells(tissue, spacing, q.shell_edges_um)}
+        unit = f"{msi.unit(drug, drug.name in calibrated)} / {msi.unit(carrier, carrier.name in calibrated)}"
+        rows += release_index_rows(sample, maps[drug.name], maps[carrier.name], regions, unit)
+    return rows
+
+
 class SectionTables:
     """Accumulates the tidy metric rows and vessel-distance profiles of one sample."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
@@ -17,9 +16,8 @@ from ..io.volumes import read_volume
 from ..quantify.cohort import cohort_metrics, group_summary
 from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
-from ..quantify.section import (SectionTables, check_thresholds_against_limits, colocalisation_rows, msi_metrics,
-                                nanoparticle_metrics, native_msi_metrics, region_maps, release_index_rows,
-                                tissue_shells)
+from ..quantify.section import (SectionTables, check_thresholds_against_limits, grid_pair_rows, msi_metrics,
+                                nanoparticle_metrics, native_msi_metrics, region_maps)
 from ..quantify.volume import volume_metrics
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import read_section, where
@@ -44,7 +42,8 @@ def masks_on_msi(masks: str, ions: str, transform: str, out_masks_on_msi: str) -
 
 def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict | MSISettings,
             microscopy: dict | MicroscopySettings, quantify: dict | QuantifySettings, out_metrics: str,
-            out_profiles: str, out_maps: str | None = None, sample: str = "", pixel_size: float | None = None, channels: str | None = None,
+            out_profiles: str, out_maps: str | None = None, sample: str = "", pixel_size: float | None = None,
+            channels: str | None = None,
             ions: str | None = None, masks_on_msi: str | None = None, calibrated: list[str] = (),
             calibration: list[str] | str | None = None) -> None:
     """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
@@ -53,38 +52,27 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
     calibrated from standards; their ``calibration`` table gives the limits of detection and quantification
     (reported, and no coverage threshold may lie below the LOQ)."""
     msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
+    quantify = QuantifySettings.coerce(quantify)
     if isinstance(calibration, (list, tuple)):
         calibration = calibration[0] if calibration else None
     limits = {}
     if calibration:
         limits = {c.analyte: (c.lod, c.loq) for c in read_calibrations(pd.read_csv(calibration, sep="\t")).values()}
-        check_thresholds_against_limits(QuantifySettings.coerce(quantify), limits, f"{calibration}, sample {sample}")
-    tables = SectionTables(sample, QuantifySettings.coerce(quantify))
+        check_thresholds_against_limits(quantify, limits, f"{calibration}, sample {sample}")
+    tables = SectionTables(sample, quantify)
     m = read_ome_tiff(masks)
     dist, np_img = nanoparticle_metrics(tables, read_section(fluorescence, pixel_size, channels), m, microscopy,
                                         where(fluorescence, sample), where(masks, sample))
     stack, analysis_grid = read_ome_tiff(registered), AnalysisGrid.read(grid)
-    quantify = QuantifySettings.coerce(quantify)
     frac = msi_metrics(tables, stack, m, analysis_grid, dist, msi, registered, set(calibrated), limits)
     if frac < 0.9:
         log.warning("%s: MSI acquisition covers only %.0f %% of the tissue", sample, 100 * frac)
     if ions and masks_on_msi:
         native_msi_metrics(tables, read_ome_tiff(ions), read_ome_tiff(masks_on_msi), msi, set(calibrated))
-    # every pair of maps on the analysis grid (the nanoparticle block-averaged onto it), in the tissue
-    maps = {a.name: stack.channel(a.name).astype(np.float64) for a in msi.analytes}
-    maps["nanoparticle"] = analysis_grid.reduce(np_img)
-    tissue_g = analysis_grid.reduce(m.channel("tissue").astype(np.float32)) >= 0.5
-    coloc = colocalisation_rows(sample, maps, tissue_g, float(analysis_grid.spacing[0]), quantify)
-    drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
-    if drug is not None and carrier is not None:
-        viable_g = analysis_grid.reduce(m.channel("viable").astype(np.float32)) >= 0.5
-        regions = {"tissue": tissue_g, "viable": viable_g,
-                   **tissue_shells(tissue_g, float(analysis_grid.spacing[0]), quantify.shell_edges_um)}
-        unit = f"{msi.unit(drug, drug.name in calibrated)} / {msi.unit(carrier, carrier.name in calibrated)}"
-        coloc += release_index_rows(sample, maps[drug.name], maps[carrier.name], regions, unit)
+    pairs = grid_pair_rows(sample, stack, m, analysis_grid, np_img, msi, quantify, set(calibrated))
     acquisition = {"sample": sample, "modality": "msi", "analyte": "all", "region": "tissue",
                    "metric": "tissue_coverage_by_acquisition", "value": frac, "unit": "fraction", "ibsi": ""}
-    df = pd.concat([tables.metrics(), pd.DataFrame(coloc), pd.DataFrame([acquisition])], ignore_index=True)
+    df = pd.concat([tables.metrics(), pd.DataFrame(pairs), pd.DataFrame([acquisition])], ignore_index=True)
     write_table(df, out_metrics)
     write_table(tables.profile_table(), out_profiles)
     if out_maps:
