@@ -305,22 +305,9 @@ def main(argv=None):
         big = make_file(args.workdir / "big" / "bench.imzML", 420_000, 1000, "processed")
         rows.append({**bench(big, args.targets, args.ppm, 1, "big", args.cold, args.repeat), "spectra": 420_000})
     if args.out:
+        from _out import write_rows  # benchmarks/_out.py (the script's folder is on the path)
+
         write_rows(rows, args.out)
-
-
-def write_rows(rows: list[dict], path: Path) -> None:
-    """The benchmark's figures as a TSV (with the commit it ran on), for tools/validation_doc.py."""
-    import subprocess
-
-    import pandas as pd
-
-    repo = Path(__file__).resolve().parents[1]
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    df = pd.DataFrame(rows)
-    df.insert(0, "commit", commit)
-    df.to_csv(path, sep="\t", index=False)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

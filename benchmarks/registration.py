@@ -132,17 +132,9 @@ def main(argv=None):
               "translation and a smooth displacement (up to 6 µm); non-monotonic contrast")
         rows += [{"angle_deg": angle, **r} for r in run_pair(fixed, moving, s_map, moving_tissue)]
     if args.out:
-        import subprocess
+        from _out import write_rows  # benchmarks/_out.py (the script's folder is on the path)
 
-        import pandas as pd
-
-        repo = Path(__file__).resolve().parents[1]
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip() or "unknown"
-        df = pd.DataFrame(rows)
-        df.insert(0, "commit", commit)
-        df.to_csv(args.out, sep="\t", index=False)
-        print(f"wrote {args.out}")
+        write_rows(rows, args.out)
 
 
 def run_pair(fixed, moving, s_map, moving_tissue) -> list[dict]:

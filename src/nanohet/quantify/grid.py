@@ -67,10 +67,14 @@ class AnalysisGrid:
             raise InputError(f"{where}: grid {image.shape_yx} does not match the analysis grid {tuple(self.shape)}")
 
 
+def grid_masks(masks: SectionImage, grid: AnalysisGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Tissue and viable masks on the grid: a grid pixel is in when at least half of it is."""
+    return tuple(grid.reduce(masks.channel(name).astype(np.float32)) >= 0.5 for name in ("tissue", "viable"))
+
+
 def masks_on_grid(masks: SectionImage, grid: AnalysisGrid, vessel_distance_um: np.ndarray):
-    """Tissue and viable masks (at least half of each grid pixel) and the mean vessel distance on the grid."""
-    tissue = grid.reduce(masks.channel("tissue").astype(np.float32)) >= 0.5
-    viable = grid.reduce(masks.channel("viable").astype(np.float32)) >= 0.5
+    """Tissue and viable masks (:func:`grid_masks`) and the mean vessel distance on the grid."""
+    tissue, viable = grid_masks(masks, grid)
     return tissue, viable, grid.reduce(vessel_distance_um)
 
 

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..image import SectionImage, block_reduce_mean
 from ..microscopy import background_level, role_channel
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
-from .grid import AnalysisGrid, masks_on_grid
+from .grid import AnalysisGrid, grid_masks, masks_on_grid
 from .colocalisation import colocalisation
 from .ibsi import HISTOGRAM_CODES, STATISTICS_CODES, discretise, intensity_histogram_features, intensity_statistics
 from .metrics import distance_to_mask_um, gini_coefficient, map_metrics, region_stats
@@ -152,11 +152,10 @@ def grid_pair_rows(sample: str, stack: SectionImage, masks: SectionImage, grid: 
     spacing = float(grid.spacing[0])
     maps = {a.name: stack.channel(a.name).astype(np.float64) for a in msi.analytes}
     maps["nanoparticle"] = grid.reduce(nanoparticle)
-    tissue = grid.reduce(masks.channel("tissue").astype(np.float32)) >= 0.5
+    tissue, viable = grid_masks(masks, grid)
     rows = colocalisation_rows(sample, maps, tissue, spacing, q)
     drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
     if drug is not None and carrier is not None:
-        viable = grid.reduce(masks.channel("viable").astype(np.float32)) >= 0.5
         regions = {"tissue": tissue, "viable": viable, **tissue_shells(tissue, spacing, q.shell_edges_um)}
         unit = f"{msi.unit(drug, drug.name in calibrated)} / {msi.unit(carrier, carrier.name in calibrated)}"
         rows += release_index_rows(sample, maps[drug.name], maps[carrier.name], regions, unit)
@@ -290,8 +289,7 @@ def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGri
     where the pixel is not tissue or was not acquired.
     """
     grid.check(registered, "registered MSI stack")
-    tissue = grid.reduce(masks.channel("tissue").astype(np.float32)) >= 0.5
-    viable = grid.reduce(masks.channel("viable").astype(np.float32)) >= 0.5
+    tissue, viable = grid_masks(masks, grid)
     names, planes = ["tissue", "viable"], [tissue.astype(np.float32), viable.astype(np.float32)]
     spacing = float(registered.spacing[0])
     for a in msi.analytes:

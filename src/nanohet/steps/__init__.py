@@ -40,6 +40,13 @@ def run_rule(smk, module: str, function: str):
     return run_step(smk.log[0], func, **step_arguments(smk, func))
 
 
+def one_input(value):
+    """An optional single input as Snakemake gives it (a possibly empty list) or as a path: the path or None."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else None
+    return value
+
+
 def read_section(path: str, pixel_size: float | None = None, channels: str | None = None):
     """A microscopy section with the sample sheet's pixel size and comma-separated channel names, if given."""
     names = [c.strip() for c in channels.split(",")] if channels else None

@@ -17,6 +17,7 @@ from ..demo.validation import (compare_masks, compare_metrics, compare_volume, d
 from ..msi.calibration import read_calibrations
 from ..io.ometiff import read_ome_tiff
 from ..settings import DemoSettings, MSISettings, QuantifySettings
+from . import one_input
 
 log = logging.getLogger("nanohet")
 
@@ -53,7 +54,7 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
     with the ``fluorescence_masks`` against the true ones and, for the analytes the ``calibration`` table
     calibrates, the mean the equal-response assumption would have given."""
     msi, quantify = MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
-    volume_metrics, he_transform, calibration = _one(volume_metrics), _one(he_transform), _one(calibration)
+    volume_metrics, he_transform, calibration = one_input(volume_metrics), one_input(he_transform), one_input(calibration)
     record = json.loads(Path(truth).read_text())
     masks = read_ome_tiff(truth_masks)
     tre = registration_errors(sample, record, pd.read_csv(landmarks, sep="\t"), masks, sitk.ReadTransform(transform),
@@ -71,13 +72,6 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
     if volume_metrics:
         rows.append(compare_volume(sample, record, pd.read_csv(volume_metrics, sep="\t")))
     write_table(pd.DataFrame(rows), out_compare)
-
-
-def _one(value):
-    """An optional single input given as a (possibly empty) list."""
-    if isinstance(value, (list, tuple)):
-        return value[0] if value else None
-    return value
 
 
 def validation_tables(tre: list[str], compare: list[str], out_tre: str, out_compare: str, out_figure: str) -> None:

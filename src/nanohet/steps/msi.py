@@ -16,6 +16,7 @@ from ..msi.extract import extract_ion_images
 from ..msi.normalise import normalise
 from ..msi.stack import analysis_stack, check_internal_standard, mean_spectrum_table, targets
 from ..settings import MSISettings
+from . import one_input
 
 log = logging.getLogger("nanohet")
 
@@ -52,8 +53,7 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
         log.info("lock mass %.4f: found in %.1f %% of spectra, median |error| %.2f ppm", lock.mz,
                  100 * found.mean(), np.nanmedian(np.abs(res.lock_mass_ppm)) if found.any() else np.nan)
     check_internal_standard(res, msi, f"{imzml} (sample {sample})")
-    if isinstance(calibration, (list, tuple)):
-        calibration = calibration[0] if calibration else None
+    calibration = one_input(calibration)
     calibrations = read_calibrations(pd.read_csv(calibration, sep="\t")) if calibration else {}
     for cal in calibrations.values():
         log.info("%s calibrated from %d standards: concentration = (response - %.4g) / %.4g %s", cal.analyte,

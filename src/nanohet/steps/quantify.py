@@ -20,7 +20,7 @@ from ..quantify.section import (SectionTables, check_thresholds_against_limits, 
                                 nanoparticle_metrics, native_msi_metrics, region_maps)
 from ..quantify.volume import volume_metrics
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
-from . import read_section, where
+from . import one_input, read_section, where
 
 log = logging.getLogger("nanohet")
 
@@ -53,8 +53,7 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
     (reported, and no coverage threshold may lie below the LOQ)."""
     msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
     quantify = QuantifySettings.coerce(quantify)
-    if isinstance(calibration, (list, tuple)):
-        calibration = calibration[0] if calibration else None
+    calibration = one_input(calibration)
     limits = {}
     if calibration:
         limits = {c.analyte: (c.lod, c.loq) for c in read_calibrations(pd.read_csv(calibration, sep="\t")).values()}
