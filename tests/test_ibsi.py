@@ -121,7 +121,10 @@ def test_the_metrics_documentation_lists_every_identifier():
     from conftest import REPO
 
     text = (REPO / "docs" / "metrics.md").read_text()
-    for prefix, codes in (("stat", STATISTICS_CODES), ("ih", HISTOGRAM_CODES)):
+    from nanohet.quantify.texture import GLCM_CODES, GLSZM_CODES
+
+    for prefix, codes in (("stat", STATISTICS_CODES), ("ih", HISTOGRAM_CODES), ("glcm", GLCM_CODES),
+                          ("glszm", GLSZM_CODES)):
         for name, code in codes.items():
             assert f"| `{prefix}_{name}` | {code} |" in text, (name, code)
 
@@ -142,11 +145,12 @@ def test_features_command_on_the_phantom_and_on_a_labelled_section(tmp_path):
                               text=True, cwd=tmp_path)
 
     out = tmp_path / "phantom.tsv"
-    res = run(PHANTOM / "phantom.nii.gz", PHANTOM / "mask.nii.gz", "--bins", 6, "--out", out)
+    res = run(PHANTOM / "phantom.nii.gz", PHANTOM / "mask.nii.gz", "--bins", 6, "--texture-levels", 6, "--out", out)
     assert res.returncode == 0, res.stderr
     table = pd.read_csv(out, sep="\t", keep_default_na=False).set_index("ibsi")
-    for code in ("Q4LE", "TLU2", "BJ5W", "AMMC", "12CE"):
-        ref = {**STATISTICS_REFERENCE, **HISTOGRAM_REFERENCE}[code]
+    # 3-D texture: merged GLCM (IAZD) and 3-D GLSZM (KOBO) of the manual's "dig. phantom" rows
+    for code, ref in {**STATISTICS_REFERENCE, **HISTOGRAM_REFERENCE, "GYBY": 0.509, "NI2N": 0.183,
+                      "JN9H": 0.269, "5QRC": 0.255, "GU8N": 2.32}.items():
         assert _printed(float(table.loc[code, "value"]), ref), code
     assert float(table.set_index("metric", drop=False).loc["volume", "value"]) == pytest.approx(74 * 8.0)  # 2 mm voxels
 
@@ -164,6 +168,8 @@ def test_features_command_on_the_phantom_and_on_a_labelled_section(tmp_path):
     assert table[(1, "stat_mean")] == pytest.approx(100, abs=1) and table[(2, "stat_mean")] == pytest.approx(150, abs=1)
     assert table[(1, "area")] == pytest.approx(100 * 45 * 100.0)  # µm²
     assert abs(table[(1, "moran_i")]) < 0.1  # white noise inside each region
+    # white noise at 32 levels: almost every zone is a pixel or two (DHI near 0), neighbours uncorrelated
+    assert table[(1, "dhi")] < 0.01 and abs(table[(1, "glcm_correlation")]) < 0.1
 
     write_ome_tiff(tmp_path / "small.ome.tif", SectionImage(labels[None, :60, :60], ["regions"], (10.0, 10.0)))
     res = run(tmp_path / "img.ome.tif", tmp_path / "small.ome.tif")

@@ -48,6 +48,8 @@ def main(argv=None) -> int:
     f.add_argument("--unit", default="image units", help="unit of the image's values (for the table)")
     f.add_argument("--config", help="a nanohet config whose quantify section sets the bins and spatial scales")
     f.add_argument("--bins", type=int, help="grey levels of the histogram features (default: the config's, 32)")
+    f.add_argument("--texture-levels", type=int,
+                   help="grey levels of the texture features and DHI (default: the config's, 32)")
     f.add_argument("--out", help="write the table here (TSV) instead of printing it")
     v = sub.add_parser("verify", help="rerun an archive and compare every result with it")
     v.add_argument("archive")
@@ -97,6 +99,8 @@ def features(args) -> int:
         quantify = QuantifySettings.coerce((yaml.safe_load(Path(args.config).read_text()) or {}).get("quantify", {}))
     if args.bins is not None:
         quantify = QuantifySettings.coerce({**quantify.to_dict(), "histogram_bins": args.bins})
+    if args.texture_levels is not None:
+        quantify = QuantifySettings.coerce({**quantify.to_dict(), "texture_levels": args.texture_levels})
     values, labels, spacing, length_unit = read_image_and_labels(args.image, args.mask, args.channel)
     try:
         table = image_features(values, labels, spacing, length_unit, quantify, args.unit)

@@ -300,7 +300,7 @@ class VolumeRegistrationSettings(Settings):
 @dataclass(frozen=True)
 class QuantifySettings(Settings):
     """The ``quantify`` section: the analysis grid, vessel-distance profiles, coverage thresholds, the
-    discretisation of the IBSI intensity-histogram features."""
+    discretisation of the IBSI intensity-histogram and texture features."""
 
     analysis_spacing_um: float = 10.0
     profile_bin_um: float = 10.0
@@ -308,6 +308,7 @@ class QuantifySettings(Settings):
     penetration_fraction: float = 0.25
     coverage_thresholds: dict = field(default_factory=dict)
     histogram_bins: int = 32
+    texture_levels: int = 32
     shell_edges_um: tuple = (100.0, 300.0)
     hotspot_radius_um: float = 50.0
     hotspot_fdr: float = 0.05

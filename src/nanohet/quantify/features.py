@@ -1,9 +1,9 @@
 """The workflow's distribution and spatial measures for any image with a mask or label image
 (``nanohet features``): the same functions the workflow uses, usable on their own.
 
-2-D images (OME-TIFF or TIFF sections, µm) get every measure of :func:`~.section.region_rows` and
-:func:`~.section.spatial_rows`; 3-D volumes (NIfTI, NRRD, MHA, DICOM series, mm) the distribution measures
-(the spatial statistics here are defined on 2-D grids).
+2-D images (OME-TIFF or TIFF sections, µm) get every measure of :func:`~.section.region_rows`,
+:func:`~.section.spatial_rows` and :func:`~.section.texture_rows`; 3-D volumes (NIfTI, NRRD, MHA, DICOM series,
+mm) the distribution measures and the 3-D texture (the spatial statistics here are defined on 2-D grids).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import InputError
 from ..settings import QuantifySettings
 from .metrics import region_stats
-from .section import region_rows, spatial_rows
+from .section import at_analysis_scale, region_rows, spatial_rows, texture_rows
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -103,4 +103,8 @@ def image_features(values: np.ndarray, label_array: np.ndarray, spacing: tuple, 
                                                              int(quantify.histogram_bins))]
         if values.ndim == 2 and length_unit == "um":
             rows += [{"label": label, **r} for r in spatial_rows(values, region, float(spacing[0]), quantify)]
+            scaled = at_analysis_scale(values, region, float(spacing[0]), quantify)[:2]
+        else:
+            scaled = (values, region)
+        rows += [{"label": label, **r} for r in texture_rows(*scaled, int(quantify.texture_levels))]
     return pd.DataFrame(rows)
