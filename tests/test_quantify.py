@@ -60,6 +60,34 @@ def test_map_metrics_restricts_profile_to_viable():
     assert prof["n_pixels"].sum() == viable.sum()
 
 
+def test_profile_sd_per_bin_and_vessel_distance_regions():
+    """The profile's SD per bin equals numpy's over the bin's pixels; the vessel-distance regions partition the
+    viable tissue at the configured edges, and the tables report each band's mean."""
+    from nanohet.quantify.section import SectionTables, vessel_distance_regions
+    from nanohet.settings import QuantifySettings
+
+    rng = np.random.default_rng(11)
+    vessels = np.zeros((60, 80), bool)
+    vessels[30, 40] = True
+    d = distance_to_mask_um(vessels, (2.5, 2.5))
+    values = 100.0 - d + rng.normal(0, 3, d.shape) + 1e6  # a large offset: the SD must not cancel
+    viable = rng.random(d.shape) < 0.9
+    prof = distance_profile(values, d, viable, bin_um=10.0, max_um=60.0)
+    for row in prof.itertuples():
+        inside = viable & (d >= row.distance_um - 5) & (d < row.distance_um + 5)
+        assert row.sd == pytest.approx(values[inside].std(), rel=1e-9) and row.n_pixels == inside.sum()
+    regions = vessel_distance_regions(viable, d, [20.0, 40.0])
+    assert list(regions) == ["vessel_0-20um", "vessel_20-40um", "vessel_40um+"]
+    np.testing.assert_array_equal(sum(m.astype(int) for m in regions.values()), viable.astype(int))
+    assert not vessel_distance_regions(viable, d, [])
+    tables = SectionTables("s", QuantifySettings.from_dict({"vessel_distance_edges_um": [20.0, 40.0]}))
+    tables.add("msi", "dox", "ug/g", values, np.ones(d.shape, bool), viable, d, 2.5)
+    got = tables.metrics().set_index(["region", "metric"]).value
+    for name, mask in regions.items():
+        assert got[(name, "mean")] == pytest.approx(values[mask].mean())
+    assert got[("vessel_0-20um", "mean")] > got[("vessel_40um+", "mean")]
+
+
 def test_region_maps_mark_underdosed_tissue_and_hot_spots():
     """On a known map: the under-dosed channel is exactly the tissue below the threshold, a planted bright
     patch is a hot spot, and pixels outside the tissue are NaN in every analyte channel."""
@@ -82,8 +110,15 @@ def test_region_maps_mark_underdosed_tissue_and_hot_spots():
     msi = MSISettings.from_dict({"analytes": [{"name": "dox", "mz": 1.0, "ppm": 5, "role": "drug"}],
                                  "normalisation": "none"})
     q = QuantifySettings.from_dict({"coverage_thresholds": {"dox": 2.0}, "hotspot_radius_um": 30.0})
-    out = region_maps(stack, masks, grid, msi, q)
-    assert out.channels == ["tissue", "viable", "dox_underdosed", "dox_hotspot", "dox_coldspot"]
+    vessels = np.zeros((400, 400), bool)
+    vessels[200, 100] = True
+    out = region_maps(stack, masks, grid, msi, q, distance_to_mask_um(vessels, (2.0, 2.0)))
+    assert out.channels == ["tissue", "viable", "shell", "vessel_distance_band", "dox_underdosed", "dox_hotspot",
+                            "dox_coldspot"]
+    # shells by depth (100, 300 µm): the rim at the edge, the core at the centre; bands from the vessel out
+    shell, band = out.channel("shell"), out.channel("vessel_distance_band")
+    assert shell[40, 5] == 1 and shell[40, 40] == 3 and np.isnan(shell[0, 0])
+    assert band[40, 20] == 1 and band[40, 70] == 3 and np.isnan(band[40, 40])  # necrosis: no band
     assert out.spacing == grid.spacing and out.origin == grid.origin
     t = out.channel("tissue") > 0
     under = out.channel("dox_underdosed")

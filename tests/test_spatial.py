@@ -118,3 +118,21 @@ def test_benjamini_hochberg_step_up():
 def test_too_small_regions_are_refused():
     with pytest.raises(InputError, match="2 finite pixels"):
         morans_i(np.ones((3, 3)), np.eye(3, dtype=bool) & (np.arange(3)[:, None] < 2))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_semivariogram_equals_the_pair_definition(seed):
+    """The FFT sums give, at every lag, half the mean squared difference over the region pixel pairs along
+    both grid axes, as counted pair by pair (an irregular region, NaN pixels, a large offset)."""
+    from nanohet.quantify.spatial import semivariogram
+
+    rng = np.random.default_rng(seed)
+    values = ar1_field((37, 52), 4.0, seed) + 500.0
+    values[rng.random(values.shape) < 0.05] = np.nan
+    region = rng.random(values.shape) < 0.85
+    inside = region & np.isfinite(values)
+    lags, gamma = semivariogram(values, region, 30)
+    for h, g in zip(lags, gamma):
+        d = np.concatenate([(values[:, :-h] - values[:, h:])[inside[:, :-h] & inside[:, h:]],
+                            (values[:-h] - values[h:])[inside[:-h] & inside[h:]]])
+        assert g == pytest.approx(float((d * d).mean() / 2), rel=1e-9), h

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every number of docs/validation.md and docs/benchmarks.md in one command, on this machine and
-# this commit: the demo run (validation tables), the two benchmarks, and with SWEEP=1 the registration
+# this commit: the demo run (validation tables), the three benchmarks, and with SWEEP=1 the registration
 # robustness sweep (about an hour on 2 cores), then tools/validation_doc.py writes the generated blocks.
 # Usage: bash tools/regenerate_docs.sh            (from the repository, after bash run.sh has set up .venv)
 set -euo pipefail
@@ -11,7 +11,9 @@ mkdir -p "$OUT"
 .venv/bin/snakemake --cores "${CORES:-all}"
 "$PY" benchmarks/msi_extract.py --out "$OUT/msi_extract.tsv"
 "$PY" benchmarks/registration.py --out "$OUT/registration.tsv"
-args=(--results results --msi-bench "$OUT/msi_extract.tsv" --registration-bench "$OUT/registration.tsv")
+"$PY" benchmarks/quantify.py --out "$OUT/quantify.tsv"
+args=(--results results --msi-bench "$OUT/msi_extract.tsv" --registration-bench "$OUT/registration.tsv"
+      --quantify-bench "$OUT/quantify.tsv")
 if [[ "${SWEEP:-0}" == 1 ]]; then
   "$PY" benchmarks/registration_robustness.py --first 201 --out "$OUT/sweep_tuning.tsv"
   "$PY" benchmarks/registration_robustness.py --first 301 --out "$OUT/sweep_fresh.tsv"

@@ -14,7 +14,9 @@ and of docs/benchmarks.md:
 
 * ``msi_bench``: from ``benchmarks/msi_extract.py --out``: every tool's extraction and parse time, the ratios
   and the agreement with the peers;
-* ``registration_bench``: from ``benchmarks/registration.py --out``: run time and TRE of each method.
+* ``registration_bench``: from ``benchmarks/registration.py --out``: run time and TRE of each method;
+* ``quantify_bench``: from ``benchmarks/quantify.py --out``: the whole measure set's time and peak memory on a
+  large section, and the agreement and time ratio against esda and MIRP.
 
 Usage (after ``bash run.sh`` and the sweep)::
 
@@ -140,6 +142,23 @@ def registration_bench_block(table: Path) -> str:
     return "\n".join(lines)
 
 
+def quantify_bench_block(table: Path) -> str:
+    df = pd.read_csv(table, sep="\t")
+    whole = df[df.peer.isna()].iloc[0]
+    lines = [f"Commit {df.commit.iloc[0]}; from `benchmarks/quantify.py --out` ({table.name}).", "",
+             f"- {whole.measure} at 10 µm (4 analytes x 2 regions, 6 pairs x 199 shifts, 32 grey levels), fresh "
+             f"process: **{whole.nanohet_s:.0f} s**, peak **{whole.peak_gb:.2f} GB**, {int(whole.rows)} rows "
+             "(the issue's target: 60 s and 2 GB on 2 cores).", "",
+             "| measure | peer | max rel. difference | nanohet | peer | peer / nanohet |", "|---|---|---|---|---|---|"]
+    for r in df[df.peer.notna()].itertuples():
+        if pd.isna(getattr(r, "max_rel_diff", float("nan"))):
+            lines.append(f"| {r.measure} | {r.peer} | {getattr(r, 'note', 'not run')} | | | |")
+            continue
+        lines.append(f"| {r.measure} | {r.peer} | {r.max_rel_diff:.1e} | {r.nanohet_s * 1000:.1f} ms | "
+                     f"{r.peer_s * 1000:.1f} ms | {r.peer_s / r.nanohet_s:.0f}x |")
+    return "\n".join(lines)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
@@ -156,6 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-commit", default=None, help="commit the sweep ran on (default: HEAD)")
     ap.add_argument("--msi-bench", type=Path, help="TSV of benchmarks/msi_extract.py --out")
     ap.add_argument("--registration-bench", type=Path, help="TSV of benchmarks/registration.py --out")
+    ap.add_argument("--quantify-bench", type=Path, help="TSV of benchmarks/quantify.py --out")
     args = ap.parse_args(argv)
     text = DOC.read_text()
     text = replace_block(text, "demo", demo_block(args.results))
@@ -164,12 +184,14 @@ def main(argv=None) -> int:
                                                        args.sweep_commit or commit()))
     DOC.write_text(text)
     print(f"wrote {DOC}")
-    if args.msi_bench or args.registration_bench:
+    if args.msi_bench or args.registration_bench or args.quantify_bench:
         bench = BENCH_DOC.read_text()
         if args.msi_bench:
             bench = replace_block(bench, "msi_bench", msi_bench_block(args.msi_bench))
         if args.registration_bench:
             bench = replace_block(bench, "registration_bench", registration_bench_block(args.registration_bench))
+        if args.quantify_bench:
+            bench = replace_block(bench, "quantify_bench", quantify_bench_block(args.quantify_bench))
         BENCH_DOC.write_text(bench)
         print(f"wrote {BENCH_DOC}")
     return 0

@@ -310,6 +310,7 @@ class QuantifySettings(Settings):
     histogram_bins: int = 32
     texture_levels: int = 32
     shell_edges_um: tuple = (100.0, 300.0)
+    vessel_distance_edges_um: tuple = (50.0, 100.0)
     hotspot_radius_um: float = 50.0
     hotspot_fdr: float = 0.05
     correlation_max_um: float = 500.0

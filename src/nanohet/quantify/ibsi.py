@@ -49,9 +49,10 @@ def _moments(x: np.ndarray) -> dict:
     """Mean, biased variance, skewness and excess kurtosis (0 and 0 for a constant set)."""
     mean = x.mean()
     d = x - mean
-    var = float((d ** 2).mean())
-    skew = float((d ** 3).mean() / var ** 1.5) if var > 0 else 0.0
-    kurt = float((d ** 4).mean() / var ** 2 - 3.0) if var > 0 else 0.0
+    d2 = d * d  # products, not powers: numpy's float power is several times slower
+    var = float(d2.mean())
+    skew = float((d2 * d).mean() / var ** 1.5) if var > 0 else 0.0
+    kurt = float((d2 * d2).mean() / var ** 2 - 3.0) if var > 0 else 0.0
     return {"mean": float(mean), "variance": var, "skewness": skew, "kurtosis": kurt}
 
 

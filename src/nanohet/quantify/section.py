@@ -18,7 +18,7 @@ from ..image import SectionImage, block_reduce_mean
 from ..microscopy import background_level, role_channel
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from .grid import AnalysisGrid, grid_masks, masks_on_grid
-from .colocalisation import colocalisation
+from .colocalisation import colocalisation, ranks_over
 from .ibsi import HISTOGRAM_CODES, STATISTICS_CODES, discretise, intensity_histogram_features, intensity_statistics
 from .metrics import distance_to_mask_um, gini_coefficient, map_metrics, region_stats
 from .spatial import correlation_length, gearys_c, hotspots, morans_i
@@ -160,12 +160,14 @@ def colocalisation_rows(sample: str, maps: dict[str, np.ndarray], tissue: np.nda
     as metric rows whose analyte is ``"<a>:<b>"`` (in the order of ``maps``)."""
     names = list(maps)
     rows = []
+    common, ranks = ranks_over(maps, tissue)  # each map ranked once for Spearman, where all maps are finite
     for i, a in enumerate(names):
         for b in names[i + 1:]:
+            pair = tissue & np.isfinite(maps[a]) & np.isfinite(maps[b])
             try:
                 found = colocalisation(maps[a], maps[b], tissue, n_shifts=int(q.colocalisation_shifts),
                                        min_shift_px=max(int(float(q.colocalisation_min_shift_um) / spacing_um), 1),
-                                       seed=i)
+                                       seed=i, ranks=(ranks[a], ranks[b]) if pair.sum() == common.sum() else None)
             except InputError:
                 found = {k: np.nan for k in COLOCALISATION_UNITS}
             if int(q.colocalisation_shifts) == 0:
@@ -190,6 +192,20 @@ def tissue_shells(tissue: np.ndarray, spacing_um: float, edges_um) -> dict[str, 
     bounds = [0.0] + edges + [np.inf]
     return {name: tissue & (depth > lo) & (depth <= hi)
             for name, lo, hi in zip(SHELL_NAMES[len(edges)], bounds[:-1], bounds[1:])}
+
+
+def vessel_distance_regions(viable: np.ndarray, distance_um: np.ndarray, edges_um) -> dict[str, np.ndarray]:
+    """The viable tissue split by distance (µm) to the nearest vessel at ``edges_um``: ``vessel_0-50um``,
+    ``vessel_50-100um``, ``vessel_100um+`` for edges (50, 100); none without edges."""
+    edges = sorted(float(e) for e in edges_um)
+    if not edges:
+        return {}
+    bounds = [0.0] + edges + [np.inf]
+    regions = {}
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        name = f"vessel_{lo:g}-{hi:g}um" if np.isfinite(hi) else f"vessel_{lo:g}um+"
+        regions[name] = viable & (distance_um >= lo) & (distance_um < hi)
+    return regions
 
 
 def grid_pair_rows(sample: str, stack: SectionImage, masks: SectionImage, grid: AnalysisGrid,
@@ -251,6 +267,12 @@ class SectionTables:
             v = values[mask & np.isfinite(values)]
             self.rows.append({**base, "region": name, "metric": "gini", "value": gini_coefficient(v), "unit": "1",
                               "ibsi": ""})
+        # the viable tissue by distance to the nearest vessel: the same distribution measures per band
+        for name, mask in vessel_distance_regions(viable, distance_um, q.vessel_distance_edges_um).items():
+            self.rows += [{**base, "region": name, "metric": k, "value": v, "unit": units[k], "ibsi": ""}
+                          for k, v in region_stats(values, mask, threshold).items()]
+            self.rows.append({**base, "region": name, "metric": "gini", "unit": "1", "ibsi": "",
+                              "value": gini_coefficient(values[mask & np.isfinite(values)])})
         if "rim" in means and "core" in means:
             ratio = means["rim"] / means["core"] if means["core"] and np.isfinite(means["core"]) else np.nan
             self.rows.append({**base, "region": "tissue", "metric": "rim_to_core_ratio", "value": ratio, "unit": "1",
@@ -328,10 +350,13 @@ def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionI
 
 
 def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGrid, msi: MSISettings,
-                quantify: QuantifySettings) -> SectionImage:
+                quantify: QuantifySettings, vessel_distance_um: np.ndarray | None = None) -> SectionImage:
     """The maps behind the regional measures, on the analysis grid (the registered MSI stack's grid).
 
-    Channels: ``tissue`` and ``viable`` (1/0), then per analyte ``<name>_underdosed`` (1 where the tissue's
+    Channels: ``tissue`` and ``viable`` (1/0); ``shell`` (1 rim, 2 periphery, 3 core; the regions of
+    :func:`tissue_shells`) and, given the vessel distance map (microscopy grid, µm), ``vessel_distance_band``
+    (1, 2, ... from the nearest band of :func:`vessel_distance_regions` outwards, viable tissue only); then per
+    analyte ``<name>_underdosed`` (1 where the tissue's
     value is below the analyte's coverage threshold, 0 at or above it; only analytes with a threshold: the
     "pseudo-resistant" tissue the drug does not reach in sufficient concentration), ``<name>_hotspot`` and
     ``<name>_coldspot`` (Gi* calls of :func:`spatial_rows` over the tissue), and ``drug_to_carrier_ratio`` (the
@@ -342,6 +367,16 @@ def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGri
     tissue, viable = grid_masks(masks, grid)
     names, planes = ["tissue", "viable"], [tissue.astype(np.float32), viable.astype(np.float32)]
     spacing = float(registered.spacing[0])
+    for channel, regions in (("shell", tissue_shells(tissue, spacing, quantify.shell_edges_um)),
+                             ("vessel_distance_band", vessel_distance_regions(
+                                 viable, grid.reduce(vessel_distance_um), quantify.vessel_distance_edges_um)
+                              if vessel_distance_um is not None else {})):
+        if regions:
+            band = np.full(tissue.shape, np.nan, dtype=np.float32)
+            for k, mask in enumerate(regions.values(), start=1):
+                band[mask] = k
+            names.append(channel)
+            planes.append(band)
     for a in msi.analytes:
         values = registered.channel(a.name).astype(np.float64)
         inside = tissue & np.isfinite(values)

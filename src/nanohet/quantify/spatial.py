@@ -21,9 +21,10 @@ Definitions and sources:
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, signal, stats
+from scipy import fft, optimize, signal, stats
 
 from ..errors import InputError
+from ..parallel import available_cpus
 
 
 def _region_values(values: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +100,9 @@ def getis_ord_gi_star(values: np.ndarray, region: np.ndarray, radius_px: float) 
     mean = x[inside].mean()
     sd = np.sqrt((x[inside] ** 2).mean() - mean ** 2)
     # FFT convolution: a 50 µm disc at 10 µm is cheap either way, at finer pixels only the FFT is
-    local_sum = signal.fftconvolve(x, disc, mode="same")
-    weight = np.round(signal.fftconvolve(inside.astype(np.float64), disc, mode="same"))  # integer counts
+    with fft.set_workers(available_cpus()):
+        local_sum = signal.fftconvolve(x, disc, mode="same")
+        weight = np.round(signal.fftconvolve(inside.astype(np.float64), disc, mode="same"))  # integer counts
     with np.errstate(invalid="ignore", divide="ignore"):
         gi = (local_sum - mean * weight) / (sd * np.sqrt((n * weight - weight ** 2) / (n - 1)))
     return np.where(inside, gi, np.nan)
@@ -149,18 +151,37 @@ def semivariogram(values: np.ndarray, region: np.ndarray, max_lag_px: int) -> tu
     """
     values, inside = _region_values(values, region)
     lags = np.arange(1, int(max_lag_px) + 1)
-    gamma = np.full(lags.size, np.nan)
-    for i, h in enumerate(lags):
-        total, count = 0.0, 0
-        for a, b in (((slice(None), slice(None, -h)), (slice(None), slice(h, None))),
-                     ((slice(None, -h), slice(None)), (slice(h, None), slice(None)))):
-            both = inside[a] & inside[b]
-            d = values[a][both] - values[b][both]
-            total += float((d * d).sum())
-            count += d.size
-        if count:
-            gamma[i] = total / (2 * count)
+    m = inside.astype(np.float64)
+    v = np.where(inside, values - values[inside].mean(), 0.0)  # centred: the squares below do not cancel
+    count = np.zeros(lags.size + 1)
+    total = np.zeros(lags.size + 1)
+    for axis in (0, 1):
+        c, t = _lag_sums(m, v, axis, lags.size)
+        count += c
+        total += t
+    count, total = np.rint(count[1:]), np.clip(total[1:], 0, None)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gamma = np.where(count > 0, total / (2 * count), np.nan)
     return lags, gamma
+
+
+def _lag_sums(m: np.ndarray, v: np.ndarray, axis: int, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pair counts ``sum m(t) m(t+h)`` and squared differences ``sum m(t) m(t+h) (v(t) - v(t+h))²`` along
+    ``axis`` for lags h = 0 .. ``max_lag``, summed over all lines (``v`` is 0 outside the mask ``m``).
+
+    Each sum of products ``sum x(t) y(t+h)`` is a correlation computed with FFTs of zero-padded lines (not
+    cyclic), and the squared difference expands into three of them: ``m·v²`` against ``m`` both ways and
+    ``v`` against itself.
+    """
+    length = fft.next_fast_len(m.shape[axis] + max_lag + 1, real=True)
+    other = 1 - axis
+    fm = fft.rfft(m, length, axis=axis, workers=available_cpus())
+    fv = fft.rfft(v, length, axis=axis, workers=available_cpus())
+    fvv = fft.rfft(v * v, length, axis=axis, workers=available_cpus())
+    count = (np.conj(fm) * fm).sum(axis=other)
+    cross = np.conj(fm) * fvv
+    squares = (cross + np.conj(cross) - 2 * np.conj(fv) * fv).sum(axis=other)
+    return fft.irfft(count, length)[: max_lag + 1], fft.irfft(squares, length)[: max_lag + 1]
 
 
 def correlation_length(values: np.ndarray, region: np.ndarray, spacing: float, max_lag_px: int) -> float:

@@ -75,7 +75,7 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
     write_table(df, out_metrics)
     write_table(tables.profile_table(), out_profiles)
     if out_maps:
-        write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify))
+        write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist))
 
 
 def volume(volume: str, mask: str, out_metrics: str, sample: str = "") -> None:
