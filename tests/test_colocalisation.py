@@ -91,3 +91,30 @@ def test_shifted_correlations_equal_a_direct_recomputation(seed):
         both = region & rs & np.isfinite(a) & np.isfinite(bs)
         direct.append(_pearson(a[both], bs[both]))
     np.testing.assert_allclose(_cyclic_sums(a, b, region, shifts), direct, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_costes_threshold_is_where_stepping_down_first_reaches_zero_correlation(seed):
+    """Against a brute-force walk down every pixel's entry point from a's maximum: the pixels below the returned
+    thresholds are the last set met with r > 0 before r first falls to 0 or below."""
+    from nanohet.quantify.colocalisation import _pearson
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(300, 2000))
+    signal = rng.random(n) < 0.3
+    x = rng.gamma(2, 1, n) + signal * rng.gamma(3, 3, n)
+    y = rng.gamma(2, 1, n) + signal * (0.8 * x + rng.normal(0, 1, n))
+    slope, intercept = orthogonal_regression(x, y)
+    tx, ty = costes_thresholds(x, y, n_bins=int(rng.integers(1, 64)))  # any binning: the same exact answer
+    assert ty == pytest.approx(slope * tx + intercept)
+    last_positive = x.max()
+    for t in np.unique(np.minimum(x, (y - intercept) / slope))[::-1]:
+        below = (x < t) | (y < slope * t + intercept)
+        r = _pearson(x[below], y[below]) if below.sum() >= 3 else np.nan
+        if np.isfinite(r) and r <= 0:
+            break
+        last_positive = t
+    got = (x < tx) | (y < slope * tx + intercept)
+    want = (x < last_positive) | (y < slope * last_positive + intercept)
+    np.testing.assert_array_equal(got, want)
+    assert _pearson(x[got], y[got]) > 0

@@ -114,12 +114,11 @@ def benjamini_hochberg(p: np.ndarray, q: float = 0.05) -> np.ndarray:
     m = p.size
     if m == 0:
         return np.zeros(0, dtype=bool)
-    order = np.argsort(p)
-    below = p[order] <= q * np.arange(1, m + 1) / m
-    out = np.zeros(m, dtype=bool)
-    if below.any():
-        out[order[: np.flatnonzero(below).max() + 1]] = True
-    return out
+    ranked = np.sort(p)
+    below = np.flatnonzero(ranked <= q * np.arange(1, m + 1) / m)
+    if below.size == 0:
+        return np.zeros(m, dtype=bool)
+    return p <= ranked[below[-1]]  # step-up: every p up to the largest one under its line
 
 
 def hotspots(values: np.ndarray, region: np.ndarray, radius_px: float, q: float = 0.05):
@@ -178,9 +177,9 @@ def _lag_sums(m: np.ndarray, v: np.ndarray, axis: int, max_lag: int) -> tuple[np
     fm = fft.rfft(m, length, axis=axis, workers=available_cpus())
     fv = fft.rfft(v, length, axis=axis, workers=available_cpus())
     fvv = fft.rfft(v * v, length, axis=axis, workers=available_cpus())
-    count = (np.conj(fm) * fm).sum(axis=other)
-    cross = np.conj(fm) * fvv
-    squares = (cross + np.conj(cross) - 2 * np.conj(fv) * fv).sum(axis=other)
+    # real spectra: conj(F)F = |F|², and conj(fm) fvv plus its conjugate is twice its real part
+    count = (fm.real ** 2 + fm.imag ** 2).sum(axis=other)
+    squares = 2 * (fm.real * fvv.real + fm.imag * fvv.imag - fv.real ** 2 - fv.imag ** 2).sum(axis=other)
     return fft.irfft(count, length)[: max_lag + 1], fft.irfft(squares, length)[: max_lag + 1]
 
 
