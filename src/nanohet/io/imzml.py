@@ -1,8 +1,10 @@
 """imzML + .ibd reading (validated, memory-mapped) and writing.
 
-The XML is parsed once with pyimzML into an :class:`ImzMLIndex` (coordinates,
-offsets, lengths, encodings, pixel size, UUID); spectra are then read from a
-memory-mapped .ibd by :mod:`nanohet.msi`, so no file is ever loaded whole.
+The XML is read once by :mod:`nanohet.io.imzml_index` (a streaming reader, no
+element tree; pyimzML gives the same index and stays the tests' reference) into an
+:class:`ImzMLIndex` (coordinates, offsets, lengths, encodings, pixel size, UUID);
+spectra are then read from a memory-mapped .ibd by :mod:`nanohet.msi`, so no file
+is ever loaded whole.
 
 Format reference: imzML 1.1 specification (Schramm et al., J Proteomics
 2012;75:5106-5110, doi:10.1016/j.jprot.2012.07.026), https://imzml.org.
@@ -14,15 +16,14 @@ import json
 import os
 import re
 import uuid as uuidlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree.ElementTree import ParseError
 
 import numpy as np
 
 from ..atomic import atomic_paths
 from ..errors import InputError
+from .imzml_index import read_index
 
 _DTYPES = {"f": np.float32, "d": np.float64, "i": np.int32, "l": np.int64}
 
@@ -175,20 +176,17 @@ def read_imzml_index(path: str | os.PathLike) -> ImzMLIndex:
     _reject_entities(path, head)
     if re.search(rb"zlib compression|MS:1000574", head):
         raise InputError(f"{path}: compressed binary arrays are not supported; export uncompressed imzML")
-    parser = _parse(path)
-    if parser.mzPrecision is None or parser.intensityPrecision is None:
-        raise InputError(f"{path}: the m/z or intensity array encoding is not declared")
-    coords = np.asarray(parser.coordinates, dtype=np.int64)
-    mz_len = np.asarray(parser.mzLengths, dtype=np.int64)
-    int_len = np.asarray(parser.intensityLengths, dtype=np.int64)
+    raw = read_index(path)
+    coords, mz_len, int_len = raw.coords, raw.mz_lengths, raw.int_lengths
     _check_spectra(path, coords, mz_len, int_len)
-    file_uuid = _normalise_uuid(str(parser.metadata.file_description.param_by_name.get(
-        "universally unique identifier") or ""))
+    file_uuid = _normalise_uuid(raw.uuid)
     header = _check_uuid(path, ibd, file_uuid)
-    mz_dtype = np.dtype(_DTYPES[parser.mzPrecision]).newbyteorder("<")
-    int_dtype = np.dtype(_DTYPES[parser.intensityPrecision]).newbyteorder("<")
-    mz_off = np.asarray(parser.mzOffsets, dtype=np.int64)
-    int_off = np.asarray(parser.intensityOffsets, dtype=np.int64)
+    mz_dtype = np.dtype(_DTYPES[raw.mz_precision]).newbyteorder("<")
+    int_dtype = np.dtype(_DTYPES[raw.int_precision]).newbyteorder("<")
+    mz_off, int_off = raw.mz_offsets, raw.int_offsets
+    if min(mz_len.min(), int_len.min()) < 0:
+        i = int(np.argmin(np.minimum(mz_len, int_len)))
+        raise InputError(f"{path}: spectrum {i + 1} has a negative array length ({mz_len[i]}, {int_len[i]})")
     ends = np.maximum(mz_off + mz_len * mz_dtype.itemsize, int_off + int_len * int_dtype.itemsize)
     ibd_size = ibd.stat().st_size
     if ends.max() > ibd_size or min(mz_off.min(), int_off.min()) < 16:
@@ -197,30 +195,35 @@ def read_imzml_index(path: str | os.PathLike) -> ImzMLIndex:
             f"{ibd}: spectrum {i + 1} ends at byte {int(ends[i])} but the file has {ibd_size} bytes "
             "(the .ibd is truncated or does not match the .imzML)"
         )
-    d = parser.imzmldict
-    pixel_size = None
-    if "pixel size x" in d:
-        pixel_size = (float(d["pixel size x"]), float(d.get("pixel size y", d["pixel size x"])))
+    continuous = bool(np.all(mz_off == mz_off[0]) and np.all(mz_len == mz_len[0]))
+    if not file_uuid:
+        _check_unlabelled_pairing(path, ibd, mz_off, mz_len, mz_dtype, continuous)
+    pixel_size = raw.pixel_size
     return ImzMLIndex(
         imzml_path=path, ibd_path=ibd, coords=coords[:, :2], mz_offsets=mz_off, mz_lengths=mz_len,
         int_offsets=int_off, int_lengths=int_len, mz_dtype=mz_dtype, int_dtype=int_dtype,
-        continuous=bool(np.all(mz_off == mz_off[0]) and np.all(mz_len == mz_len[0])), pixel_size=pixel_size,
-        uuid=file_uuid or header.hex(), stage_origin=_stage_origin(head),
+        continuous=continuous, pixel_size=pixel_size, uuid=file_uuid or header.hex(),
+        stage_origin=_stage_origin(head),
     )
 
 
-def _parse(path: Path):
-    """The pyimzML parser of ``path`` (XML index only), its failures as input errors naming the file."""
-    from pyimzml.ImzMLParser import ImzMLParser
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pyimzML warns about deprecated CV names
-            return ImzMLParser(str(path), parse_lib="ElementTree", ibd_file=None)
-    except ParseError as exc:
-        raise InputError(f"{path}: malformed XML ({exc})") from exc
-    except Exception as exc:  # pyimzML raises bare exceptions on odd files
-        raise InputError(f"{path}: not a valid imzML file ({type(exc).__name__}: {exc})") from exc
+def _check_unlabelled_pairing(path: Path, ibd: Path, mz_off, mz_len, mz_dtype, continuous: bool) -> None:
+    """Without a UUID in the imzML (IMS:1000080, required by the specification) the .ibd cannot be matched by
+    its header; check instead that the m/z arrays it holds at the declared offsets are m/z arrays (finite,
+    positive, ascending) in a few spectra, so that another acquisition's .ibd is refused before it is read."""
+    n = len(mz_off)
+    picks = sorted({0, n // 2, n - 1}) if not continuous else [0]
+    with open(ibd, "rb") as fh:
+        for i in picks:
+            if mz_len[i] == 0:
+                continue
+            fh.seek(int(mz_off[i]))
+            mz = np.frombuffer(fh.read(int(mz_len[i]) * mz_dtype.itemsize), dtype=mz_dtype)
+            if not (np.isfinite(mz).all() and (mz > 0).all() and (mz < 1e7).all() and (np.diff(mz) >= 0).all()):
+                raise InputError(
+                    f"{path}: declares no UUID (IMS:1000080), so its .ibd cannot be checked by UUID, and "
+                    f"{ibd.name} holds no ascending m/z values where spectrum {i + 1}'s m/z array should be: "
+                    "the .ibd does not belong to this imzML (or is corrupt)")
 
 
 def _check_spectra(path: Path, coords: np.ndarray, mz_len: np.ndarray, int_len: np.ndarray) -> None:

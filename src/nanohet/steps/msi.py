@@ -34,8 +34,6 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
         index = read_imzml_index(imzml)
     except InputError as exc:
         raise InputError(f"sample {sample}: {exc}" if sample else str(exc)) from None
-    if out_index:
-        index.save(out_index)
     ions, lock = targets(msi)
     log.info("%s: %d spectra (%s, m/z %s, intensity %s), pixel %s µm; %d targets; normalisation %s",
              imzml, index.n_spectra, "continuous" if index.continuous else "processed",
@@ -62,6 +60,8 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
     write_ome_tiff(out_ions, stack)
     write_table(stats, out_stats)
     write_table(mean_spectrum_table(res), out_spectrum)
+    if out_index:  # cached last: a file that fails anywhere above leaves no index behind
+        index.save(out_index)
     log.info("wrote %s with channels %s", out_ions, stack.channels)
 
 
