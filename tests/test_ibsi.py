@@ -150,7 +150,7 @@ def test_features_command_on_the_phantom_and_on_a_labelled_section(tmp_path):
     table = pd.read_csv(out, sep="\t", keep_default_na=False).set_index("ibsi")
     # 3-D texture: merged GLCM (IAZD) and 3-D GLSZM (KOBO) of the manual's "dig. phantom" rows
     for code, ref in {**STATISTICS_REFERENCE, **HISTOGRAM_REFERENCE, "GYBY": 0.509, "NI2N": 0.183,
-                      "JN9H": 0.269, "5QRC": 0.255, "GU8N": 2.32}.items():
+                      "JN9H": 0.269, "5QRC": 0.255, "GU8N": 2.32, "VJGA": 2.6, "0F91": 3.1}.items():
         assert _printed(float(table.loc[code, "value"]), ref), code
     assert float(table.set_index("metric", drop=False).loc["volume", "value"]) == pytest.approx(74 * 8.0)  # 2 mm voxels
 

@@ -178,3 +178,68 @@ def test_dicom_frame_of_reference(tmp_path):
     uid = frame_of_reference(tmp_path / "DICOM")
     assert uid and uid.startswith("1.2.840.") and uid == frame_of_reference(sorted((tmp_path / "DICOM").glob("*.dcm"))[0])
     assert frame_of_reference(DATA / "volumes" / "ibsi_sts_002" / "CT_image.nii.gz") is None  # NIfTI: none
+
+
+def test_intensity_peaks_reproduce_the_ibsi_digital_phantom():
+    """IBSI local (VJGA) and global (0F91) intensity peaks of the digital phantom: 2.6 and 3.1."""
+    from nanohet.quantify.volume import intensity_peaks
+
+    d = DATA / "volumes" / "ibsi_digital_phantom"
+    img = read_volume(d / "phantom.nii.gz")
+    values = sitk.GetArrayFromImage(img).astype(np.float64)
+    mask = sitk.GetArrayFromImage(read_volume(d / "mask.nii.gz")) > 0
+    local, peak = intensity_peaks(values, mask, tuple(reversed(img.GetSpacing())))
+    assert float(f"{local:.2g}") == 2.6 and float(f"{peak:.2g}") == 3.1
+
+
+@pytest.mark.parametrize("spacing", [(2.0, 2.0, 2.0), (3.27, 1.1, 0.9)])
+def test_peak_sphere_and_a_single_hot_voxel(spacing):
+    """The 1 cm³ sphere holds the voxels whose centres lie within 6.2 mm, on anisotropic grids too; one hot
+    voxel in a flat image gives the local peak (hot + (k - 1) flat) / k with k the sphere's voxels."""
+    from nanohet.quantify.volume import intensity_peaks, sphere_kernel
+
+    kernel = sphere_kernel(spacing)
+    radius = (3 * 1000 / (4 * np.pi)) ** (1 / 3)
+    zz, yy, xx = (np.arange(-15, 16) * s for s in spacing)
+    brute = sum(((z * z + y * y + x * x) <= radius ** 2) for z in zz for y in yy for x in xx)
+    assert kernel.sum() == brute
+    k = int(kernel.sum())
+    values = np.full((31, 31, 31), 2.0)
+    values[15, 15, 15] = 50.0
+    mask = np.zeros(values.shape, bool)
+    mask[10:21, 10:21, 10:21] = True
+    local, peak = intensity_peaks(values, mask, spacing)
+    assert local == pytest.approx((50 + (k - 1) * 2) / k) and peak == pytest.approx(local)
+    flat = intensity_peaks(np.full((9, 9, 9), 3.0), np.ones((9, 9, 9), bool), spacing)
+    assert flat == pytest.approx((3.0, 3.0))
+
+
+def test_volume_rows_shells_texture_and_peaks():
+    """A sphere of uptake falling from rim to core: shells partition the tumour by depth in mm, the rim is
+    hotter than the core, the texture and peaks are reported with their IBSI identifiers."""
+    from nanohet.quantify.volume import depth_shells, volume_rows
+    from nanohet.settings import QuantifySettings
+
+    spacing = (0.5, 0.5, 0.8)  # x, y, z mm
+    zz, yy, xx = np.mgrid[:25, :40, :40]
+    r = np.sqrt(((xx - 20) * 0.5) ** 2 + ((yy - 20) * 0.5) ** 2 + ((zz - 12) * 0.8) ** 2)
+    tumour = r <= 8.0
+    values = np.where(tumour, 1.0 + r / 8.0, 0.2) + np.random.default_rng(0).normal(0, 0.01, r.shape)
+    img = sitk.GetImageFromArray(values.astype(np.float32))
+    img.SetSpacing(spacing)
+    msk = sitk.GetImageFromArray(tumour.astype(np.uint8))
+    msk.CopyInformation(img)
+    q = QuantifySettings(volume_shell_edges_mm=(1.0, 2.5))
+    rows = {(r["region"], r["metric"]): r for r in volume_rows(img, msk, q, "SUV")}
+    shells = depth_shells(tumour, (0.8, 0.5, 0.5), (1.0, 2.5))
+    np.testing.assert_array_equal(sum(s.astype(int) for s in shells.values()), tumour.astype(int))
+    assert rows[("rim", "mean")]["value"] > rows[("periphery", "mean")]["value"] > rows[("core", "mean")]["value"]
+    for name, shell in shells.items():
+        assert rows[(name, "mean")]["value"] == pytest.approx(values[shell].mean(), rel=1e-6)
+    assert rows[("tumour", "rim_to_core_ratio")]["value"] == pytest.approx(
+        values[shells["rim"]].mean() / values[shells["core"]].mean(), rel=1e-6)
+    assert rows[("tumour", "stat_maximum")]["unit"] == "SUV" and rows[("tumour", "stat_maximum")]["ibsi"] == "84IY"
+    assert rows[("tumour", "global_intensity_peak")]["ibsi"] == "0F91"
+    assert rows[("tumour", "global_intensity_peak")]["value"] <= rows[("tumour", "stat_maximum")]["value"]
+    assert rows[("tumour", "glcm_correlation")]["ibsi"] == "NI2N" and rows[("tumour", "glcm_correlation")]["value"] > 0.5
+    assert ("tumour", "dhi") not in rows  # the drug homogeneity index is a section measure

@@ -311,6 +311,7 @@ class QuantifySettings(Settings):
     texture_levels: int = 32
     shell_edges_um: tuple = (100.0, 300.0)
     vessel_distance_edges_um: tuple = (50.0, 100.0)
+    volume_shell_edges_mm: tuple = (1.0, 2.5)
     hotspot_radius_um: float = 50.0
     hotspot_fdr: float = 0.05
     correlation_max_um: float = 500.0

@@ -9,6 +9,7 @@ rule quantify_volume:
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv",
     params:
+        quantify=QUANTIFY,
         code=code_version("quantify", "steps/quantify.py"),
     log:
         f"{LOGS}/quantify_volume/{{sample}}.log",

@@ -104,7 +104,8 @@ def equal_response_rows(rows: list[dict], calibrations: dict, msi) -> list[dict]
 
 def compare_volume(sample: str, truth: dict, volume_metrics: pd.DataFrame) -> dict:
     """Recovered against true mean uptake of the in vivo volume."""
-    r = float(volume_metrics.loc[volume_metrics.metric == "mean", "value"].iloc[0])
+    tumour = volume_metrics.region == "tumour" if "region" in volume_metrics else True
+    r = float(volume_metrics.loc[tumour & (volume_metrics.metric == "mean"), "value"].iloc[0])
     t = float(truth["volume_true_mean_uptake_pct_id_per_g"])
     return {"sample": sample, "modality": "volume", "analyte": "uptake", "region": "tumour", "metric": "mean",
             "recovered": r,

@@ -33,8 +33,8 @@ def cohort_summary(path, cohort: pd.DataFrame, panels: list[tuple[str, str, str,
     groups = sorted(cohort["group"].dropna().unique())
     for a, (modality, analyte, metric, title) in zip(axes.ravel(), panels):
         sub = cohort[(cohort.modality == modality) & (cohort.analyte == analyte) & (cohort.metric == metric)]
-        if "region" in sub:
-            sub = sub[sub.region == metric_region(metric)]
+        if "region" in sub:  # sections: tissue or viable (per metric); in vivo volumes: the tumour
+            sub = sub[sub.region == ("tumour" if modality == "volume" else metric_region(metric))]
         for gi, g in enumerate(groups):
             v = sub.loc[sub.group == g, "value"].to_numpy(dtype=float)
             x = gi + np.linspace(-0.12, 0.12, max(len(v), 1))[: len(v)]

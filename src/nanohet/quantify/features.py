@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..settings import QuantifySettings
 from .metrics import region_stats
 from .section import at_analysis_scale, region_rows, spatial_rows, texture_rows
+from .volume import intensity_peaks
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -106,5 +107,11 @@ def image_features(values: np.ndarray, label_array: np.ndarray, spacing: tuple, 
             scaled = at_analysis_scale(values, region, float(spacing[0]), quantify)[:2]
         else:
             scaled = (values, region)
+            if values.ndim == 3 and length_unit == "mm":
+                local, peak = intensity_peaks(values, region, tuple(reversed(spacing)))
+                rows += [{"label": label, "metric": "local_intensity_peak", "value": local, "unit": value_unit,
+                          "ibsi": "VJGA"},
+                         {"label": label, "metric": "global_intensity_peak", "value": peak, "unit": value_unit,
+                          "ibsi": "0F91"}]
         rows += [{"label": label, **r} for r in texture_rows(*scaled, int(quantify.texture_levels))]
     return pd.DataFrame(rows)

@@ -1,9 +1,10 @@
-"""Uptake statistics of an in vivo volume inside its tumour mask."""
+"""Measures of an in vivo volume (PET, SPECT, CT, MR) inside its tumour mask, in 3-D and in mm."""
 
 from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage, signal
 
 from ..errors import InputError
 
@@ -45,3 +46,103 @@ def volume_metrics(image: sitk.Image, mask: sitk.Image) -> dict:
         "p90": float(np.percentile(inside, 90)),
         "volume_mm3": float(m.sum() * np.prod(image.GetSpacing())),
     }
+
+
+PEAK_VOLUME_MM3 = 1000.0  # 1 cm³
+
+
+def sphere_kernel(spacing_zyx, volume_mm3: float = PEAK_VOLUME_MM3) -> np.ndarray:
+    """Binary kernel of the voxels whose centres lie within the sphere of ``volume_mm3`` (radius
+    ``(3 V / 4 pi)^(1/3)``, 6.2 mm for 1 cm³) around the centre voxel, for voxel spacing ``(z, y, x)`` in mm."""
+    radius = (3.0 * volume_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0)
+    half = [int(np.floor(radius / s)) for s in spacing_zyx]
+    grids = np.meshgrid(*[np.arange(-h, h + 1) * s for h, s in zip(half, spacing_zyx)], indexing="ij")
+    return (sum(g ** 2 for g in grids) <= radius ** 2 + 1e-9).astype(np.float64)
+
+
+def intensity_peaks(values: np.ndarray, mask: np.ndarray, spacing_zyx,
+                    volume_mm3: float = PEAK_VOLUME_MM3) -> tuple[float, float]:
+    """IBSI local and global intensity peaks: the mean intensity in a 1 cm³ sphere centred on a voxel.
+
+    Local intensity peak (IBSI VJGA): the sphere around the region's most intense voxel (the highest sphere mean
+    when several share the maximum). Global intensity peak (0F91): the highest sphere mean over every voxel of
+    the region. The spheres take the intensities of the whole image, not only the region's, and count the
+    voxels inside the image only (IBSI reference manual, "Local intensity features"). The global peak is
+    PERCIST's SUVpeak when the image is in SUV (Wahl et al., J Nucl Med 2009;50:122S).
+
+    Parameters
+    ----------
+    values : ndarray, (Z, Y, X)
+        The whole image (finite values; NaN voxels are left out of the spheres).
+    mask : ndarray of bool, (Z, Y, X)
+        The region.
+    spacing_zyx : sequence of float
+        Voxel spacing in mm, z first.
+    """
+    if not mask.any():
+        raise InputError("the region is empty")
+    kernel = sphere_kernel(spacing_zyx, volume_mm3)
+    finite = np.isfinite(values)
+    sums = signal.fftconvolve(np.where(finite, values, 0.0), kernel, mode="same")
+    counts = np.rint(signal.fftconvolve(finite.astype(np.float64), kernel, mode="same"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / counts, np.nan)
+    inside = mask & finite
+    top = values[inside].max()
+    local = float(np.nanmax(means[inside & (values == top)]))
+    return local, float(np.nanmax(means[inside]))
+
+
+def depth_shells(mask: np.ndarray, spacing_zyx, edges_mm) -> dict[str, np.ndarray]:
+    """Shells of a 3-D region by Euclidean depth (mm) from its boundary: ``rim`` up to the first edge,
+    ``periphery`` to the second, ``core`` beyond (one edge: rim and core; none: no shells)."""
+    edges = sorted(float(e) for e in edges_mm)
+    names = {0: (), 1: ("rim", "core"), 2: ("rim", "periphery", "core")}
+    if len(edges) not in names:
+        raise InputError(f"at most two shell edges, got {edges}")
+    if not edges:
+        return {}
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing_zyx)[1:-1, 1:-1, 1:-1]
+    bounds = [0.0] + edges + [np.inf]
+    return {name: mask & (depth > lo) & (depth <= hi) for name, lo, hi in zip(names[len(edges)], bounds[:-1],
+                                                                               bounds[1:])}
+
+
+def volume_rows(image: sitk.Image, mask: sitk.Image, quantify, unit: str = "image units") -> list[dict]:
+    """Every measure of an in vivo volume inside its tumour mask, as ``region, metric, value, unit, ibsi`` rows.
+
+    Region ``tumour``: :func:`volume_metrics`, the distribution measures and IBSI statistics and histogram
+    (:func:`~.section.region_rows`), the 3-D texture (:func:`~.section.texture_rows`: merged 3-D GLCM, 3-D
+    GLSZM) and the local and global intensity peaks (:func:`intensity_peaks`; SUVmax is ``stat_maximum``,
+    SUVmean ``mean``, SUVpeak ``global_intensity_peak`` when the image is in SUV). Shells by depth from the
+    tumour boundary (``quantify.volume_shell_edges_mm``): mean, median, CV, Gini; and the rim-to-core ratio.
+    """
+    from .metrics import gini_coefficient
+    from .section import region_rows, texture_rows
+
+    found = volume_metrics(image, mask)
+    values = sitk.GetArrayFromImage(image).astype(np.float64)
+    m = sitk.GetArrayFromImage(mask) > 0
+    spacing = tuple(float(s) for s in reversed(image.GetSpacing()))  # (z, y, x) mm
+    units = {"mean": unit, "median": unit, "cv": "1", "p90": unit, "volume_mm3": "mm3"}
+    rows = [{"region": "tumour", "metric": k, "value": v, "unit": units[k], "ibsi": ""} for k, v in found.items()]
+    rows += [{"region": "tumour", **r} for r in region_rows(values, m, unit, None, int(quantify.histogram_bins))]
+    rows += [{"region": "tumour", **r} for r in texture_rows(values, m, int(quantify.texture_levels))]
+    local, peak = intensity_peaks(values, m, spacing)
+    rows += [{"region": "tumour", "metric": "local_intensity_peak", "value": local, "unit": unit, "ibsi": "VJGA"},
+             {"region": "tumour", "metric": "global_intensity_peak", "value": peak, "unit": unit, "ibsi": "0F91"}]
+    means = {}
+    for name, shell in depth_shells(m, spacing, quantify.volume_shell_edges_mm).items():
+        v = values[shell]
+        means[name] = float(v.mean()) if v.size else float("nan")
+        rows += [{"region": name, "metric": "mean", "value": means[name], "unit": unit, "ibsi": ""},
+                 {"region": name, "metric": "median", "value": float(np.median(v)) if v.size else float("nan"),
+                  "unit": unit, "ibsi": ""},
+                 {"region": name, "metric": "cv", "value": float(v.std() / v.mean()) if v.size and v.mean() else
+                  float("nan"), "unit": "1", "ibsi": ""},
+                 {"region": name, "metric": "n_voxels", "value": int(v.size), "unit": "voxels", "ibsi": ""},
+                 {"region": name, "metric": "gini", "value": gini_coefficient(v), "unit": "1", "ibsi": ""}]
+    if "rim" in means and "core" in means:
+        ratio = means["rim"] / means["core"] if means["core"] else float("nan")
+        rows.append({"region": "tumour", "metric": "rim_to_core_ratio", "value": ratio, "unit": "1", "ibsi": ""})
+    return rows

@@ -18,7 +18,7 @@ from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
 from ..quantify.section import (SectionTables, check_thresholds_against_limits, grid_pair_rows, msi_metrics,
                                 nanoparticle_metrics, native_msi_metrics, region_maps)
-from ..quantify.volume import volume_metrics
+from ..quantify.volume import volume_rows
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import one_input, read_section, where
 
@@ -78,17 +78,15 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
         write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist))
 
 
-def volume(volume: str, mask: str, out_metrics: str, sample: str = "") -> None:
-    """Uptake statistics of an in vivo volume inside its tumour mask."""
+def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
+           quantify: dict | QuantifySettings | None = None) -> None:
+    """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`)."""
     img, msk = read_volume(volume), read_volume(mask)
     try:
-        metrics = volume_metrics(img, msk)
+        rows = volume_rows(img, msk, QuantifySettings.coerce(quantify or {}))
     except InputError as exc:
         raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
-    units = {"mean": "image units", "median": "image units", "cv": "1", "p90": "image units",
-             "volume_mm3": "mm3"}
-    write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", "region": "tumour",
-                               "metric": k, "value": v, "unit": units[k], "ibsi": ""} for k, v in metrics.items()]),
+    write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", **r} for r in rows]),
                 out_metrics)
 
 
