@@ -62,7 +62,10 @@ def read_image_and_labels(image: str | Path, labels: str | Path, channel: str | 
 
     from ..io.volumes import read_volume
 
-    vol, lab = read_volume(image), read_volume(labels)
+    from ..io.pet import is_pet_series, read_pet_suv
+
+    vol = read_pet_suv(image)[0] if is_pet_series(image) else read_volume(image)  # PET DICOM: in SUVbw
+    lab = read_volume(labels)
     same = (vol.GetSize() == lab.GetSize() and np.allclose(vol.GetSpacing(), lab.GetSpacing())
             and np.allclose(vol.GetOrigin(), lab.GetOrigin(), atol=1e-3)
             and np.allclose(vol.GetDirection(), lab.GetDirection(), atol=1e-6))

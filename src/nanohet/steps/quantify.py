@@ -18,6 +18,7 @@ from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
 from ..quantify.section import (SectionTables, check_thresholds_against_limits, grid_pair_rows, msi_metrics,
                                 nanoparticle_metrics, native_msi_metrics, region_maps)
+from ..io.pet import is_pet_series, read_pet_suv
 from ..quantify.volume import volume_rows
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import one_input, read_section, where
@@ -81,11 +82,21 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
 def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
            quantify: dict | QuantifySettings | None = None) -> None:
     """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`)."""
-    img, msk = read_volume(volume), read_volume(mask)
+    unit, conversion = "image units", None
+    if is_pet_series(volume):  # PET DICOM: converted to SUVbw from its header, the conversion recorded
+        img, conversion = read_pet_suv(volume)
+        unit = "SUVbw"
+        log.info("%s: PET in %s (decay correction %s) converted to SUVbw: %s", volume, conversion.units,
+                 conversion.decay_correction, conversion)
+    else:
+        img = read_volume(volume)
+    msk = read_volume(mask)
     try:
-        rows = volume_rows(img, msk, QuantifySettings.coerce(quantify or {}))
+        rows = volume_rows(img, msk, QuantifySettings.coerce(quantify or {}), unit)
     except InputError as exc:
         raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
+    if conversion is not None:
+        rows += [{"region": "tumour", "ibsi": "", **r} for r in conversion.as_rows()]
     write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", **r} for r in rows]),
                 out_metrics)
 
