@@ -10,6 +10,7 @@ rule quantify_volume:
         metrics=f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv",
     params:
         quantify=QUANTIFY,
+        structure=option("volume", "structure"),
         code=code_version("quantify", "steps/quantify.py"),
     log:
         f"{LOGS}/quantify_volume/{{sample}}.log",
@@ -36,6 +37,8 @@ rule register_volume_edge:
     params:
         settings=CONFIG.volume_registration.to_dict(),
         shared_frame=shared_frame,
+        moving_structure=lambda wc: sample_option(wc.sample, wc.vmoving, "structure"),
+        fixed_structure=lambda wc: sample_option(wc.sample, wc.vfixed, "structure"),
         code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/register_volume_edge/{{sample}}_{{vmoving}}_to_{{vfixed}}.log",
@@ -80,6 +83,7 @@ rule volume_to_reference:
 rule volume_mask_to_reference:
     input:
         image=lambda wc: sample_option(wc.sample, wc.vmodality, "mask"),
+        grid=lambda wc: _row(wc.sample, wc.vmodality)["path"],
         reference=lambda wc: _row(wc.sample, VOLUME_REFERENCE)["path"],
         edges=lambda wc: volume_chain_transforms(wc.sample, wc.vmodality),
     output:
@@ -88,6 +92,7 @@ rule volume_mask_to_reference:
         vmodality="volume|ct|mr",
     params:
         is_mask=True,
+        structure=lambda wc: sample_option(wc.sample, wc.vmodality, "structure"),
         code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/volume_mask_to_reference/{{sample}}_{{vmodality}}.log",

@@ -19,6 +19,7 @@ from ..msi.calibration import read_calibrations
 from ..quantify.section import (SectionTables, check_thresholds_against_limits, grid_pair_rows, msi_metrics,
                                 nanoparticle_metrics, native_msi_metrics, region_maps)
 from ..io.pet import is_pet_series, read_pet_suv
+from ..io.rtstruct import read_mask
 from ..quantify.volume import volume_rows
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import one_input, read_section, where
@@ -80,7 +81,7 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
 
 
 def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
-           quantify: dict | QuantifySettings | None = None) -> None:
+           quantify: dict | QuantifySettings | None = None, structure: str | None = None) -> None:
     """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`)."""
     unit, conversion = "image units", None
     if is_pet_series(volume):  # PET DICOM: converted to SUVbw from its header, the conversion recorded
@@ -90,7 +91,7 @@ def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
                  conversion.decay_correction, conversion)
     else:
         img = read_volume(volume)
-    msk = read_volume(mask)
+    msk = read_mask(mask, img, structure)
     try:
         rows = volume_rows(img, msk, QuantifySettings.coerce(quantify or {}), unit)
     except InputError as exc:

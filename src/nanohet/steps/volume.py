@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from ..atomic import atomic_path, write_table
 from ..errors import InputError
+from ..io.rtstruct import read_mask
 from ..io.volumes import frame_of_reference, read_volume, write_volume
 from ..registration.graph import compose
 from ..registration.qc import dice, volume_edge_qc
@@ -21,7 +22,8 @@ log = logging.getLogger("nanohet")
 def register_volume_edge(sample: str, vmoving: str, vfixed: str, moving: str, fixed: str,
                          settings: dict | VolumeRegistrationSettings, out_transform: str, out_qc: str,
                          moving_mask: str | None = None, fixed_mask: str | None = None,
-                         shared_frame: bool = False) -> None:
+                         shared_frame: bool = False, moving_structure: str | None = None,
+                         fixed_structure: str | None = None) -> None:
     """Register one volume edge rigidly (Mattes MI, physical space) and write its transform and QC table.
 
     Volumes that share the scanner's frame of reference (``shared_frame``, declared in the sample sheet's
@@ -40,8 +42,8 @@ def register_volume_edge(sample: str, vmoving: str, vfixed: str, moving: str, fi
     start_tx = start_transform_3d(fixed_img, moving_img, start)
     dice_before = dice_after = float("nan")
     if moving_mask and fixed_mask:
-        fm = sitk.GetArrayFromImage(read_volume(fixed_mask)) > 0
-        mm = read_volume(moving_mask)
+        fm = sitk.GetArrayFromImage(read_mask(fixed_mask, fixed_img, fixed_structure)) > 0
+        mm = read_mask(moving_mask, moving_img, moving_structure)
         dice_before, dice_after = (dice(fm, sitk.GetArrayFromImage(resample_to_grid(mm, fixed_img, tx, is_mask=True)) > 0)
                                    for tx in (start_tx, result.transform))
     name = f"{vmoving}->{vfixed}"
@@ -59,11 +61,14 @@ def register_volume_edge(sample: str, vmoving: str, vfixed: str, moving: str, fi
 
 
 def volume_to_reference(image: str, edges: list[str] | str, reference: str, out_image: str,
-                        out_transform: str | None = None, is_mask: bool = False) -> None:
-    """Compose a volume's chain of edge transforms and resample it (or its mask) onto the reference grid."""
+                        out_transform: str | None = None, is_mask: bool = False, grid: str | None = None,
+                        structure: str | None = None) -> None:
+    """Compose a volume's chain of edge transforms and resample it (or its mask) onto the reference grid. A mask
+    that is an RT structure set is rasterised onto its own volume (``grid``) first."""
     edges = [edges] if isinstance(edges, str) else list(edges)
     transform = compose([sitk.ReadTransform(t) for t in edges])
-    write_volume(out_image, resample_to_grid(read_volume(image), read_volume(reference), transform, is_mask=is_mask))
+    source = read_mask(image, read_volume(grid), structure) if is_mask and grid else read_volume(image)
+    write_volume(out_image, resample_to_grid(source, read_volume(reference), transform, is_mask=is_mask))
     if out_transform:
         with atomic_path(out_transform) as tmp:
             sitk.WriteTransform(transform, str(tmp))
