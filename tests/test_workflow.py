@@ -233,7 +233,8 @@ def test_volume_registration_graph_on_real_ct_and_mr(tmp_path):
                    "path": str(data / f"{image}.nii.gz"), "mask": str(data / f"{mask}.nii.gz")}
             fh.write("\t".join(row.get(c, "") for c in columns) + "\n")
     vol = "results/registration/a01_T1/volumes"
-    targets = [f"{vol}/mr_in_reference.nii.gz", f"{vol}/mr_mask_in_reference.nii.gz", f"{vol}/mr_to_ct_qc.tsv"]
+    targets = [f"{vol}/mr_in_reference.nii.gz", f"{vol}/mr_mask_in_reference.nii.gz", f"{vol}/mr_to_ct_qc.tsv",
+               "results/quantify/a01_T1/ct_metrics.tsv", "results/quantify/a01_T1/mr_metrics.tsv"]
     assert all(t in snakemake(tmp_path, "-n", "-p").stdout for t in targets)  # part of the full analysis
     snakemake(tmp_path, "--cores", "2", *targets)
     qc = pd.read_csv(tmp_path / vol / "mr_to_ct_qc.tsv", sep="\t").iloc[0]
@@ -246,6 +247,13 @@ def test_volume_registration_graph_on_real_ct_and_mr(tmp_path):
     assert np.linalg.norm(moved - centre - offset) < 1.5  # mm; CT voxels 0.98 x 0.98 x 3.27 mm
     mask_on_ct = read_volume(tmp_path / vol / "mr_mask_in_reference.nii.gz")
     assert np.linalg.norm(mask_centroid_mm(mask_on_ct) - centre) < 1.5
+    # CT and MR with masks are quantified like the uptake volume: the CT in Hounsfield units, in 3-D and shells
+    ct_rows = pd.read_csv(tmp_path / "results/quantify/a01_T1/ct_metrics.tsv", sep="\t").set_index(["region", "metric"])
+    ct_mask = read_volume(data / "CT_mask.nii.gz")
+    assert ct_rows.loc[("tumour", "volume_mm3"), "value"] == pytest.approx(
+        sitk.GetArrayFromImage(ct_mask).sum() * np.prod(ct_mask.GetSpacing()))
+    assert ct_rows.loc[("tumour", "mean"), "unit"] == "HU" and set(ct_rows.modality) == {"ct"}
+    assert ("rim", "mean") in ct_rows.index and ("tumour", "glcm_contrast") in ct_rows.index
 
 
 def test_a_misregistered_sample_is_shown_everywhere_and_repaired_with_landmarks(tmp_path):

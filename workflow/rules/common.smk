@@ -189,6 +189,12 @@ def samples_with(modality):
     return [s for s in SAMPLES if _row(s, modality) is not None]
 
 
+def anatomical_volume_metrics():
+    """The metrics tables of every CT and MR volume that has a tumour mask (quantified like the uptake volume)."""
+    return [f"{RESULTS}/quantify/{s}/{m}_metrics.tsv" for m in ("ct", "mr") for s in samples_with(m)
+            if sample_option(s, m, "mask")]
+
+
 def group_of(sample):
     return SHEET.loc[SHEET["sample"] == sample, "group"].iloc[0]
 

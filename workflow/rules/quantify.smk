@@ -84,7 +84,8 @@ rule quantify_section:
 rule cohort_table:
     input:
         metrics=expand(f"{RESULTS}/quantify/{{sample}}/metrics.tsv", sample=SAMPLES),
-        volume=expand(f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv", sample=samples_with("volume")),
+        volume=expand(f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv", sample=samples_with("volume"))
+        + anatomical_volume_metrics(),
         section=expand(f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv", sample=SAMPLES),
         qc_flags=f"{RESULTS}/tables/qc_flags.tsv",
     output:

@@ -25,6 +25,32 @@ rule quantify_volume:
         "../scripts/quantify_volume.py"
 
 
+rule quantify_anatomical_volume:
+    input:
+        volume=lambda wc: _row(wc.sample, wc.vmodality)["path"],
+        mask=lambda wc: sample_option(wc.sample, wc.vmodality, "mask"),
+    output:
+        metrics=f"{RESULTS}/quantify/{{sample}}/{{vmodality}}_metrics.tsv",
+    wildcard_constraints:
+        vmodality="ct|mr",
+    params:
+        quantify=QUANTIFY,
+        structure=lambda wc: sample_option(wc.sample, wc.vmodality, "structure"),
+        modality=lambda wc: wc.vmodality,
+        code=code_version("quantify", "steps/quantify.py"),
+    log:
+        f"{LOGS}/quantify_anatomical_volume/{{sample}}_{{vmodality}}.log",
+    benchmark:
+        f"{BENCH}/quantify_anatomical_volume/{{sample}}_{{vmodality}}.tsv"
+    resources:
+        mem_mb=mem_mb(1000, 20),
+        runtime=lambda wc, attempt: 5 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/quantify_volume.py"
+
+
 rule register_volume_edge:
     input:
         unpack(volume_edge_inputs),

@@ -80,10 +80,15 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
         write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist))
 
 
+VOLUME_ANALYTES = {"volume": "uptake", "ct": "attenuation", "mr": "signal"}
+
+
 def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
-           quantify: dict | QuantifySettings | None = None, structure: str | None = None) -> None:
-    """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`)."""
-    unit, conversion = "image units", None
+           quantify: dict | QuantifySettings | None = None, structure: str | None = None,
+           modality: str = "volume") -> None:
+    """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`):
+    the uptake volume (``modality`` volume: PET in SUV, SPECT), or a CT (Hounsfield units) or MR with a mask."""
+    unit, conversion = {"ct": "HU"}.get(modality, "image units"), None
     if is_pet_series(volume):  # PET DICOM: converted to SUVbw from its header, the conversion recorded
         img, conversion = read_pet_suv(volume)
         unit = "SUVbw"
@@ -98,8 +103,8 @@ def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
         raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
     if conversion is not None:
         rows += [{"region": "tumour", "ibsi": "", **r} for r in conversion.as_rows()]
-    write_table(pd.DataFrame([{"sample": sample, "modality": "volume", "analyte": "uptake", **r} for r in rows]),
-                out_metrics)
+    write_table(pd.DataFrame([{"sample": sample, "modality": modality, "analyte": VOLUME_ANALYTES[modality], **r}
+                              for r in rows]), out_metrics)
 
 
 def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metrics: str, out_summary: str,
