@@ -243,3 +243,50 @@ def test_volume_rows_shells_texture_and_peaks():
     assert rows[("tumour", "global_intensity_peak")]["value"] <= rows[("tumour", "stat_maximum")]["value"]
     assert rows[("tumour", "glcm_correlation")]["ibsi"] == "NI2N" and rows[("tumour", "glcm_correlation")]["value"] > 0.5
     assert ("tumour", "dhi") not in rows  # the drug homogeneity index is a section measure
+
+
+def test_dicom_folders_with_several_series_single_slices_and_grid_messages(tmp_path):
+    """A folder with two series is refused with both listed, then read by UID or description; a single slice
+    takes its thickness from the header (refused without one); a mask off the grid names what differs."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from nanohet.io.volumes import dicom_series
+
+    src = DATA / "volumes" / "oncoray_suv_dro" / "DRO_0_0" / "PT"
+    folder = tmp_path / "two"
+    folder.mkdir()
+    uid = generate_uid(entropy_srcs=["nanohet-test-series"])
+    for f in sorted(src.glob("*.dcm")):
+        (folder / f.name).write_bytes(f.read_bytes())
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SeriesDescription = uid, "late frame"
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=[f.name])
+        ds.save_as(folder / f"late_{f.name}")
+    assert len(dicom_series(folder)) == 2
+    with pytest.raises(InputError, match=r"2 DICOM series; choose one .*late frame, PT, 20 files"):
+        read_volume(folder)
+    late = read_volume(folder, "late frame")
+    same = read_volume(folder, uid)
+    assert late.GetSize() == (256, 256, 20) and np.array_equal(sitk.GetArrayFromImage(late),
+                                                               sitk.GetArrayFromImage(same))
+    with pytest.raises(InputError, match="no series match 'early'"):
+        read_volume(folder, "early")
+
+    one = tmp_path / "one.dcm"
+    one.write_bytes(next(src.glob("*.dcm")).read_bytes())
+    thickness = float(pydicom.dcmread(one).SliceThickness)
+    assert read_volume(one).GetSpacing()[2] == pytest.approx(thickness)
+    ds = pydicom.dcmread(one)
+    del ds.SliceThickness
+    if "SpacingBetweenSlices" in ds:
+        del ds.SpacingBetweenSlices
+    ds.save_as(one)
+    with pytest.raises(InputError, match="single DICOM slice without SliceThickness"):
+        read_volume(one)
+
+    img = sitk.GetImageFromArray(np.ones((4, 5, 6), np.float32))
+    mask = sitk.GetImageFromArray(np.ones((4, 5, 6), np.uint8))
+    mask.SetOrigin((0.0, 2.5, 0.0))
+    with pytest.raises(InputError, match=r"origin \(0.0, 0.0, 0.0\) vs \(0.0, 2.5, 0.0\)"):
+        volume_metrics(img, mask)

@@ -11,6 +11,7 @@ rule quantify_volume:
     params:
         quantify=QUANTIFY,
         structure=option("volume", "structure"),
+        dicom_series=option("volume", "dicom_series"),
         code=code_version("quantify", "steps/quantify.py"),
     log:
         f"{LOGS}/quantify_volume/{{sample}}.log",
@@ -36,6 +37,7 @@ rule quantify_anatomical_volume:
     params:
         quantify=QUANTIFY,
         structure=lambda wc: sample_option(wc.sample, wc.vmodality, "structure"),
+        dicom_series=lambda wc: sample_option(wc.sample, wc.vmodality, "dicom_series"),
         modality=lambda wc: wc.vmodality,
         code=code_version("quantify", "steps/quantify.py"),
     log:
@@ -65,6 +67,8 @@ rule register_volume_edge:
         shared_frame=shared_frame,
         moving_structure=lambda wc: sample_option(wc.sample, wc.vmoving, "structure"),
         fixed_structure=lambda wc: sample_option(wc.sample, wc.vfixed, "structure"),
+        moving_series=lambda wc: sample_option(wc.sample, wc.vmoving, "dicom_series"),
+        fixed_series=lambda wc: sample_option(wc.sample, wc.vfixed, "dicom_series"),
         code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/register_volume_edge/{{sample}}_{{vmoving}}_to_{{vfixed}}.log",
@@ -92,6 +96,8 @@ rule volume_to_reference:
         vmodality="volume|ct|mr",
     params:
         is_mask=False,
+        series=lambda wc: sample_option(wc.sample, wc.vmodality, "dicom_series"),
+        reference_series=lambda wc: sample_option(wc.sample, VOLUME_REFERENCE, "dicom_series"),
         code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/volume_to_reference/{{sample}}_{{vmodality}}.log",
@@ -119,6 +125,8 @@ rule volume_mask_to_reference:
     params:
         is_mask=True,
         structure=lambda wc: sample_option(wc.sample, wc.vmodality, "structure"),
+        series=lambda wc: sample_option(wc.sample, wc.vmodality, "dicom_series"),
+        reference_series=lambda wc: sample_option(wc.sample, VOLUME_REFERENCE, "dicom_series"),
         code=code_version("registration", "steps/volume.py"),
     log:
         f"{LOGS}/volume_mask_to_reference/{{sample}}_{{vmodality}}.log",

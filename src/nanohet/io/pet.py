@@ -169,9 +169,9 @@ def suv_conversion(headers: list, where: str) -> SUVConversion:
     return out
 
 
-def is_pet_series(path: str | os.PathLike) -> bool:
+def is_pet_series(path: str | os.PathLike, series: str | None = None) -> bool:
     """Whether ``path`` is a DICOM series (a folder or a file) of modality PT."""
-    files = _series_files(Path(path))
+    files = _series_files(Path(path), series)
     if not files:
         return False
     import pydicom
@@ -182,15 +182,20 @@ def is_pet_series(path: str | os.PathLike) -> bool:
         return False
 
 
-def _series_files(path: Path) -> list[str]:
+def _series_files(path: Path, series: str | None = None) -> list[str]:
+    from .volumes import dicom_files
+
     if path.is_dir():
-        return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path)))
+        try:
+            return dicom_files(path, series)
+        except InputError:
+            return []
     if path.suffix.lower() in (".dcm", ".ima", "") and path.is_file():
         return [str(path)]
     return []
 
 
-def read_pet_suv(path: str | os.PathLike) -> tuple[sitk.Image, SUVConversion]:
+def read_pet_suv(path: str | os.PathLike, series: str | None = None) -> tuple[sitk.Image, SUVConversion]:
     """A PET DICOM series (folder or single file) as a SUVbw volume, with the conversion it went through.
 
     SimpleITK reads the voxels (each slice's rescale slope and intercept applied) in physical space;
@@ -198,8 +203,10 @@ def read_pet_suv(path: str | os.PathLike) -> tuple[sitk.Image, SUVConversion]:
     """
     import pydicom
 
+    from .volumes import dicom_files
+
     path = Path(path)
-    files = _series_files(path)
+    files = dicom_files(path, series) if path.is_dir() else _series_files(path)
     if not files:
         raise InputError(f"{path}: no DICOM series")
     headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]

@@ -17,8 +17,8 @@ DEMO_FILES = {
 }
 
 
-OPTIONAL_COLUMNS = ("section", "timepoint", "series", "frame", "pixel_size", "mask", "structure", "channels",
-                    "landmarks", "analyte", "concentration")
+OPTIONAL_COLUMNS = ("section", "timepoint", "series", "frame", "pixel_size", "mask", "structure", "dicom_series",
+                    "channels", "landmarks", "analyte", "concentration")
 NUMERIC_COLUMNS = ("pixel_size", "concentration")
 STANDARD = "msi_standard"
 

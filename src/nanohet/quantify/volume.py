@@ -27,11 +27,11 @@ def volume_metrics(image: sitk.Image, mask: sitk.Image) -> dict:
         heterogeneity index), ``p90`` and ``volume_mm3`` (voxel count x voxel
         volume).
     """
-    if (image.GetSize() != mask.GetSize()
-            or not np.allclose(image.GetSpacing(), mask.GetSpacing(), rtol=1e-4)
-            or not np.allclose(image.GetOrigin(), mask.GetOrigin(), atol=1e-4)
-            or not np.allclose(image.GetDirection(), mask.GetDirection(), atol=1e-4)):
-        raise InputError("the volume and its mask are not on the same grid (size/spacing/origin/direction)")
+    from ..io.volumes import grid_difference
+
+    differs = grid_difference(image, mask)
+    if differs:
+        raise InputError(f"the volume and its mask are not on the same grid: {differs} (volume vs mask)")
     values = sitk.GetArrayViewFromImage(image).astype(np.float64)
     m = sitk.GetArrayViewFromImage(mask) > 0
     if not m.any():

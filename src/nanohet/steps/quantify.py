@@ -85,17 +85,17 @@ VOLUME_ANALYTES = {"volume": "uptake", "ct": "attenuation", "mr": "signal"}
 
 def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
            quantify: dict | QuantifySettings | None = None, structure: str | None = None,
-           modality: str = "volume") -> None:
+           modality: str = "volume", dicom_series: str | None = None) -> None:
     """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`):
     the uptake volume (``modality`` volume: PET in SUV, SPECT), or a CT (Hounsfield units) or MR with a mask."""
     unit, conversion = {"ct": "HU"}.get(modality, "image units"), None
-    if is_pet_series(volume):  # PET DICOM: converted to SUVbw from its header, the conversion recorded
-        img, conversion = read_pet_suv(volume)
+    if is_pet_series(volume, dicom_series):  # PET DICOM: to SUVbw from its header, the conversion recorded
+        img, conversion = read_pet_suv(volume, dicom_series)
         unit = "SUVbw"
         log.info("%s: PET in %s (decay correction %s) converted to SUVbw: %s", volume, conversion.units,
                  conversion.decay_correction, conversion)
     else:
-        img = read_volume(volume)
+        img = read_volume(volume, dicom_series)
     msk = read_mask(mask, img, structure)
     try:
         rows = volume_rows(img, msk, QuantifySettings.coerce(quantify or {}), unit)

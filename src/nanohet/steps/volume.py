@@ -23,7 +23,8 @@ def register_volume_edge(sample: str, vmoving: str, vfixed: str, moving: str, fi
                          settings: dict | VolumeRegistrationSettings, out_transform: str, out_qc: str,
                          moving_mask: str | None = None, fixed_mask: str | None = None,
                          shared_frame: bool = False, moving_structure: str | None = None,
-                         fixed_structure: str | None = None) -> None:
+                         fixed_structure: str | None = None, moving_series: str | None = None,
+                         fixed_series: str | None = None) -> None:
     """Register one volume edge rigidly (Mattes MI, physical space) and write its transform and QC table.
 
     Volumes that share the scanner's frame of reference (``shared_frame``, declared in the sample sheet's
@@ -33,9 +34,10 @@ def register_volume_edge(sample: str, vmoving: str, vfixed: str, moving: str, fi
     and fails the run with ``volume_registration.fail_on_flag``.
     """
     settings = VolumeRegistrationSettings.coerce(settings)
-    fixed_img, moving_img = read_volume(fixed), read_volume(moving)
-    uid = frame_of_reference(fixed)
-    start = "scanner" if shared_frame or (uid is not None and uid == frame_of_reference(moving)) else "geometry"
+    fixed_img, moving_img = read_volume(fixed, fixed_series), read_volume(moving, moving_series)
+    uid = frame_of_reference(fixed, fixed_series)
+    start = ("scanner" if shared_frame or (uid is not None and uid == frame_of_reference(moving, moving_series))
+             else "geometry")
     log.info("%s: registering %s (%s) onto %s (%s), rigid, Mattes MI, starting from %s", sample, vmoving, moving,
              vfixed, fixed, "the shared scanner frame" if start == "scanner" else "the grid centres aligned")
     result = register_rigid_3d(fixed_img, moving_img, settings.optimiser(), start=start)
@@ -62,13 +64,18 @@ def register_volume_edge(sample: str, vmoving: str, vfixed: str, moving: str, fi
 
 def volume_to_reference(image: str, edges: list[str] | str, reference: str, out_image: str,
                         out_transform: str | None = None, is_mask: bool = False, grid: str | None = None,
-                        structure: str | None = None) -> None:
+                        structure: str | None = None, series: str | None = None,
+                        reference_series: str | None = None) -> None:
     """Compose a volume's chain of edge transforms and resample it (or its mask) onto the reference grid. A mask
     that is an RT structure set is rasterised onto its own volume (``grid``) first."""
     edges = [edges] if isinstance(edges, str) else list(edges)
     transform = compose([sitk.ReadTransform(t) for t in edges])
-    source = read_mask(image, read_volume(grid), structure) if is_mask and grid else read_volume(image)
-    write_volume(out_image, resample_to_grid(source, read_volume(reference), transform, is_mask=is_mask))
+    if is_mask:  # the mask file (an RT structure set is rasterised onto its own volume, the grid)
+        source = read_mask(image, read_volume(grid, series), structure) if grid else read_volume(image)
+    else:
+        source = read_volume(image, series)
+    write_volume(out_image, resample_to_grid(source, read_volume(reference, reference_series), transform,
+                                             is_mask=is_mask))
     if out_transform:
         with atomic_path(out_transform) as tmp:
             sitk.WriteTransform(transform, str(tmp))
