@@ -44,12 +44,56 @@ def test_plain_tiff_needs_a_pixel_size(tmp_path):
     assert img.spacing == (2.0, 2.0) and img.channels == ["DAPI", "CD31"]
 
 
-def test_conflicting_pixel_size_and_channel_names_are_errors(tmp_path):
+def test_the_sample_sheet_overrides_the_file_with_a_warning(tmp_path, caplog):
+    """The sheet is only for overriding: its pixel size and channel names win, with a warning where they
+    disagree with the file's; a wrong number of names is an error."""
     write_ome_tiff(tmp_path / "a.ome.tif", SectionImage(np.zeros((2, 4, 4), np.uint16), ["x", "y"], (1.0, 1.0)))
-    with pytest.raises(InputError, match="sample sheet says 2"):
-        read_ome_tiff(tmp_path / "a.ome.tif", pixel_size_um=2.0)
-    with pytest.raises(InputError, match="differ"):
-        read_ome_tiff(tmp_path / "a.ome.tif", channel_names=["DAPI", "CD31"])
+    with caplog.at_level("WARNING", logger="nanohet"):
+        img = read_ome_tiff(tmp_path / "a.ome.tif", pixel_size_um=2.0, channel_names=["DAPI", "CD31"])
+    assert img.spacing == (2.0, 2.0) and img.channels == ["DAPI", "CD31"]
+    assert "says 1 x 1 µm/pixel, the sample sheet 2" in caplog.text and "override the file's ['x', 'y']" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nanohet"):
+        assert read_ome_tiff(tmp_path / "a.ome.tif", pixel_size_um=1.005).spacing == (1.005, 1.005)
+    assert not caplog.text  # within 1 %: no warning
+    with pytest.raises(InputError, match="3 channel names in the sample sheet for the file's 2 channels"):
+        read_ome_tiff(tmp_path / "a.ome.tif", channel_names=["a", "b", "c"])
+
+
+def _qptiff(path, names, um_per_px):
+    with tifffile.TiffWriter(path) as w:
+        for name in names:
+            desc = ('<?xml version="1.0" encoding="utf-16"?>\n<PerkinElmer-QPI-ImageDescription>\n<DescriptionVersion>2'
+                    f'</DescriptionVersion>\n<ImageType>FullResolution</ImageType>\n<Name>{name}</Name>\n'
+                    '</PerkinElmer-QPI-ImageDescription>')
+            w.write(np.full((24, 32), len(name), np.uint16), description=desc, software="PerkinElmer-QPI",
+                    resolution=(1e4 / um_per_px, 1e4 / um_per_px), resolutionunit="CENTIMETER", metadata=None)
+
+
+def test_vendor_metadata_is_read(tmp_path, caplog):
+    """QPTIFF channel names and resolution, SVS microns per pixel, TIFF resolution in pixels per cm and ImageJ's
+    micron unit are read from the file; a typed value that disagrees is used with a warning."""
+    _qptiff(tmp_path / "v.qptiff", ["DAPI", "CD31", "NP", "F4/80"], 0.4961)
+    img = read_ome_tiff(tmp_path / "v.qptiff")
+    assert img.channels == ["DAPI", "CD31", "NP", "F4/80"] and img.spacing == pytest.approx((0.4961, 0.4961))
+    assert img.channel("NP")[0, 0] == 2
+    with caplog.at_level("WARNING", logger="nanohet"):
+        assert read_ome_tiff(tmp_path / "v.qptiff", pixel_size_um=0.5).spacing == (0.5, 0.5)
+        assert read_ome_tiff(tmp_path / "v.qptiff", pixel_size_um=1.0).spacing == (1.0, 1.0)
+    assert caplog.text.count("QPTIFF resolution tags says") == 1  # 0.5 is within 1 % of 0.4961; 1.0 is not
+    tifffile.imwrite(tmp_path / "s.svs", np.zeros((40, 50, 3), np.uint8), photometric="rgb",
+                     description="Aperio Image Library v12.0.15 \n50x40 (256x256) JPEG/RGB Q=70|AppMag = 20|MPP = 0.2527")
+    svs = read_ome_tiff(tmp_path / "s.svs")
+    assert svs.spacing == pytest.approx((0.2527, 0.2527)) and svs.channels == ["R", "G", "B"]
+    tifffile.imwrite(tmp_path / "cm.tif", np.zeros((2, 8, 8), np.uint16), resolution=(1e4 / 0.65, 1e4 / 0.65),
+                     resolutionunit="CENTIMETER")
+    assert read_ome_tiff(tmp_path / "cm.tif").spacing == pytest.approx((0.65, 0.65))
+    tifffile.imwrite(tmp_path / "ij.tif", np.zeros((8, 8), np.uint16), imagej=True, resolution=(1 / 0.325, 1 / 0.325),
+                     metadata={"unit": "micron"})
+    assert read_ome_tiff(tmp_path / "ij.tif").spacing == pytest.approx((0.325, 0.325))
+    tifffile.imwrite(tmp_path / "inch.tif", np.zeros((8, 8), np.uint16), resolution=(72, 72), resolutionunit="INCH")
+    with pytest.raises(InputError, match="no pixel size"):  # 72 dpi is a screen default, not a physical size
+        read_ome_tiff(tmp_path / "inch.tif")
 
 
 def test_unreadable_file_is_named(tmp_path):

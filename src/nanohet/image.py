@@ -103,11 +103,16 @@ def resolve_pixel_size(declared, given, path, what: str = "the file") -> tuple[f
     path : path-like
         Named in error messages.
 
+    The file's value is used unless the sample sheet gives one: the sheet overrides (a vendor's metadata can be
+    wrong), with a warning in the log when the two disagree by more than 1 % (one of them is wrong).
+
     Raises
     ------
     InputError
-        No pixel size from either source, or the two disagree by more than 1 %.
+        No pixel size from either source.
     """
+    import logging
+
     from .errors import InputError
 
     if declared is None or declared[0] is None or declared[1] is None:
@@ -115,6 +120,10 @@ def resolve_pixel_size(declared, given, path, what: str = "the file") -> tuple[f
             raise InputError(f"{path}: no pixel size in {what} and none given in the sample sheet "
                              "(column pixel_size)")
         return (float(given), float(given))
-    if given is not None and abs(declared[0] - given) > 0.01 * given:
-        raise InputError(f"{path}: the file says {declared[0]} µm/pixel but the sample sheet says {given} µm")
+    if given is not None:
+        if abs(declared[0] - given) > 0.01 * given or abs(declared[1] - given) > 0.01 * given:
+            logging.getLogger("nanohet").warning(
+                "%s: %s says %.4g x %.4g µm/pixel, the sample sheet %.4g µm: using the sample sheet's", path, what,
+                declared[0], declared[1], given)
+        return (float(given), float(given))
     return (float(declared[0]), float(declared[1]))

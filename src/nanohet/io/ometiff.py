@@ -8,7 +8,9 @@ position of the first plane as the image origin.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -18,6 +20,8 @@ import tifffile
 from ..atomic import atomic_path
 from ..errors import InputError
 from ..image import SectionImage, resolve_pixel_size
+
+log = logging.getLogger("nanohet")
 
 # Length units OME allows for PhysicalSize, as micrometres per unit.
 _UM_PER_UNIT = {
@@ -87,6 +91,59 @@ def _physical_size(pixels, axis: str, path) -> float | None:
     return float(value) * _UM_PER_UNIT[unit]
 
 
+_MPP = re.compile(r"\bMPP\s*=\s*([0-9.eE+-]+)")
+
+
+def vendor_metadata(tif: tifffile.TiffFile, series) -> dict | None:
+    """Pixel size and channel names a vendor TIFF declares outside OME-XML, or None.
+
+    * Aperio SVS: ``MPP = <µm per pixel>`` in the first page's ImageDescription.
+    * Akoya/PerkinElmer QPTIFF: each full-resolution channel page's ImageDescription is XML with the channel's
+      ``<Name>``; the pixel size comes from the page's resolution tags (pixels per centimetre).
+    * Other TIFFs: the resolution tags when their unit is the centimetre, or ImageJ's ``unit=micron``.
+
+    Returns
+    -------
+    dict or None
+        ``spacing`` ((x, y) µm, or (None, None)), ``channels`` (list or None) and ``source`` (for messages).
+    """
+    page = series.pages[0] if series.pages else tif.pages[0]
+    description = page.description or ""
+    if description.startswith("Aperio "):
+        m = _MPP.search(description)
+        mpp = float(m.group(1)) if m else None
+        return {"spacing": (mpp, mpp), "channels": None, "source": "the SVS description (MPP)"}
+    if "<PerkinElmer-QPI-ImageDescription" in description:
+        names = []
+        for p in series.pages:
+            text = getattr(p, "description", "") or ""
+            m = re.search(r"<Name>([^<]*)</Name>", text)
+            kind = re.search(r"<ImageType>([^<]*)</ImageType>", text)
+            if m and (kind is None or kind.group(1).strip() == "FullResolution"):
+                names.append(m.group(1).strip())
+        return {"spacing": _tag_spacing(page), "channels": names or None,
+                "source": "the QPTIFF resolution tags"}
+    spacing = _tag_spacing(page)
+    if spacing[0] is None and tif.imagej_metadata and str(tif.imagej_metadata.get("unit", "")).lower() in (
+            "micron", "um", "µm", "\\u00b5m"):
+        x = page.tags.get("XResolution")
+        spacing = (1.0 / (x.value[0] / x.value[1]),) * 2 if x and x.value[0] else (None, None)
+    if spacing[0] is None:
+        return None
+    return {"spacing": spacing, "channels": None, "source": "the TIFF resolution tags"}
+
+
+def _tag_spacing(page) -> tuple[float | None, float | None]:
+    """µm per pixel from XResolution/YResolution in pixels per centimetre (ResolutionUnit 3), else (None, None)."""
+    unit = page.tags.get("ResolutionUnit")
+    x, y = page.tags.get("XResolution"), page.tags.get("YResolution")
+    if unit is None or int(unit.value) != 3 or x is None or not x.value[0]:
+        return (None, None)
+    per_cm_x = x.value[0] / x.value[1]
+    per_cm_y = (y.value[0] / y.value[1]) if y is not None and y.value[0] else per_cm_x
+    return (1e4 / per_cm_x, 1e4 / per_cm_y)
+
+
 def read_ome_tiff(
     path: str | os.PathLike,
     *,
@@ -123,6 +180,7 @@ def read_ome_tiff(
             data = series.asarray()
             axes = series.axes
             ome_xml = tif.ome_metadata
+            vendor = None if ome_xml else vendor_metadata(tif, series)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except Exception as exc:  # tifffile raises many types for corrupt files
@@ -146,6 +204,11 @@ def read_ome_tiff(
         if ome_names and all(ome_names) and len(ome_names) > 1:
             names = ome_names
 
+    source = "the file (OME PhysicalSizeX/Y)"
+    if vendor is not None:
+        spacing, source = vendor["spacing"], vendor["source"]
+        names = vendor["channels"] or names
+
     axes = axes.replace("Q", "C").replace("I", "C")
     if "S" in axes and data.shape[axes.index("S")] in (3, 4):
         data = np.moveaxis(data, axes.index("S"), 0)[:3]
@@ -160,9 +223,14 @@ def read_ome_tiff(
     if names is None:
         names = list(channel_names) if channel_names else [f"C{i}" for i in range(data.shape[0])]
     elif channel_names and list(channel_names) != names:
-        raise InputError(f"{path}: file channels {names} differ from the configured {list(channel_names)}")
+        if len(channel_names) != len(names):
+            raise InputError(f"{path}: {len(channel_names)} channel names in the sample sheet for the file's "
+                             f"{len(names)} channels {names}")
+        log.warning("%s: the sample sheet's channel names %s override the file's %s", path, list(channel_names),
+                    names)
+        names = list(channel_names)
     if len(names) != data.shape[0]:
         raise InputError(f"{path}: {len(names)} channel names given for {data.shape[0]} channels")
 
-    spacing = resolve_pixel_size(spacing, pixel_size_um, path, "the file (OME PhysicalSizeX/Y)")
+    spacing = resolve_pixel_size(spacing, pixel_size_um, path, source)
     return SectionImage(data=data, channels=names, spacing=spacing, origin=origin)
