@@ -101,3 +101,17 @@ def test_unreadable_file_is_named(tmp_path):
     bad.write_bytes(b"not a tiff at all")
     with pytest.raises(InputError, match="broken.ome.tif"):
         read_ome_tiff(bad)
+
+
+def test_four_samples_are_channels_and_a_single_ome_channel_keeps_its_name(tmp_path):
+    """A plain TIFF with 4 samples per pixel that are not colour is 4 channels (was read as RGB and the 4th
+    dropped); RGBA drops its alpha; a one-channel OME-TIFF keeps its channel name."""
+    four = np.arange(8 * 8 * 4, dtype=np.uint16).reshape(8, 8, 4)
+    tifffile.imwrite(tmp_path / "four.tif", four, photometric="minisblack", planarconfig="contig")
+    img = read_ome_tiff(tmp_path / "four.tif", pixel_size_um=1.0)
+    assert img.channels == ["C0", "C1", "C2", "C3"] and np.array_equal(img.data[3], four[..., 3])
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
+    assert read_ome_tiff(tmp_path / "rgba.tif", pixel_size_um=1.0).channels == ["R", "G", "B"]
+    write_ome_tiff(tmp_path / "one.ome.tif", SectionImage(np.zeros((1, 4, 4), np.uint16), ["CD31"], (1.0, 1.0)))
+    assert read_ome_tiff(tmp_path / "one.ome.tif").channels == ["CD31"]

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from nanohet.io.check import check_inputs
+from nanohet.io.check import report as input_report
 from nanohet.errors import InputError
 from nanohet.io.samplesheet import (
     check_demo_paths,
@@ -49,6 +51,10 @@ try:
         s: sample_chains(VOLUME_EDGES, set(SHEET.loc[SHEET["sample"] == s, "modality"]), s, VOLUME_REFERENCE)
         for s in SAMPLES
     }
+    # every input's metadata before any job (the demo's inputs are made by the run): all problems at once
+    INPUT_PROBLEMS = [] if DEMO else check_inputs(FULL_SHEET, CONFIG)
+    if INPUT_PROBLEMS:
+        raise InputError(input_report(INPUT_PROBLEMS))
 except InputError as exc:
     raise WorkflowError(f"nanohet: {exc}") from None
 

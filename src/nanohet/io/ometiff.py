@@ -144,54 +144,37 @@ def _tag_spacing(page) -> tuple[float | None, float | None]:
     return (1e4 / per_cm_x, 1e4 / per_cm_y)
 
 
-def read_ome_tiff(
-    path: str | os.PathLike,
-    *,
-    pixel_size_um: float | None = None,
-    channel_names: list[str] | None = None,
-) -> SectionImage:
-    """Read a 2-D (multi-channel or RGB) OME-TIFF or plain TIFF.
-
-    Parameters
-    ----------
-    path : path-like
-        The file.
-    pixel_size_um : float, optional
-        Pixel size to use when the file declares none (for example a plain
-        TIFF). A file that does declare one always wins; a disagreement of
-        more than 1 % raises, because one of the two is wrong.
-    channel_names : list of str, optional
-        Names to use when the file has none.
-
-    Returns
-    -------
-    SectionImage
-        Data as ``(C, Y, X)``; RGB files give channels ``R, G, B``.
-
-    Raises
-    ------
-    InputError
-        When the file is unreadable, has no pixel size from any source, or
-        the number of channel names does not match.
-    """
+def _header(path) -> dict:
+    """Axes, shape, photometric interpretation, OME-XML and vendor metadata of a TIFF's first series, without
+    reading its pixels."""
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            data = series.asarray()
-            axes = series.axes
             ome_xml = tif.ome_metadata
-            vendor = None if ome_xml else vendor_metadata(tif, series)
+            page = series.pages[0] if series.pages else tif.pages[0]
+            extra = tuple(int(e) for e in (getattr(page, "extrasamples", ()) or ()))
+            return {"axes": series.axes, "shape": tuple(series.shape), "ome_xml": ome_xml,
+                    "photometric": int(getattr(page, "photometric", 0) or 0),
+                    "alpha": bool(extra) and extra[0] in (1, 2),  # ExtraSamples: associated or unassociated alpha
+                    "dtype": np.dtype(series.dtype),
+                    "vendor": None if ome_xml else vendor_metadata(tif, series)}
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise InputError(f"{path}: not a readable TIFF ({exc})") from exc
 
-    spacing = (None, None)
-    origin = (0.0, 0.0)
-    names = None
-    if ome_xml:
+
+def section_metadata(path: str | os.PathLike, *, pixel_size_um: float | None = None,
+                     channel_names: list[str] | None = None) -> dict:
+    """What :func:`read_ome_tiff` would return but the pixels: ``channels``, ``spacing`` (µm), ``origin`` (µm),
+    and how the pixels are laid out (``layout``: ``rgb`` or ``channels``, with ``axes``); the same errors and
+    warnings. Reads the header only (the pre-run check uses it)."""
+    head = _header(path)
+    axes, shape = head["axes"].replace("Q", "C").replace("I", "C"), head["shape"]
+    spacing, origin, names = (None, None), (0.0, 0.0), None
+    if head["ome_xml"]:
         try:
-            pixels = _ome_pixels(ome_xml)
+            pixels = _ome_pixels(head["ome_xml"])
         except (ET.ParseError, ValueError) as exc:
             raise InputError(f"{path}: malformed OME-XML ({exc})") from exc
         spacing = (_physical_size(pixels, "X", path), _physical_size(pixels, "Y", path))
@@ -201,27 +184,33 @@ def read_ome_tiff(
             uy = _UM_PER_UNIT.get(plane.get("PositionYUnit", "µm"), 1.0)
             origin = (float(plane.get("PositionX")) * ux, float(plane.get("PositionY", 0.0)) * uy)
         ome_names = [c.get("Name") for c in pixels.findall("{*}Channel")]
-        if ome_names and all(ome_names) and len(ome_names) > 1:
+        if ome_names and all(ome_names):
             names = ome_names
-
     source = "the file (OME PhysicalSizeX/Y)"
-    if vendor is not None:
-        spacing, source = vendor["spacing"], vendor["source"]
-        names = vendor["channels"] or names
-
-    axes = axes.replace("Q", "C").replace("I", "C")
-    if "S" in axes and data.shape[axes.index("S")] in (3, 4):
-        data = np.moveaxis(data, axes.index("S"), 0)[:3]
-        names = list(_RGB_CHANNELS)
-    elif data.ndim == 2:
-        data = data[np.newaxis]
-    elif data.ndim == 3 and axes[-2:] == "YX":
-        pass
+    if head["vendor"] is not None:
+        spacing, source = head["vendor"]["spacing"], head["vendor"]["source"]
+        names = head["vendor"]["channels"] or names
+    samples = shape[axes.index("S")] if "S" in axes else 0
+    # colour: 8-bit with 3 samples, or RGB with an alpha sample (dropped). Writers store any 3- or 4-plane array
+    # as RGB(A) (tifffile does), so 16-bit or float samples are fluorescence channels, whatever the tags say.
+    colour = head["dtype"] == np.uint8 and (samples == 3 or (samples == 4 and head["photometric"] == 2
+                                                              and head["alpha"]))
+    if colour:
+        if samples == 4:
+            log.warning("%s: an RGBA image; the alpha channel is dropped", path)
+        layout, n, names = "rgb", 3, list(_RGB_CHANNELS)
+    elif samples:
+        layout, n = "samples", samples  # several samples per pixel that are not colour: channels
+    elif len(shape) == 2:
+        layout, n = "channels", 1
+    elif len(shape) == 3 and axes[-2:] == "YX":
+        layout, n = "channels", shape[0]
     else:
-        raise InputError(f"{path}: expected a 2-D image with channels, got axes {series.axes!r} shape {data.shape}")
-
+        raise InputError(f"{path}: expected a 2-D image with channels, got axes {head['axes']!r} shape {shape}")
+    if names is not None and len(names) != n:
+        names = None  # names that do not fit the layout (e.g. OME channel of an RGB plane): the defaults
     if names is None:
-        names = list(channel_names) if channel_names else [f"C{i}" for i in range(data.shape[0])]
+        names = list(channel_names) if channel_names else [f"C{i}" for i in range(n)]
     elif channel_names and list(channel_names) != names:
         if len(channel_names) != len(names):
             raise InputError(f"{path}: {len(channel_names)} channel names in the sample sheet for the file's "
@@ -229,8 +218,52 @@ def read_ome_tiff(
         log.warning("%s: the sample sheet's channel names %s override the file's %s", path, list(channel_names),
                     names)
         names = list(channel_names)
-    if len(names) != data.shape[0]:
-        raise InputError(f"{path}: {len(names)} channel names given for {data.shape[0]} channels")
+    if len(names) != n:
+        raise InputError(f"{path}: {len(names)} channel names given for {n} channels")
+    return {"channels": names, "spacing": resolve_pixel_size(spacing, pixel_size_um, path, source), "origin": origin,
+            "layout": layout, "axes": axes}
 
-    spacing = resolve_pixel_size(spacing, pixel_size_um, path, source)
-    return SectionImage(data=data, channels=names, spacing=spacing, origin=origin)
+
+def read_ome_tiff(
+    path: str | os.PathLike,
+    *,
+    pixel_size_um: float | None = None,
+    channel_names: list[str] | None = None,
+) -> SectionImage:
+    """Read a 2-D (multi-channel or RGB) OME-TIFF, vendor TIFF (QPTIFF, SVS) or plain TIFF.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    pixel_size_um : float, optional
+        Pixel size for a file that declares none (a plain TIFF), or overriding the file's: the sample sheet
+        wins, with a warning when the two differ by more than 1 % (:func:`~nanohet.image.resolve_pixel_size`).
+    channel_names : list of str, optional
+        Names for a file without them, or overriding the file's (a warning when they differ).
+
+    Returns
+    -------
+    SectionImage
+        Data as ``(C, Y, X)``; RGB files give channels ``R, G, B``; samples per pixel that are not colour (a
+        4-channel plain TIFF) are channels.
+
+    Raises
+    ------
+    InputError
+        When the file is unreadable, has no pixel size from any source, or the number of channel names does
+        not match.
+    """
+    meta = section_metadata(path, pixel_size_um=pixel_size_um, channel_names=channel_names)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            data = tif.series[0].asarray()
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise InputError(f"{path}: not a readable TIFF ({exc})") from exc
+    axes = meta["axes"]
+    if meta["layout"] in ("rgb", "samples"):
+        data = np.moveaxis(data, axes.index("S"), 0)
+        data = data[:3] if meta["layout"] == "rgb" else data
+    elif data.ndim == 2:
+        data = data[np.newaxis]
+    return SectionImage(data=data, channels=meta["channels"], spacing=meta["spacing"], origin=meta["origin"])

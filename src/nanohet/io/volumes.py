@@ -102,9 +102,10 @@ def read_volume(path: str | os.PathLike, series: str | None = None) -> sitk.Imag
         raise InputError(f"{path}: cannot read as a volume ({str(exc).splitlines()[0]})") from exc
 
 
-def grid_difference(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-4) -> str:
+def grid_difference(a, b, tolerance: float = 1e-4) -> str:
     """What differs between the grids of two images (size, spacing, origin, direction, each with both values),
-    or "" when they share one grid."""
+    or "" when they share one grid. ``a`` and ``b``: SimpleITK images, or image file readers after
+    ``ReadImageInformation`` (headers only)."""
     parts = []
     if a.GetSize() != b.GetSize():
         parts.append(f"size {a.GetSize()} vs {b.GetSize()}")
