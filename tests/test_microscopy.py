@@ -80,3 +80,33 @@ def test_haematoxylin_is_higher_on_nuclei(tiny_sample):
     h = haematoxylin(he.data)
     tissue = tissue_mask(255 - he.data[1].astype(float), he.spacing[0])
     assert h[tissue].mean() > h[~tissue].mean()
+
+
+def test_nan_pixels_in_a_role_channel_name_the_file_and_channel():
+    """A NaN in the vessel channel ended in a scikit-image error naming neither file nor channel, and a NaN
+    nanoparticle channel gave NaN measures without a word: both are refused by name."""
+    from nanohet.errors import InputError
+    from nanohet.image import SectionImage
+    from nanohet.microscopy import role_channel
+    from nanohet.settings import MicroscopySettings
+
+    data = np.ones((3, 8, 8), np.float32)
+    data[1, 2, 3] = np.nan
+    image = SectionImage(data, ["DAPI", "CD31", "NP"], (1.0, 1.0))
+    settings = MicroscopySettings()
+    with pytest.raises(InputError, match=r"f.tif: channel 'CD31' \(role vessels\) holds 1 NaN or infinite pixels"):
+        role_channel(image, settings, "vessels", "f.tif")
+    assert role_channel(image, settings, "nanoparticle", "f.tif").shape == (8, 8)
+
+
+def test_implausible_section_statistics_are_named():
+    """Swapped channel labels gave tissue 0.006 mm² and 2,376 vessels/mm² in silence: they are now named."""
+    from nanohet.microscopy.masks import implausible_stats
+    from nanohet.settings import MicroscopySettings
+
+    ranges = MicroscopySettings().plausible
+    found = implausible_stats({"tissue_area_mm2": 0.006, "vessel_density_per_mm2": 2376.0,
+                               "necrotic_fraction": 0.2}, ranges)
+    assert len(found) == 2 and "tissue_area_mm2 0.006 is outside" in found[0] and "vessel_density" in found[1]
+    assert not implausible_stats({"tissue_area_mm2": 12.0, "vessel_density_per_mm2": 170.0,
+                                  "necrotic_fraction": 0.3}, ranges)

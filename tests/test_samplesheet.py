@@ -37,6 +37,10 @@ def test_good_sheet(tmp_path):
     (GOOD + [["m1", "a", "T1", "volume", "v.nii.gz", "", "", ""]], "needs a tumour mask"),
     (GOOD + [["m1", "b", "T2", "fluorescence", "x", "", "", ""], ["m1", "b", "T2", "msi", "y", "", "", ""]],
      "several groups"),
+    ([GOOD[0], ["m1", "a", "T1", "msi", "m.imzML", "nan", "", ""]], "row 3.*pixel_size nan is not a finite number"),
+    ([GOOD[0], ["m1", "a", "T1", "msi", "m.imzML", "inf", "", ""]], "row 3.*pixel_size inf is not a finite number"),
+    (GOOD + [["M1", "a", "T1", "fluorescence", "x", "", "", ""], ["M1", "a", "T1", "msi", "y", "", "", ""]],
+     r"sample ids \['M1_T1', 'm1_T1'\] differ only in upper/lower case"),
 ])
 def test_bad_rows_are_named(tmp_path, rows, message):
     with pytest.raises(InputError, match=message):

@@ -144,6 +144,10 @@ class MicroscopySettings(Settings):
     tissue_smooth_um: float = 10.0
     necrosis_smooth_um: float = 30.0
     vessel_min_area_um2: float = 20.0
+    # plausible ranges of the section statistics: outside, a warning (swapped channel labels, a wrong pixel size)
+    plausible: dict = field(default_factory=lambda: {"tissue_area_mm2": [0.05, 5000.0],
+                                                     "vessel_density_per_mm2": [5.0, 1500.0],
+                                                     "necrotic_fraction": [0.0, 0.95]})
 
     def channel(self, role: str) -> str:
         if role not in self.channels:

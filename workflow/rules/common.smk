@@ -1,5 +1,6 @@
 # Shared helpers: the settings (each config section parsed once), the validated sample sheet and the
 # registration graphs, path lookups and resource estimates used by every stage.
+import glob
 import re
 from pathlib import Path
 
@@ -171,8 +172,17 @@ def edge_qc_tables(sample):
     return sorted({f"{RESULTS}/registration/{sample}/{e.name}_qc.tsv" for path in CHAINS[sample].values() for e in path})
 
 
+def ibd_of(imzml):
+    """The .ibd beside an imzML, its extension in any case (as the reader finds it)."""
+    imzml = Path(imzml)
+    for candidate in sorted(imzml.parent.glob(glob.escape(imzml.stem) + ".*")) if imzml.parent.is_dir() else []:
+        if candidate.stem == imzml.stem and candidate.suffix.lower() == ".ibd":
+            return str(candidate)
+    return str(imzml.with_suffix(".ibd"))
+
+
 def ibd_path(wc):
-    return str(Path(_row(wc.sample, "msi")["path"]).with_suffix(".ibd"))
+    return ibd_of(_row(wc.sample, "msi")["path"])
 
 
 def input_mb(input):

@@ -33,7 +33,7 @@ rule msi_extract:
 rule msi_calibration:
     input:
         imzml=sorted(set(STANDARDS["path"])),
-        ibd=sorted({str(Path(p).with_suffix(".ibd")) for p in STANDARDS["path"]}),
+        ibd=sorted({ibd_of(p) for p in STANDARDS["path"]}),
     output:
         calibration=report(
             f"{RESULTS}/msi/calibration.tsv",

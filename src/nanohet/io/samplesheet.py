@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
                     rec[col] = float(rec[col])
                 except ValueError:
                     raise InputError(f"{path}: {_row_label(i, rec)}: {col} {rec[col]!r} is not a number") from None
+                if not math.isfinite(rec[col]):  # float() reads nan and inf, which the schema's bounds let through
+                    raise InputError(f"{path}: {_row_label(i, rec)}: {col} {rec[col]} is not a finite number")
         rec = {k: v for k, v in rec.items() if v is not None or k in OPTIONAL_COLUMNS}
         errors = sorted(validator.iter_errors(rec), key=lambda e: list(e.path))
         if errors:
@@ -133,6 +136,10 @@ def _check_samples(out: pd.DataFrame, records: list[dict], path: Path) -> None:
         i = int(dup[dup].index[1])
         raise InputError(f"{path}: {_row_label(i, records[i])}: sample {out['sample'][i]} has "
                          f"more than one {out['modality'][i]} row")
+    ids = out["sample"].drop_duplicates()
+    folded = ids.str.lower().duplicated(keep=False)
+    if folded.any():  # results/<sample>/ folders would collide on a case-insensitive file system
+        raise InputError(f"{path}: sample ids {sorted(ids[folded])} differ only in upper/lower case")
     groups = out.groupby("subject")["group"].nunique()
     if (groups > 1).any():
         raise InputError(f"{path}: subject {groups[groups > 1].index[0]!r} appears in several groups")

@@ -15,4 +15,10 @@ def role_channel(image: SectionImage, settings: MicroscopySettings, role: str, p
     if name not in image.channels:
         raise InputError(f"{path}: channel {name!r} (configured for role {role}) is not in the file; "
                          f"its channels are {image.channels}")
-    return image.channel(name)
+    values = image.channel(name)
+    if np.issubdtype(values.dtype, np.floating):
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise InputError(f"{path}: channel {name!r} (role {role}) holds {bad} NaN or infinite pixels of "
+                             f"{values.size}; masks and measures need finite intensities")
+    return values

@@ -142,3 +142,17 @@ def section_stats(masks: np.ndarray, spacing_um: float) -> dict:
         "vessel_count": n_vessels, "vessel_density_per_mm2": n_vessels / viable_mm2 if viable_mm2 else np.nan,
         "vessel_area_fraction": vessels.sum() / max(viable.sum(), 1),
     }
+
+
+def implausible_stats(stats: dict, ranges: dict) -> list[str]:
+    """The section statistics outside their plausible ranges (``{name: [low, high]}``), as sentences: tissue a
+    few thousandths of a mm² or thousands of vessels per mm² mean swapped channel labels or a wrong pixel size,
+    not biology (tumour microvessel densities are tens to hundreds per mm²; Weidner et al., N Engl J Med
+    1991;324:1)."""
+    out = []
+    for name, (low, high) in ranges.items():
+        value = stats.get(name)
+        if value is not None and np.isfinite(value) and not low <= value <= high:
+            out.append(f"{name} {value:.4g} is outside the plausible range {low:g}-{high:g} "
+                       "(swapped channel labels or a wrong pixel size?)")
+    return out

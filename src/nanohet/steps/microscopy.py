@@ -10,6 +10,7 @@ from ..atomic import write_table
 from ..image import SectionImage
 from ..io.ometiff import write_ome_tiff
 from ..microscopy import MASK_CHANNELS, role_channel, section_masks, section_stats
+from ..microscopy.masks import implausible_stats
 from ..settings import MicroscopySettings
 from . import read_section
 
@@ -28,6 +29,8 @@ def preprocess(fluorescence: str, microscopy: dict | MicroscopySettings, out_mas
     stats = {"sample": sample, **section_stats(masks, p)}
     if not masks[3].any():
         log.warning("%s: no vessels found in channel %s", fluorescence, s.channel("vessels"))
+    for problem in implausible_stats(stats, s.plausible):
+        log.warning("%s (sample %s, channels %s): %s", fluorescence, sample, s.channels, problem)
     write_table(pd.DataFrame([stats]), out_stats)
     log.info("%s: tissue %.2f mm², necrotic fraction %.2f, %d vessels (%.0f /mm² viable)", fluorescence,
              stats["tissue_area_mm2"], stats["necrotic_fraction"], stats["vessel_count"],
