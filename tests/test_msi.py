@@ -305,3 +305,24 @@ def test_page_cache_residency_is_detected(tmp_path):
         view = np.frombuffer(m, np.uint8)
         assert _resident(view)
         del view
+
+
+def test_ions_outside_the_acquisition_and_windows_narrower_than_the_profile_sampling():
+    """An ion outside the acquired m/z range is an error (its image would be all zero); in profile data a window
+    narrower than the sampling step is flagged with that step, a wider one is not; centroid data are not."""
+    from nanohet.errors import InputError
+    from nanohet.io.imzml import acquired_mz_range, is_profile, read_imzml_index
+    from nanohet.msi import IonTarget
+    from nanohet.steps.msi import target_checks
+
+    index = read_imzml_index(IMZML / "pyimzml_example" / "Example_Continuous.imzML")
+    assert is_profile(index) and acquired_mz_range(index) == pytest.approx((100.083, 799.917), abs=1e-3)
+    with pytest.raises(InputError, match=r"far \(m/z 1200\) outside the acquired m/z range 100.0833-799.9167"):
+        target_checks(index, [IonTarget("near", 500.0, 10), IonTarget("far", 1200.0, 10)], "x.imzML")
+    qc = target_checks(index, [IonTarget("narrow", 500.0, 10), IonTarget("wide", 500.0, 200)], "x.imzML", "s1")
+    step = float(np.diff(np.linspace(100.083, 799.917, 8399))[0])
+    assert qc.flagged.tolist() == [True, False]
+    assert qc.sampling_step_mz.iloc[0] == pytest.approx(step, rel=0.05)
+    assert "narrower than the profile's sampling step" in qc.flag_reason.iloc[0]
+    centroid = read_imzml_index(IMZML / "metaspace_spheroid" / "Untreated_3_434_tiny.imzML")
+    assert not is_profile(centroid)

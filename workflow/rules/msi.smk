@@ -11,6 +11,7 @@ rule msi_extract:
         stats=f"{RESULTS}/msi/{{sample}}/ion_stats.tsv",
         spectrum=f"{RESULTS}/msi/{{sample}}/mean_spectrum.tsv",
         index=f"{RESULTS}/msi/{{sample}}/imzml_index.npz",
+        qc=f"{RESULTS}/msi/{{sample}}/msi_qc.tsv",
     params:
         msi=MSI,
         pixel_size=option("msi", "pixel_size"),

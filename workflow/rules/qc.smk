@@ -1,4 +1,4 @@
-# The run's QC flags: every check that can flag a sample (registration and volume edges), in one table that
+# The run's QC flags: every check that can flag a sample (registration and volume edges, MSI target ions), in one table that
 # the cohort table, the report and the end-of-run summary show.
 
 
@@ -6,6 +6,7 @@ rule qc_flags:
     input:
         edges=lambda wc: [t for s in SAMPLES for t in edge_qc_tables(s)],
         volume_edges=lambda wc: [t for s in SAMPLES for t in volume_qc_tables(s)],
+        msi=expand(f"{RESULTS}/msi/{{sample}}/msi_qc.tsv", sample=samples_with("msi")),
     output:
         table=report(
             f"{RESULTS}/tables/qc_flags.tsv",

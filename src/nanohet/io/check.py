@@ -57,27 +57,8 @@ def _check_section(row: dict, config: Config) -> list[str]:
     return out
 
 
-def _acquired_mz_range(index) -> tuple[float, float]:
-    """The smallest and largest m/z of a few spectra (first, middle, last non-empty; the shared axis when
-    continuous), read at the index's offsets."""
-    picks = [0] if index.continuous else sorted({0, index.n_spectra // 2, index.n_spectra - 1})
-    lo, hi = np.inf, -np.inf
-    with open(index.ibd_path, "rb") as fh:
-        for i in picks:
-            n = int(index.mz_lengths[i])
-            if n == 0:
-                continue
-            size = index.mz_dtype.itemsize
-            fh.seek(int(index.mz_offsets[i]))
-            first = np.frombuffer(fh.read(size), dtype=index.mz_dtype)[0]
-            fh.seek(int(index.mz_offsets[i]) + (n - 1) * size)
-            last = np.frombuffer(fh.read(size), dtype=index.mz_dtype)[0]
-            lo, hi = min(lo, float(first)), max(hi, float(last))
-    return lo, hi
-
-
 def _check_msi(row: dict, config: Config) -> list[str]:
-    from .imzml import read_imzml_index
+    from .imzml import acquired_mz_range, read_imzml_index
 
     try:
         index = read_imzml_index(row["path"])
@@ -86,7 +67,7 @@ def _check_msi(row: dict, config: Config) -> list[str]:
     out = []
     if index.pixel_size is None and _optional(row.get("pixel_size")) is None:
         out.append("no pixel size in the imzML and none in the sample sheet (column pixel_size)")
-    lo, hi = _acquired_mz_range(index)
+    lo, hi = acquired_mz_range(index)
     targets = list(config.msi.analytes) + ([config.msi.internal_standard] if config.msi.internal_standard else [])
     for a in targets:
         half = a.mz * a.ppm * 1e-6

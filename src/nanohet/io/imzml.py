@@ -487,3 +487,46 @@ class ImzMLWriter:
                 fh.writelines(self._rows)
                 fh.write(_FOOTER)
         return self._ctx.__exit__(exc_type, exc, tb)
+
+
+def acquired_mz_range(index: ImzMLIndex) -> tuple[float, float]:
+    """The smallest and largest m/z of a few spectra (first, middle and last; the shared axis of a continuous
+    file), read at the index's offsets: the acquired mass range, without reading the file."""
+    picks = [0] if index.continuous else sorted({0, index.n_spectra // 2, index.n_spectra - 1})
+    lo, hi = np.inf, -np.inf
+    size = index.mz_dtype.itemsize
+    with open(index.ibd_path, "rb") as fh:
+        for i in picks:
+            n = int(index.mz_lengths[i])
+            if n == 0:
+                continue
+            fh.seek(int(index.mz_offsets[i]))
+            first = float(np.frombuffer(fh.read(size), dtype=index.mz_dtype)[0])
+            fh.seek(int(index.mz_offsets[i]) + (n - 1) * size)
+            last = float(np.frombuffer(fh.read(size), dtype=index.mz_dtype)[0])
+            lo, hi = min(lo, first), max(hi, last)
+    return lo, hi
+
+
+def is_profile(index: ImzMLIndex) -> bool:
+    """Whether the file declares profile spectra (MS:1000128) rather than centroids (MS:1000127)."""
+    head = _read_head(index.imzml_path)
+    return b"MS:1000128" in head and b"MS:1000127" not in head
+
+
+def mz_sampling_step(index: ImzMLIndex, mz: float) -> float:
+    """The m/z spacing of the samples around ``mz`` in a profile spectrum (the shared axis of a continuous file,
+    else the middle spectrum), or NaN when no spectrum spans it."""
+    order = [0] if index.continuous else [index.n_spectra // 2] + list(range(0, index.n_spectra,
+                                                                               max(index.n_spectra // 20, 1)))
+    with open(index.ibd_path, "rb") as fh:
+        for i in order:
+            n = int(index.mz_lengths[i])
+            if n < 2:
+                continue
+            fh.seek(int(index.mz_offsets[i]))
+            axis = np.frombuffer(fh.read(n * index.mz_dtype.itemsize), dtype=index.mz_dtype).astype(np.float64)
+            k = int(np.searchsorted(axis, mz))
+            if 0 < k < n:
+                return float(axis[k] - axis[k - 1])
+    return float("nan")

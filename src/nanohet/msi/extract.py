@@ -38,9 +38,13 @@ class IonTarget:
     ppm: float
 
     @property
+    def half_width(self) -> float:
+        """Half the extraction window, in m/z."""
+        return self.mz * self.ppm * 1e-6
+
+    @property
     def window(self) -> tuple[float, float]:
-        half = self.mz * self.ppm * 1e-6
-        return self.mz - half, self.mz + half
+        return self.mz - self.half_width, self.mz + self.half_width
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..atomic import write_table
 from ..errors import InputError
-from ..io.imzml import read_imzml_index
+from ..io.imzml import acquired_mz_range, is_profile, mz_sampling_step, read_imzml_index
 from ..io.ometiff import write_ome_tiff
 from ..msi.calibration import calibration_table, fit_calibration, read_calibrations, standard_response
 from ..msi.extract import extract_ion_images
@@ -21,9 +21,33 @@ from . import one_input
 log = logging.getLogger("nanohet")
 
 
+def target_checks(index, ions, where: str, sample: str = "") -> pd.DataFrame:
+    """Each target ion against the acquisition: an ion outside the acquired m/z range is an error (its image
+    would be all zero); in profile data, a window narrower than the m/z sampling step at the ion is flagged
+    (the window may fall between samples). Returns the QC rows (``sample, edge`` = ion, ``flagged``,
+    ``flag_reason``)."""
+    lo, hi = acquired_mz_range(index)
+    outside = [t for t in ions if np.isfinite(lo) and (t.mz + t.half_width < lo or t.mz - t.half_width > hi)]
+    if outside:
+        raise InputError(f"{where}: {', '.join(f'{t.name} (m/z {t.mz:g})' for t in outside)} outside the acquired "
+                         f"m/z range {lo:.4f}-{hi:.4f}: the ion image would be all zero; check msi.analytes")
+    profile = is_profile(index)
+    rows = []
+    for t in ions:
+        step = mz_sampling_step(index, t.mz) if profile else float("nan")
+        narrow = bool(np.isfinite(step) and 2 * t.half_width < step)
+        reason = (f"the ±{t.half_width:.4g} m/z window is narrower than the profile's sampling step {step:.4g} "
+                  "m/z there: widen msi.analytes ppm" if narrow else "")
+        if narrow:
+            log.warning("%s: %s: %s", where, t.name, reason)
+        rows.append({"sample": sample, "edge": t.name, "flagged": narrow, "flag_reason": reason,
+                     "mz": t.mz, "window_mz": 2 * t.half_width, "sampling_step_mz": step})
+    return pd.DataFrame(rows)
+
+
 def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, out_spectrum: str,
             out_index: str | None = None, pixel_size: float | None = None, sample: str = "",
-            threads: int = 1, calibration: list[str] | str | None = None) -> None:
+            threads: int = 1, calibration: list[str] | str | None = None, out_qc: str | None = None) -> None:
     """Ion images of the configured analytes, normalised (and calibrated into concentrations where the
     ``calibration`` table of :func:`calibrate` has a curve), as an OME-TIFF stack (see
     :func:`nanohet.msi.stack.analysis_stack`), per-analyte statistics and the mean spectrum. The parsed
@@ -35,6 +59,7 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
     except InputError as exc:
         raise InputError(f"sample {sample}: {exc}" if sample else str(exc)) from None
     ions, lock = targets(msi)
+    qc = target_checks(index, ions, f"{imzml} (sample {sample})", sample)
     log.info("%s: %d spectra (%s, m/z %s, intensity %s), pixel %s µm; %d targets; normalisation %s",
              imzml, index.n_spectra, "continuous" if index.continuous else "processed",
              index.mz_dtype, index.int_dtype, index.pixel_size or pixel_size, len(ions), msi.normalisation)
@@ -60,6 +85,8 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
     write_ome_tiff(out_ions, stack)
     write_table(stats, out_stats)
     write_table(mean_spectrum_table(res), out_spectrum)
+    if out_qc:
+        write_table(qc, out_qc)
     if out_index:  # cached last: a file that fails anywhere above leaves no index behind
         index.save(out_index)
     log.info("wrote %s with channels %s", out_ions, stack.channels)
