@@ -18,7 +18,7 @@ import numpy as np
 from .errors import InputError
 
 ANALYTE_ROLES = ("drug", "metabolite", "carrier", "marker", "other")
-CHANNEL_ROLES = ("nuclei", "vessels", "nanoparticle", "macrophages")
+CHANNEL_ROLES = ("nuclei", "vessels", "nanoparticle", "macrophages", "hypoxia")
 SECTION_MODALITIES = ("fluorescence", "he", "msi")
 VOLUME_MODALITIES = ("volume", "ct", "mr")  # volume: the quantified uptake image (PET/SPECT)
 
@@ -144,6 +144,8 @@ class MicroscopySettings(Settings):
     tissue_smooth_um: float = 10.0
     necrosis_smooth_um: float = 30.0
     vessel_min_area_um2: float = 20.0
+    marker_smooth_um: float = 25.0
+    marker_thresholds: dict = field(default_factory=dict)
     # plausible ranges of the section statistics: outside, a warning (swapped channel labels, a wrong pixel size)
     plausible: dict = field(default_factory=lambda: {"tissue_area_mm2": [0.05, 5000.0],
                                                      "vessel_density_per_mm2": [5.0, 1500.0],

@@ -16,6 +16,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..image import SectionImage, block_reduce_mean
 from ..microscopy import background_level, role_channel
+from ..microscopy.regions import marker_regions
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from .grid import AnalysisGrid, grid_masks, masks_on_grid
 from .colocalisation import colocalisation, ranks_over
@@ -233,6 +234,8 @@ class SectionTables:
         self.sample, self.quantify = sample, quantify
         self.rows: list[dict] = []
         self.profiles: list[pd.DataFrame] = []
+        # regions from marker densities (macrophage-rich, hypoxic), by the shape of the grid they are on
+        self.marker_regions: dict[tuple, dict[str, np.ndarray]] = {}
 
     def add(self, modality: str, analyte: str, unit: str, values, tissue, viable, distance_um,
             spacing_um: float) -> None:
@@ -267,8 +270,9 @@ class SectionTables:
             v = values[mask & np.isfinite(values)]
             self.rows.append({**base, "region": name, "metric": "gini", "value": gini_coefficient(v), "unit": "1",
                               "ibsi": ""})
-        # the viable tissue by distance to the nearest vessel: the same distribution measures per band
-        for name, mask in vessel_distance_regions(viable, distance_um, q.vessel_distance_edges_um).items():
+        # the viable tissue by distance to the nearest vessel, and by marker density: the distribution measures
+        bands = vessel_distance_regions(viable, distance_um, q.vessel_distance_edges_um)
+        for name, mask in {**bands, **self.marker_regions.get(np.shape(values), {})}.items():
             self.rows += [{**base, "region": name, "metric": k, "value": v, "unit": units[k], "ibsi": ""}
                           for k, v in region_stats(values, mask, threshold).items()]
             self.rows.append({**base, "region": name, "metric": "gini", "unit": "1", "ibsi": "",
@@ -313,6 +317,7 @@ def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: Secti
     tissue, viable, vessels = (masks.channel(c) > 0 for c in ("tissue", "viable", "vessels"))
     if not tissue.any():
         raise InputError(f"{masks_where}: the tissue mask is empty")
+    tables.marker_regions[tissue.shape] = marker_regions(fluo, microscopy, tissue, viable, fluo_where)
     dist = distance_to_mask_um(vessels, fluo.spacing)
     np_img = role_channel(fluo, microscopy, "nanoparticle", fluo_where).astype(np.float64)
     np_img = np_img - background_level(np_img, tissue)
@@ -339,6 +344,9 @@ def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionI
     their ``(lod, loq)`` (:meth:`SectionTables.add_limits`)."""
     grid.check(registered, where)
     tissue_g, viable_g, dist_g = masks_on_grid(masks, grid, vessel_distance_um)
+    full = tables.marker_regions.get(masks.channel("tissue").shape, {})
+    tables.marker_regions[tissue_g.shape] = {k: viable_g & (grid.reduce(v.astype(np.float32)) >= 0.5)
+                                             for k, v in full.items()}
     covered = registered.channel("acquired") > 0.5
     for a in msi.analytes:
         values = registered.channel(a.name).astype(np.float64)
@@ -350,12 +358,14 @@ def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionI
 
 
 def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGrid, msi: MSISettings,
-                quantify: QuantifySettings, vessel_distance_um: np.ndarray | None = None) -> SectionImage:
+                quantify: QuantifySettings, vessel_distance_um: np.ndarray | None = None,
+                marker: dict | None = None) -> SectionImage:
     """The maps behind the regional measures, on the analysis grid (the registered MSI stack's grid).
 
     Channels: ``tissue`` and ``viable`` (1/0); ``shell`` (1 rim, 2 periphery, 3 core; the regions of
     :func:`tissue_shells`) and, given the vessel distance map (microscopy grid, µm), ``vessel_distance_band``
-    (1, 2, ... from the nearest band of :func:`vessel_distance_regions` outwards, viable tissue only); then per
+    (1, 2, ... from the nearest band of :func:`vessel_distance_regions` outwards, viable tissue only); the marker
+    regions ``marker`` (``{name: mask}`` on the analysis grid: macrophage_rich, hypoxic; 1/0); then per
     analyte ``<name>_underdosed`` (1 where the tissue's
     value is below the analyte's coverage threshold, 0 at or above it; only analytes with a threshold: the
     "pseudo-resistant" tissue the drug does not reach in sufficient concentration), ``<name>_hotspot`` and
@@ -377,6 +387,9 @@ def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGri
                 band[mask] = k
             names.append(channel)
             planes.append(band)
+    for name, mask in (marker or {}).items():
+        names.append(name)
+        planes.append(np.where(tissue, mask, np.nan).astype(np.float32))
     for a in msi.analytes:
         values = registered.channel(a.name).astype(np.float64)
         inside = tissue & np.isfinite(values)

@@ -77,7 +77,8 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
     write_table(df, out_metrics)
     write_table(tables.profile_table(), out_profiles)
     if out_maps:
-        write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist))
+        write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist,
+                                                 tables.marker_regions.get(analysis_grid.shape)))
 
 
 VOLUME_ANALYTES = {"volume": "uptake", "ct": "attenuation", "mr": "signal"}
