@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -80,13 +81,19 @@ def write_cohort(workdir, samples=SAMPLES):
     config["demo"]["enabled"] = True
     config["demo"]["phantom"].update(tumour_diameter_mm=1.6, margin_mm=0.25)
     path.write_text(yaml.safe_dump(config))
-    rows = [(workdir / "config" / "samples.tsv").read_text().rstrip("\n")]
+    rows = [(workdir / "config" / "samples.tsv").read_text().rstrip("\n") + "\tregions"]
     columns = rows[0].split("\t")
-    for subject, group in samples:
+    # a region drawn (as in QuPath) on the first sample's fluorescence section: a square of 250 px at its centre
+    square = [[400, 400], [650, 400], [650, 650], [400, 650], [400, 400]]
+    (workdir / "drawn.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [square]},
+         "properties": {"classification": {"name": "drawn core"}}}]}))
+    for k, (subject, group) in enumerate(samples):
         for modality, name in MODALITY_FILES.items():
             row = {"subject": subject, "group": group, "tumour": "T1", "modality": modality,
                    "path": f"results/demo/data/{subject}_T1/{name}",
-                   "mask": f"results/demo/data/{subject}_T1/volume_mask.nii.gz" if modality == "volume" else ""}
+                   "mask": f"results/demo/data/{subject}_T1/volume_mask.nii.gz" if modality == "volume" else "",
+                   "regions": "drawn.geojson" if k == 0 and modality == "fluorescence" else ""}
             rows.append("\t".join(row.get(c, "") for c in columns))
     for i, level in enumerate(STANDARD_LEVELS):
         row = {"modality": "msi_standard", "path": f"results/demo/data/standards/level_{i}.imzML",

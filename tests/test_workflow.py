@@ -139,6 +139,14 @@ def test_cohort_table_is_complete(finished_run):
     limits = dox[(dox.modality == "msi") & (dox.region == "tissue")].set_index(["sample", "metric"]).value
     assert np.allclose(limits.xs("loq", level="metric"), cal.loq[0])
     assert (limits.xs("fraction_below_loq", level="metric") >= limits.xs("fraction_below_lod", level="metric")).all()
+    # the region drawn on the first sample's section (a 250 px square, tests/conftest.py) is measured on the
+    # microscopy pixels (exactly its 62,500 pixels, all in tissue) and on the analysis grid; the marker region
+    # (F4/80) is measured in every sample
+    first = sorted(df["sample"].unique())[0]
+    drawn = df[(df.region == "drawn_core") & (df.metric == "n_pixels")].set_index(["sample", "modality", "analyte"])
+    assert drawn.value[(first, "fluorescence", "nanoparticle")] == 250 * 250
+    assert drawn.value[(first, "msi", "doxorubicin")] > 0 and set(drawn.index.get_level_values(0)) == {first}
+    assert set(df[df.region == "macrophage_rich"]["sample"]) == set(df["sample"])
 
 
 def test_rerun_is_a_no_op_and_report_builds(finished_run):

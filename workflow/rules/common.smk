@@ -172,6 +172,12 @@ def edge_qc_tables(sample):
     return sorted({f"{RESULTS}/registration/{sample}/{e.name}_qc.tsv" for path in CHAINS[sample].values() for e in path})
 
 
+def drawn_regions(wc):
+    """The GeoJSON of regions drawn on the sample's fluorescence section, if the sheet names one."""
+    path = sample_option(wc.sample, "fluorescence", "regions")
+    return [path] if path else []
+
+
 def ibd_of(imzml):
     """The .ibd beside an imzML, its extension in any case (as the reader finds it)."""
     imzml = Path(imzml)

@@ -56,6 +56,7 @@ rule quantify_section:
         ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
         masks_on_msi=f"{RESULTS}/quantify/{{sample}}/masks_on_msi.ome.tif",
         calibration=calibration_table(),
+        regions=drawn_regions,
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",

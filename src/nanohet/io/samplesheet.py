@@ -19,7 +19,7 @@ DEMO_FILES = {
 
 
 OPTIONAL_COLUMNS = ("section", "timepoint", "series", "frame", "pixel_size", "mask", "structure", "dicom_series",
-                    "channels", "landmarks", "analyte", "concentration")
+                    "channels", "landmarks", "regions", "analyte", "concentration")
 NUMERIC_COLUMNS = ("pixel_size", "concentration")
 STANDARD = "msi_standard"
 
@@ -152,6 +152,9 @@ def _check_samples(out: pd.DataFrame, records: list[dict], path: Path) -> None:
         rec = records[i]
         if rec["modality"] == "volume" and not rec.get("mask"):
             raise InputError(f"{path}: {_row_label(i, rec)}: a volume needs a tumour mask (column mask)")
+        if rec.get("regions") and rec["modality"] != "fluorescence":
+            raise InputError(f"{path}: {_row_label(i, rec)}: regions (GeoJSON) are drawn on the fluorescence "
+                             "section, the reference frame; put them on its row")
         if rec.get("landmarks") and rec["modality"] not in ("msi", "he"):
             raise InputError(f"{path}: {_row_label(i, rec)}: landmarks belong on an msi or he row (a section "
                              "registered onto the fluorescence section)")

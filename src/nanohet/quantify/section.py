@@ -307,17 +307,20 @@ class SectionTables:
 
 
 def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: SectionImage,
-                         microscopy: MicroscopySettings, fluo_where: str,
-                         masks_where: str) -> tuple[np.ndarray, np.ndarray]:
+                         microscopy: MicroscopySettings, fluo_where: str, masks_where: str,
+                         drawn: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Add the background-corrected nanoparticle channel's metrics; return the vessel distance map (µm) and the
-    background-corrected nanoparticle image.
+    background-corrected nanoparticle image. ``drawn``: regions a user drew (``{name: mask}`` on the section's
+    grid), measured like the marker regions.
 
     ``fluo_where`` and ``masks_where`` name the two files in error messages.
     """
     tissue, viable, vessels = (masks.channel(c) > 0 for c in ("tissue", "viable", "vessels"))
     if not tissue.any():
         raise InputError(f"{masks_where}: the tissue mask is empty")
-    tables.marker_regions[tissue.shape] = marker_regions(fluo, microscopy, tissue, viable, fluo_where)
+    # regions measured besides tissue, viable, shells and vessel bands: marker densities, and regions a user drew
+    tables.marker_regions[tissue.shape] = {**marker_regions(fluo, microscopy, tissue, viable, fluo_where),
+                                           **{name: mask & tissue for name, mask in (drawn or {}).items()}}
     dist = distance_to_mask_um(vessels, fluo.spacing)
     np_img = role_channel(fluo, microscopy, "nanoparticle", fluo_where).astype(np.float64)
     np_img = np_img - background_level(np_img, tissue)
@@ -345,7 +348,7 @@ def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionI
     grid.check(registered, where)
     tissue_g, viable_g, dist_g = masks_on_grid(masks, grid, vessel_distance_um)
     full = tables.marker_regions.get(masks.channel("tissue").shape, {})
-    tables.marker_regions[tissue_g.shape] = {k: viable_g & (grid.reduce(v.astype(np.float32)) >= 0.5)
+    tables.marker_regions[tissue_g.shape] = {k: tissue_g & (grid.reduce(v.astype(np.float32)) >= 0.5)
                                              for k, v in full.items()}
     covered = registered.channel("acquired") > 0.5
     for a in msi.analytes:

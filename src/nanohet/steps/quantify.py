@@ -18,6 +18,7 @@ from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
 from ..quantify.section import (SectionTables, check_thresholds_against_limits, grid_pair_rows, msi_metrics,
                                 nanoparticle_metrics, native_msi_metrics, region_maps)
+from ..io.geojson import read_regions
 from ..io.pet import is_pet_series, read_pet_suv
 from ..io.rtstruct import read_mask
 from ..quantify.volume import volume_rows
@@ -47,12 +48,13 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
             out_profiles: str, out_maps: str | None = None, sample: str = "", pixel_size: float | None = None,
             channels: str | None = None,
             ions: str | None = None, masks_on_msi: str | None = None, calibrated: list[str] = (),
-            calibration: list[str] | str | None = None) -> None:
+            calibration: list[str] | str | None = None, regions: list[str] | str | None = None) -> None:
     """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
     (:mod:`nanohet.quantify.section`), their vessel-distance profiles and, with ``out_maps``, the region maps
     (tissue, viable, under-dosed, hot and cold spots) on the analysis grid. ``calibrated`` names the analytes
     calibrated from standards; their ``calibration`` table gives the limits of detection and quantification
-    (reported, and no coverage threshold may lie below the LOQ)."""
+    (reported, and no coverage threshold may lie below the LOQ). ``regions``: a GeoJSON of regions drawn on the
+    fluorescence section (QuPath, napari), each measured as a region (:mod:`nanohet.io.geojson`)."""
     msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
     quantify = QuantifySettings.coerce(quantify)
     calibration = one_input(calibration)
@@ -62,8 +64,12 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
         check_thresholds_against_limits(quantify, limits, f"{calibration}, sample {sample}")
     tables = SectionTables(sample, quantify)
     m = read_ome_tiff(masks)
-    dist, np_img = nanoparticle_metrics(tables, read_section(fluorescence, pixel_size, channels), m, microscopy,
-                                        where(fluorescence, sample), where(masks, sample))
+    fluo = read_section(fluorescence, pixel_size, channels)
+    regions = one_input(regions)
+    drawn = (read_regions(regions, fluo.data.shape[1:], fluo.spacing, fluo.origin, fluo.spacing, fluo.origin)
+             if regions else None)
+    dist, np_img = nanoparticle_metrics(tables, fluo, m, microscopy, where(fluorescence, sample),
+                                        where(masks, sample), drawn)
     stack, analysis_grid = read_ome_tiff(registered), AnalysisGrid.read(grid)
     frac = msi_metrics(tables, stack, m, analysis_grid, dist, msi, registered, set(calibrated), limits)
     if frac < 0.9:
