@@ -99,7 +99,13 @@ def test_cohort_table_is_complete(finished_run):
     workdir, _ = finished_run
     df = pd.read_csv(workdir / "results" / "tables" / "cohort_metrics.tsv", sep="\t")
     assert set(df.group) == {"liposomal", "thermosensitive"}
-    assert set(df.modality) == {"msi", "msi_native", "fluorescence", "volume"}
+    assert set(df.modality) == {"msi", "msi_native", "fluorescence", "volume", "cells"}
+    # cells: every sample's nuclei and territories, with the per-cell table's measures (tens to hundreds of
+    # cells per 0.01 mm² section of the tiny cohort: a density in the phantom's range)
+    n_cells = df[(df.modality == "cells") & (df.metric == "n_cells")].set_index("sample").value
+    assert len(n_cells) == 2 and (n_cells > 100).all()
+    reached = df[(df.modality == "cells") & (df.metric == "fraction_of_cells_reached")]
+    assert set(reached.analyte) >= {"nanoparticle", "doxorubicin"} and reached.value.between(0, 1).all()
     dox = df[df.analyte == "doxorubicin"]
     cv = dox[(dox.metric == "cv") & (dox.region == "tissue")].pivot(index="sample", columns="modality", values="value")
     assert ((cv.msi_native - cv.msi).abs() / cv.msi < 0.2).all()  # native MSI pixels agree with the reference grid

@@ -146,6 +146,12 @@ class MicroscopySettings(Settings):
     vessel_min_area_um2: float = 20.0
     marker_smooth_um: float = 25.0
     marker_thresholds: dict = field(default_factory=dict)
+    # cells (nanohet.microscopy.cells): nuclei from the nuclear channel, territories around them
+    nuclei_smooth_um: float = 1.0
+    nuclei_min_area_um2: float = 15.0
+    nuclei_min_distance_um: float = 6.0
+    nuclei_local_window_um: float = 50.0
+    cell_expand_um: float = 5.0
     # plausible ranges of the section statistics: outside, a warning (swapped channel labels, a wrong pixel size)
     plausible: dict = field(default_factory=lambda: {"tissue_area_mm2": [0.05, 5000.0],
                                                      "vessel_density_per_mm2": [5.0, 1500.0],

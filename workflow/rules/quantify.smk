@@ -88,6 +88,7 @@ rule cohort_table:
         volume=expand(f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv", sample=samples_with("volume"))
         + anatomical_volume_metrics(),
         section=expand(f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv", sample=SAMPLES),
+        cells=expand(f"{RESULTS}/cells/{{sample}}/cell_metrics.tsv", sample=SAMPLES),
         qc_flags=f"{RESULTS}/tables/qc_flags.tsv",
     output:
         metrics=report(

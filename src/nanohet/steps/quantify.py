@@ -115,13 +115,13 @@ def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
 
 
 def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metrics: str, out_summary: str,
-           volume: list[str] | None = None, qc_flags: str | None = None) -> None:
+           volume: list[str] | None = None, qc_flags: str | None = None, cells: list[str] | None = None) -> None:
     """Every sample's metrics in one tidy table and a per-group summary (:mod:`nanohet.quantify.cohort`).
 
     ``samples`` holds one record per sample with its ``subject``, ``group`` and ``tumour``; ``qc_flags`` (the
     run's flag table) marks every row of a flagged sample (columns ``qc`` and ``qc_reason``).
     """
-    tables = [pd.read_csv(f, sep="\t") for f in list(metrics) + list(volume or [])]
+    tables = [pd.read_csv(f, sep="\t") for f in list(metrics) + list(volume or []) + list(cells or [])]
     flags = sample_flags(pd.read_csv(qc_flags, sep="\t", keep_default_na=False)) if qc_flags else None
     df = cohort_metrics(tables, [pd.read_csv(f, sep="\t") for f in section], pd.DataFrame(samples), flags)
     write_table(df, out_metrics)
