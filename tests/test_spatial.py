@@ -136,3 +136,23 @@ def test_semivariogram_equals_the_pair_definition(seed):
         d = np.concatenate([(values[:, :-h] - values[:, h:])[inside[:, :-h] & inside[:, h:]],
                             (values[:-h] - values[h:])[inside[:-h] & inside[h:]]])
         assert g == pytest.approx(float((d * d).mean() / 2), rel=1e-9), h
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_heterogeneity_versus_scale_of_uncorrelated_noise(seed):
+    """Uncorrelated pixels: the CV of k x k block means is the pixel CV / k, so the homogenisation scale for a
+    target CV is pixel size x pixel CV / target; a smooth field keeps its CV over larger blocks."""
+    from nanohet.quantify.spatial import block_cv_curve, homogenisation_scale
+
+    rng = np.random.default_rng(seed)
+    cv0 = rng.uniform(0.2, 0.5)
+    values = rng.normal(100.0, 100.0 * cv0, (600, 600))
+    region = np.ones(values.shape, bool)
+    curve = block_cv_curve(values, region, 10.0, [10, 20, 50, 100, 200])
+    for size, cv, n in curve:
+        assert cv == pytest.approx(cv0 * 10.0 / size, rel=0.1) and n == (6000 // size) ** 2
+    assert homogenisation_scale(curve, 0.05) == pytest.approx(10.0 * cv0 / 0.05, rel=0.08)
+    assert np.isnan(homogenisation_scale(curve, 1e-4))  # never reached within 200 µm
+    smooth = ar1_field((600, 600), 30.0, seed) + 10.0
+    rough = block_cv_curve(smooth, region, 10.0, [10, 100])
+    assert rough[1][1] > 0.5 * rough[0][1]  # correlated over 300 µm: 100 µm blocks keep most of the CV

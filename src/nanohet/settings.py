@@ -324,6 +324,8 @@ class QuantifySettings(Settings):
     shell_edges_um: tuple = (100.0, 300.0)
     vessel_distance_edges_um: tuple = (50.0, 100.0)
     volume_shell_edges_mm: tuple = (1.0, 2.5)
+    scale_block_sizes_um: tuple = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+    homogenisation_cv: float = 0.2
     hotspot_radius_um: float = 50.0
     hotspot_fdr: float = 0.05
     correlation_max_um: float = 500.0

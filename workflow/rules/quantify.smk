@@ -61,6 +61,7 @@ rule quantify_section:
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",
         maps=f"{RESULTS}/quantify/{{sample}}/region_maps.ome.tif",
+        scales=f"{RESULTS}/quantify/{{sample}}/scale_profiles.tsv",
     params:
         msi=MSI,
         microscopy=MICROSCOPY,

@@ -22,7 +22,7 @@ from .grid import AnalysisGrid, grid_masks, masks_on_grid
 from .colocalisation import colocalisation, ranks_over
 from .ibsi import HISTOGRAM_CODES, STATISTICS_CODES, discretise, intensity_histogram_features, intensity_statistics
 from .metrics import distance_to_mask_um, gini_coefficient, map_metrics, region_stats
-from .spatial import correlation_length, gearys_c, hotspots, morans_i
+from .spatial import block_cv_curve, correlation_length, gearys_c, homogenisation_scale, hotspots, morans_i
 from .texture import GLCM_CODES, GLSZM_CODES, glcm_texture, glszm_features, homogeneity_from_zones, size_zones
 
 
@@ -234,6 +234,7 @@ class SectionTables:
         self.sample, self.quantify = sample, quantify
         self.rows: list[dict] = []
         self.profiles: list[pd.DataFrame] = []
+        self.scales: list[dict] = []  # CV of block means per block size (heterogeneity versus scale)
         # regions from marker densities (macrophage-rich, hypoxic), by the shape of the grid they are on
         self.marker_regions: dict[tuple, dict[str, np.ndarray]] = {}
 
@@ -277,6 +278,12 @@ class SectionTables:
                           for k, v in region_stats(values, mask, threshold).items()]
             self.rows.append({**base, "region": name, "metric": "gini", "unit": "1", "ibsi": "",
                               "value": gini_coefficient(values[mask & np.isfinite(values)])})
+        # heterogeneity versus scale over the tissue: the CV of block means, and where it reaches the target CV
+        if (tissue & np.isfinite(values)).sum() >= 3:
+            curve = block_cv_curve(values, tissue, float(spacing_um), q.scale_block_sizes_um)
+            self.scales += [{**base, "region": "tissue", "block_um": b, "cv": c, "n_blocks": n} for b, c, n in curve]
+            self.rows.append({**base, "region": "tissue", "metric": "homogenisation_scale_um", "unit": "um",
+                              "ibsi": "", "value": homogenisation_scale(curve, float(q.homogenisation_cv))})
         if "rim" in means and "core" in means:
             ratio = means["rim"] / means["core"] if means["core"] and np.isfinite(means["core"]) else np.nan
             self.rows.append({**base, "region": "tissue", "metric": "rim_to_core_ratio", "value": ratio, "unit": "1",
@@ -304,6 +311,10 @@ class SectionTables:
 
     def profile_table(self) -> pd.DataFrame:
         return pd.concat(self.profiles, ignore_index=True)
+
+    def scale_table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.scales, columns=["sample", "modality", "analyte", "region", "block_um", "cv",
+                                                  "n_blocks"])
 
 
 def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: SectionImage,

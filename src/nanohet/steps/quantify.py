@@ -48,7 +48,8 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
             out_profiles: str, out_maps: str | None = None, sample: str = "", pixel_size: float | None = None,
             channels: str | None = None,
             ions: str | None = None, masks_on_msi: str | None = None, calibrated: list[str] = (),
-            calibration: list[str] | str | None = None, regions: list[str] | str | None = None) -> None:
+            calibration: list[str] | str | None = None, regions: list[str] | str | None = None,
+            out_scales: str | None = None) -> None:
     """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
     (:mod:`nanohet.quantify.section`), their vessel-distance profiles and, with ``out_maps``, the region maps
     (tissue, viable, under-dosed, hot and cold spots) on the analysis grid. ``calibrated`` names the analytes
@@ -82,6 +83,8 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
     df = pd.concat([tables.metrics(), pd.DataFrame(pairs), pd.DataFrame([acquisition])], ignore_index=True)
     write_table(df, out_metrics)
     write_table(tables.profile_table(), out_profiles)
+    if out_scales:
+        write_table(tables.scale_table(), out_scales)
     if out_maps:
         write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist,
                                                  tables.marker_regions.get(analysis_grid.shape)))
