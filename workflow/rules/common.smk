@@ -65,6 +65,8 @@ DRUG = DRUG.name if DRUG is not None else None
 MSI = CONFIG.msi.to_dict()
 MICROSCOPY = CONFIG.microscopy.to_dict()
 QUANTIFY = CONFIG.quantify.to_dict()
+# what the volume rules use of it (a changed coverage threshold or section setting does not rerun them)
+QUANTIFY_VOLUME = {k: QUANTIFY[k] for k in ("histogram_bins", "texture_levels", "volume_shell_edges_mm")}
 
 
 def _row(sample, modality):

@@ -9,7 +9,7 @@ rule quantify_volume:
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv",
     params:
-        quantify=QUANTIFY,
+        quantify=QUANTIFY_VOLUME,
         structure=option("volume", "structure"),
         dicom_series=option("volume", "dicom_series"),
         code=code_version("quantify", "steps/quantify.py"),
@@ -35,7 +35,7 @@ rule quantify_anatomical_volume:
     wildcard_constraints:
         vmodality="ct|mr",
     params:
-        quantify=QUANTIFY,
+        quantify=QUANTIFY_VOLUME,
         structure=lambda wc: sample_option(wc.sample, wc.vmodality, "structure"),
         dicom_series=lambda wc: sample_option(wc.sample, wc.vmodality, "dicom_series"),
         modality=lambda wc: wc.vmodality,
