@@ -47,8 +47,10 @@ def test_archive_contents(archive):
                  "paper/MANIFEST.sha256", "paper/ro-crate-metadata.json"):
         assert name in m, name
     checks = m["paper/inputs/CHECKSUMS.sha256"].decode().splitlines()
-    # per sample 6 files (4 modalities, the .ibd, the volume mask), per standard its imzML and .ibd
-    assert any(line.endswith("a01_T1/msi.ibd") for line in checks) and len(checks) == 2 * 6 + 2 * len(STANDARD_LEVELS)
+    # per sample 6 files (4 modalities, the .ibd, the volume mask), per standard its imzML and .ibd, and the
+    # regions drawn on the first sample (tests/conftest.py)
+    assert any(line.endswith("a01_T1/msi.ibd") for line in checks)
+    assert len(checks) == 2 * 6 + 2 * len(STANDARD_LEVELS) + 1 and any(line.endswith("drawn.geojson") for line in checks)
     assert any(line.endswith("standards/level_0.ibd") for line in checks)
     manifest = m["paper/MANIFEST.sha256"].decode().splitlines()
     assert len(manifest) == sum(1 for k, v in m.items() if v is not None) - 1

@@ -292,7 +292,8 @@ def test_a_misregistered_sample_is_shown_everywhere_and_repaired_with_landmarks(
     terminal = run.stdout + run.stderr
     assert "FLAGGED c01_T1 registration msi->fluorescence: another orientation fits better" in terminal
     flags = pd.read_csv(tmp_path / "results/tables/qc_flags.tsv", sep="\t")
-    assert flags.flagged.tolist() == [True] and "outside the optimiser's reach" in flags.reason[0]
+    flagged = flags[flags.flagged]  # the MSI target checks are there too, unflagged
+    assert len(flagged) == 1 and "outside the optimiser's reach" in flagged.reason.iloc[0]
     cohort = pd.read_csv(tmp_path / "results/tables/cohort_metrics.tsv", sep="\t", keep_default_na=False)
     assert set(cohort.qc) == {"flagged"} and cohort.qc_reason.str.contains("msi->fluorescence").all()
     assert "qc_flags.tsv" in (tmp_path / "results/report.html").read_text(errors="ignore")
@@ -315,6 +316,6 @@ def test_a_misregistered_sample_is_shown_everywhere_and_repaired_with_landmarks(
                                                           "analysis_grid", "quantify_volume"}, planned
     snakemake(tmp_path, "--cores", "2")
     flags = pd.read_csv(tmp_path / "results/tables/qc_flags.tsv", sep="\t")
-    assert flags.flagged.tolist() == [False]
+    assert not flags.flagged.any() and (flags.stage == "registration").sum() == 1
     tre = pd.read_csv(tmp_path / "results/tables/registration_error.tsv", sep="\t")
     assert tre[tre.points == "dense_tissue_grid"].median_px.iloc[0] < 0.5

@@ -109,9 +109,13 @@ def result_files(results: Path) -> list[Path]:
     return out
 
 
+# sample-sheet columns that name input files (besides an imzML's .ibd)
+FILE_COLUMNS = ("path", "mask", "landmarks", "regions")
+
+
 def input_files(sheet, base: Path) -> list[Path]:
-    """Every input file of a sample sheet (MSI .ibd, volume masks and landmark files included), as the sheet
-    names them: relative to ``base`` or absolute."""
+    """Every input file of a sample sheet (MSI .ibd, volume masks, landmark and drawn-region files included), as
+    the sheet names them: relative to ``base`` or absolute."""
     from ..io.imzml import find_ibd
     from ..io.samplesheet import optional
 
@@ -122,7 +126,7 @@ def input_files(sheet, base: Path) -> list[Path]:
         if row["modality"] in ("msi", "msi_standard"):
             ibd = find_ibd(p if p.is_absolute() else base / p)
             files.append(ibd if p.is_absolute() else p.parent / ibd.name)
-        for column in ("mask", "landmarks"):
+        for column in FILE_COLUMNS[1:]:
             if column in row and optional(row[column]):
                 files.append(Path(row[column]))
     return list(dict.fromkeys(files))
@@ -147,7 +151,7 @@ def _archived_sheet(sheet_path: Path, names: dict[str, str]) -> str:
     with open(sheet_path, newline="") as fh:
         rows = list(csv.reader(fh, delimiter="\t"))
     header = rows[0]
-    columns = [i for i, c in enumerate(header) if c in ("path", "mask", "landmarks")]
+    columns = [i for i, c in enumerate(header) if c in FILE_COLUMNS]
     for row in rows[1:]:
         for i in columns:
             if i < len(row) and row[i].strip() and str(Path(row[i].strip())) in names:
