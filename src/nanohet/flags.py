@@ -49,7 +49,8 @@ def summary_lines(results: str | Path = "results") -> list[str]:
     """The end-of-run summary: every flagged check found in the run's QC tables (also after a failed run)."""
     results = Path(results)
     tables = {"registration": sorted(map(str, results.glob("registration/*/*_qc.tsv"))),
-              "volume registration": sorted(map(str, results.glob("registration/*/volumes/*_qc.tsv")))}
+              "volume registration": sorted(map(str, results.glob("registration/*/volumes/*_qc.tsv"))),
+              "msi target": sorted(map(str, results.glob("msi/*/msi_qc.tsv")))}
     flags = flag_table(tables)
     bad = flags[flags.flagged]
     if not len(flags):
