@@ -117,7 +117,7 @@ def volume_rows(image: sitk.Image, mask: sitk.Image, quantify, unit: str = "imag
     SUVmean ``mean``, SUVpeak ``global_intensity_peak`` when the image is in SUV). Shells by depth from the
     tumour boundary (``quantify.volume_shell_edges_mm``): mean, median, CV, Gini; and the rim-to-core ratio.
     """
-    from .metrics import gini_coefficient
+    from .metrics import gini_coefficient, region_stats
     from .section import region_rows, texture_rows
 
     found = volume_metrics(image, mask)
@@ -133,15 +133,12 @@ def volume_rows(image: sitk.Image, mask: sitk.Image, quantify, unit: str = "imag
              {"region": "tumour", "metric": "global_intensity_peak", "value": peak, "unit": unit, "ibsi": "0F91"}]
     means = {}
     for name, shell in depth_shells(m, spacing, quantify.volume_shell_edges_mm).items():
-        v = values[shell]
-        means[name] = float(v.mean()) if v.size else float("nan")
-        rows += [{"region": name, "metric": "mean", "value": means[name], "unit": unit, "ibsi": ""},
-                 {"region": name, "metric": "median", "value": float(np.median(v)) if v.size else float("nan"),
-                  "unit": unit, "ibsi": ""},
-                 {"region": name, "metric": "cv", "value": float(v.std() / v.mean()) if v.size and v.mean() else
-                  float("nan"), "unit": "1", "ibsi": ""},
-                 {"region": name, "metric": "n_voxels", "value": int(v.size), "unit": "voxels", "ibsi": ""},
-                 {"region": name, "metric": "gini", "value": gini_coefficient(v), "unit": "1", "ibsi": ""}]
+        stats = region_stats(values, shell)  # the section shells' measures (coverage: no threshold here)
+        means[name] = stats["mean"]
+        stats["gini"] = gini_coefficient(values[shell & np.isfinite(values)])
+        rows += [{"region": name, "metric": k, "value": v, "ibsi": "",
+                  "unit": {"mean": unit, "median": unit, "n_pixels": "voxels"}.get(k, "1")}
+                 for k, v in stats.items() if k != "coverage"]
     if "rim" in means and "core" in means:
         ratio = means["rim"] / means["core"] if means["core"] else float("nan")
         rows.append({"region": "tumour", "metric": "rim_to_core_ratio", "value": ratio, "unit": "1", "ibsi": ""})
