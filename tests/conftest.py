@@ -50,6 +50,9 @@ SAMPLES = [("a01", "liposomal"), ("b01", "thermosensitive")]
 MODALITY_FILES = {"fluorescence": "fluorescence.ome.tif", "he": "he.ome.tif", "msi": "msi.imzML",
                   "volume": "volume.nii.gz"}
 STANDARD_LEVELS = (0.0, 1.0, 3.0, 8.0, 20.0)  # µg/g doxorubicin of the tiny cohort's simulated standards
+# samples with some of the modalities only (a study is any mix): MSI and a volume without a fluorescence section,
+# and a fluorescence section without MSI
+PARTIAL = [("c01", "liposomal", ("msi", "volume")), ("d01", "thermosensitive", ("fluorescence",))]
 
 
 def snakemake(workdir, *args, check=True, env=None):
@@ -72,9 +75,10 @@ def nanohet(*args, cwd=None, check=False):
     return res
 
 
-def write_cohort(workdir, samples=SAMPLES):
+def write_cohort(workdir, samples=SAMPLES, partial=()):
     """A project folder made by ``nanohet init`` holding a tiny demo cohort (1.6 mm tumours); its paths are
-    relative to the folder. Returns the config."""
+    relative to the folder. ``samples`` have every modality, ``partial`` ``(subject, group, modalities)`` only
+    those listed. Returns the config."""
     nanohet("init", workdir, check=True)
     path = workdir / "config" / "config.yaml"
     config = yaml.safe_load(path.read_text())
@@ -88,8 +92,8 @@ def write_cohort(workdir, samples=SAMPLES):
     (workdir / "drawn.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [square]},
          "properties": {"classification": {"name": "drawn core"}}}]}))
-    for k, (subject, group) in enumerate(samples):
-        for modality, name in MODALITY_FILES.items():
+    for k, (subject, group, modalities) in enumerate([(*s, tuple(MODALITY_FILES)) for s in samples] + list(partial)):
+        for modality, name in ((m, MODALITY_FILES[m]) for m in modalities):
             row = {"subject": subject, "group": group, "tumour": "T1", "modality": modality,
                    "path": f"results/demo/data/{subject}_T1/{name}",
                    "mask": f"results/demo/data/{subject}_T1/volume_mask.nii.gz" if modality == "volume" else "",
@@ -109,7 +113,7 @@ def finished_run(tmp_path_factory):
     plus its report (shared by the workflow and archive tests)."""
     workdir = tmp_path_factory.mktemp("project")
     assert not workdir.resolve().is_relative_to(REPO)
-    write_cohort(workdir)
+    write_cohort(workdir, partial=PARTIAL)
     run = nanohet("run", "--cores", "2", cwd=workdir, check=True)
     snakemake(workdir, "--report", "results/report.html")
     return workdir, run

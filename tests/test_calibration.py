@@ -135,7 +135,7 @@ def test_sheet_standards(tmp_path):
         ("\t\t\tmsi_standard\ts2.imzML\tdox\t-1\n", "row 7.*column concentration"),
         ("\t\t\tmsi_standard\ts2.imzML\tdox\tlow\n", "row 7.*concentration 'low' is not a number"),
         ("\t\t\tmsi_standard\ts1.imzML\tdox\t3\n", "s1.imzML has more than one row for analyte 'dox'"),
-        ("m2\ta\tT1\tmsi\tx.imzML\tdox\t\n", "m2_T1 has no fluorescence"),
+        ("m2\ta\tT1\the\tx.ome.tif\t\t\n", "m2_T1 has only he row"),
     ]:
         p.write_text(header + good + bad)
         with pytest.raises(InputError, match=message):

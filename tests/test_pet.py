@@ -105,3 +105,17 @@ def test_the_volume_step_reports_suv_and_the_conversion(tmp_path):
     assert 0.2 <= peak <= top
     decayed = table.loc[("tumour", "suv_decayed_dose_bq"), "value"]
     assert decayed == pytest.approx(368.08e6 * 2 ** (-3600 / 4057.7), rel=1e-6)  # 1 h of Ga-68 decay
+    # %ID/g and %ID from the stored activity concentration (Bq/ml) and the decayed dose, not through the SUV
+    import SimpleITK as sitk
+
+    from nanohet.io.rtstruct import read_mask
+    from nanohet.io.volumes import read_volume
+
+    bqml = read_volume(DRO / "DRO_5_0" / "PT")
+    inside = sitk.GetArrayFromImage(read_mask(str(DRO / "DRO_5_0" / "mask" / "DRO_mask.nii.gz"), bqml)) > 0
+    c = sitk.GetArrayFromImage(bqml).astype(np.float64)[inside]
+    assert table.loc[("tumour", "pct_id_per_g_mean"), "value"] == pytest.approx(100 * c.mean() / decayed, rel=1e-6)
+    assert table.loc[("tumour", "pct_id_per_g_max"), "unit"] == "%ID/g"
+    voxel_ml = np.prod(bqml.GetSpacing()) / 1000
+    assert table.loc[("tumour", "pct_injected_dose"), "value"] == pytest.approx(100 * c.sum() * voxel_ml / decayed,
+                                                                                 rel=1e-6)

@@ -28,11 +28,24 @@ def test_good_sheet(tmp_path):
     assert df.loc[df.modality == "msi", "pixel_size"].iloc[0] == 20.0
 
 
+def test_any_mix_of_modalities(tmp_path):
+    """A study is any mix per sample: MSI only, fluorescence only, a volume only, a CT with its mask."""
+    rows = [["m1", "a", "T1", "msi", "m.imzML", "20", "", ""],
+            ["m2", "a", "T1", "fluorescence", "f.ome.tif", "", "", ""],
+            ["m3", "b", "T1", "volume", "v.nii.gz", "", "v_mask.nii.gz", ""],
+            ["m4", "b", "T1", "ct", "c.nii.gz", "", "c_mask.nii.gz", ""]]
+    df = load_sample_sheet(_sheet(tmp_path, rows), SCHEMA)
+    assert dict(zip(df["sample"], df["modality"])) == {"m1_T1": "msi", "m2_T1": "fluorescence", "m3_T1": "volume",
+                                                      "m4_T1": "ct"}
+
+
 @pytest.mark.parametrize("rows, message", [
     ([GOOD[0], ["m1", "a", "T1", "msi", "m.imzML", "abc", "", ""]], "row 3.*pixel_size 'abc' is not a number"),
     ([GOOD[0], ["m1", "a", "T1", "maldi", "m.imzML", "", "", ""]], "row 3.*column modality.*'maldi'"),
     ([GOOD[0], ["m_1", "a", "T1", "msi", "m.imzML", "", "", ""]], "row 3.*column subject"),
-    ([GOOD[0]], "m1_T1 has no msi"),
+    ([["m1", "a", "T1", "he", "h.ome.tif", "", "", ""]], r"m1_T1 has only he row\(s\): nothing is measured"),
+    ([["m1", "a", "T1", "ct", "c.nii.gz", "", "", ""]], r"m1_T1 has only ct row\(s\)"),
+    ([GOOD[1], ["m1", "a", "T1", "he", "h.ome.tif", "", "", ""]], "m1_T1 has an he row but no fluorescence row"),
     (GOOD + [GOOD[1]], "more than one msi"),
     (GOOD + [["m1", "a", "T1", "volume", "v.nii.gz", "", "", ""]], "needs a tumour mask"),
     (GOOD + [["m1", "b", "T2", "fluorescence", "x", "", "", ""], ["m1", "b", "T2", "msi", "y", "", "", ""]],

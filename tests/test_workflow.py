@@ -6,7 +6,7 @@ import pytest
 
 from nanohet.repro.verify import same_result
 
-from conftest import SAMPLES, snakemake, write_cohort
+from conftest import PARTIAL, SAMPLES, snakemake, write_cohort
 
 pytestmark = pytest.mark.workflow
 
@@ -103,11 +103,12 @@ def test_cohort_table_is_complete(finished_run):
     # cells: every sample's nuclei and territories, with the per-cell table's measures (tens to hundreds of
     # cells per 0.01 mm² section of the tiny cohort: a density in the phantom's range)
     n_cells = df[(df.modality == "cells") & (df.metric == "n_cells")].set_index("sample").value
-    assert len(n_cells) == 2 and (n_cells > 100).all()
+    assert list(n_cells.index) == ["a01_T1", "b01_T1", "d01_T1"] and (n_cells > 100).all()  # every section
     reached = df[(df.modality == "cells") & (df.metric == "fraction_of_cells_reached")]
     assert set(reached.analyte) >= {"nanoparticle", "doxorubicin"} and reached.value.between(0, 1).all()
     dox = df[df.analyte == "doxorubicin"]
     cv = dox[(dox.metric == "cv") & (dox.region == "tissue")].pivot(index="sample", columns="modality", values="value")
+    cv = cv.loc[["a01_T1", "b01_T1"]]  # the samples with a fluorescence section (c01 has native pixels only)
     assert ((cv.msi_native - cv.msi).abs() / cv.msi < 0.2).all()  # native MSI pixels agree with the reference grid
     key = dox[(dox.modality == "msi") & dox.region.isin(["tissue", "viable"])
               & (dox.metric.isin(["mean", "cv", "coverage", "l50_um", "gini"]))]
@@ -152,7 +153,54 @@ def test_cohort_table_is_complete(finished_run):
     drawn = df[(df.region == "drawn_core") & (df.metric == "n_pixels")].set_index(["sample", "modality", "analyte"])
     assert drawn.value[(first, "fluorescence", "nanoparticle")] == 250 * 250
     assert drawn.value[(first, "msi", "doxorubicin")] > 0 and set(drawn.index.get_level_values(0)) == {first}
-    assert set(df[df.region == "macrophage_rich"]["sample"]) == set(df["sample"])
+    assert set(df[df.region == "macrophage_rich"]["sample"]) == {"a01_T1", "b01_T1", "d01_T1"}  # the sections
+
+
+def test_any_mix_of_modalities(finished_run):
+    """c01 has MSI and a volume but no fluorescence section; d01 a fluorescence section only: each gets what its
+    modalities allow, the availability table says what is missing and why, and the MSI-only sample's tissue
+    (from its TIC) and drug measures agree with the phantom's truth."""
+    import json
+
+    import yaml
+
+    from nanohet.demo.truth import truth_metrics
+    from nanohet.io.ometiff import read_ome_tiff
+    from nanohet.settings import QuantifySettings
+
+    workdir, _ = finished_run
+    r = workdir / "results"
+    avail = pd.read_csv(r / "tables" / "availability.tsv", sep="\t").set_index(["sample", "measure"])
+    assert avail.available[("a01_T1", "analytes_reference_grid")] and avail.available[("c01_T1", "uptake_volume")]
+    assert avail.available[("c01_T1", "analytes_native_pixels")] and avail.available[("d01_T1", "cells")]
+    for sample, measure, missing in (("c01_T1", "cells", "fluorescence"), ("c01_T1", "analytes_reference_grid",
+                                     "fluorescence"), ("d01_T1", "analytes_native_pixels", "msi"),
+                                     ("d01_T1", "uptake_volume", "volume")):
+        assert not avail.available[(sample, measure)] and f"a {missing} row" in avail.reason[(sample, measure)]
+    df = pd.read_csv(r / "tables" / "cohort_metrics.tsv", sep="\t")
+    modalities = df.groupby("sample").modality.agg(set)
+    assert modalities["c01_T1"] == {"msi_native", "volume"}
+    assert modalities["d01_T1"] == {"fluorescence", "cells"}
+    assert not (r / "registration" / "c01_T1").exists() and not (r / "registration" / "d01_T1").exists()
+    assert (r / "figures" / "samples" / "d01_T1.png").stat().st_size > 0
+    l50 = df[(df["sample"] == "d01_T1") & (df.region == "viable") & (df.metric == "l50_um")]
+    assert list(l50.analyte) == ["nanoparticle"] and np.isfinite(l50.value).all()  # the section's own measures
+    # the MSI-only sample: the tissue from the TIC, against the phantom's true tissue and drug field
+    c01 = df[(df["sample"] == "c01_T1") & (df.region == "tissue")].set_index(["analyte", "metric"]).value
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    record = json.loads((r / "demo" / "truth" / "c01_T1" / "truth.json").read_text())
+    q = QuantifySettings.coerce(config["quantify"])
+    truth_masks = read_ome_tiff(r / "demo" / "truth" / "c01_T1" / "truth_masks.ome.tif")
+    true = truth_metrics(read_ome_tiff(r / "demo" / "truth" / "c01_T1" / "truth_fields.ome.tif"), truth_masks,
+                         float(record["params"]["msi_pixel_um"]), q, q.coverage_thresholds)["drug"]
+    msi_px = float(record["params"]["msi_pixel_um"])
+    area = c01[("doxorubicin", "n_pixels")] * msi_px ** 2
+    true_area = (truth_masks.channel("tissue") > 0).sum() * truth_masks.spacing[0] * truth_masks.spacing[1]
+    assert abs(area / true_area - 1) < 0.15, (area, true_area)
+    assert abs(c01[("doxorubicin", "mean")] / true[("tissue", "mean")] - 1) < 0.10
+    assert abs(c01[("doxorubicin", "cv")] / true[("tissue", "cv")] - 1) < 0.15
+    assert c01[("doxorubicin:peg_carrier", "pearson")] > 0.8
+    assert not df[(df["sample"] == "c01_T1") & (df.region == "viable")].size  # no viable tissue without microscopy
 
 
 def test_rerun_is_a_no_op_and_report_builds(finished_run):
@@ -204,7 +252,7 @@ def test_bad_sample_sheet_stops_before_any_job(tmp_path):
 
 def test_one_core_and_two_core_runs_are_identical(finished_run, tmp_path):
     workdir, _ = finished_run
-    write_cohort(tmp_path)
+    write_cohort(tmp_path, partial=PARTIAL)
     snakemake(tmp_path, "--cores", "1")
     files = sorted(p.relative_to(workdir) for pattern in ("tables/*.tsv", "quantify/*/*.tsv", "figures/**/*.png",
                                                           "registration/*/*.tfm", "registration/*/*.tsv")
@@ -212,6 +260,12 @@ def test_one_core_and_two_core_runs_are_identical(finished_run, tmp_path):
     assert len(files) >= 12
     for rel in files:
         assert same_result(workdir / rel, tmp_path / rel), f"{rel} differs between 1 and 2 cores"
+
+
+def _checksums(folder):
+    import hashlib
+
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
 
 
 def test_volume_registration_graph_on_real_ct_and_mr(tmp_path):
@@ -250,7 +304,9 @@ def test_volume_registration_graph_on_real_ct_and_mr(tmp_path):
     targets = [f"{vol}/mr_in_reference.nii.gz", f"{vol}/mr_mask_in_reference.nii.gz", f"{vol}/mr_to_ct_qc.tsv",
                "results/quantify/a01_T1/ct_metrics.tsv", "results/quantify/a01_T1/mr_metrics.tsv"]
     assert all(t in snakemake(tmp_path, "-n", "-p").stdout for t in targets)  # part of the full analysis
+    before = _checksums(data)
     snakemake(tmp_path, "--cores", "2", *targets)
+    assert _checksums(data) == before  # input files are never modified
     qc = pd.read_csv(tmp_path / vol / "mr_to_ct_qc.tsv", sep="\t").iloc[0]
     assert qc.edge == "mr->ct" and not bool(qc.flagged) and qc.dice_after > qc.dice_before + 0.2
     ct = read_volume(data / "CT_image.nii.gz")

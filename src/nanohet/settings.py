@@ -331,6 +331,7 @@ class QuantifySettings(Settings):
     correlation_max_um: float = 500.0
     colocalisation_shifts: int = 199
     colocalisation_min_shift_um: float = 300.0
+    msi_tissue_mask: str = "tic_otsu"
 
 
 @dataclass(frozen=True)

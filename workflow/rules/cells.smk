@@ -6,7 +6,7 @@ rule cells:
     input:
         fluorescence=sample_path("fluorescence"),
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
-        registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
+        registered=registered_msi,
         grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
     output:
         cells=f"{RESULTS}/cells/{{sample}}/cells.tsv",

@@ -40,9 +40,12 @@ try:
     # registration graphs: per sample, the chain of edges from each section (volume) to the reference
     REFERENCE = CONFIG.registration.reference
     EDGES = parse_edges(CONFIG.registration.edges, reference=REFERENCE)
-    CHAINS = {s: sample_chains(EDGES, set(SHEET.loc[SHEET["sample"] == s, "modality"]), s, REFERENCE) for s in SAMPLES}
+    # a study is any mix of modalities per sample: sections are registered only where the reference section is
+    MODALITIES = {s: set(SHEET.loc[SHEET["sample"] == s, "modality"]) for s in SAMPLES}
+    CHAINS = {s: sample_chains(EDGES, MODALITIES[s], s, REFERENCE) if REFERENCE in MODALITIES[s] else {}
+              for s in SAMPLES}
     for s, chains in CHAINS.items():
-        if "msi" not in chains:
+        if "msi" in MODALITIES[s] and REFERENCE in MODALITIES[s] and "msi" not in chains:
             raise InputError(f"sample {s}: registration.edges has no path from msi to the reference ({REFERENCE})")
     VOLUME_REFERENCE = CONFIG.volume_registration.reference
     VOLUME_EDGES = parse_edges(
@@ -209,8 +212,40 @@ def mem_mb(base, per_input_mb):
     return lambda wc, input, attempt: int((base + per_input_mb * input_mb(input)) * attempt)
 
 
-def samples_with(modality):
-    return [s for s in SAMPLES if _row(s, modality) is not None]
+def samples_with(*modalities):
+    """The samples whose sheet rows include every one of ``modalities``."""
+    return [s for s in SAMPLES if all(m in MODALITIES[s] for m in modalities)]
+
+
+# the kinds of sample by their modalities: a fluorescence section (with or without MSI), MSI without a section
+SECTION_SAMPLES = samples_with(REFERENCE)
+SECTION_MSI_SAMPLES = samples_with(REFERENCE, "msi")
+MSI_ONLY_SAMPLES = [s for s in samples_with("msi") if s not in SECTION_SAMPLES]
+
+
+def one_of(samples):
+    """A wildcard constraint matching exactly these samples (nothing when there are none)."""
+    return "|".join(re.escape(s) for s in samples) or "(?!)"
+
+
+def section_msi_inputs(wc):
+    """The MSI inputs of a section's quantification, cells and figure: none for a sample without MSI."""
+    if wc.sample not in SECTION_MSI_SAMPLES:
+        return {}
+    return {"registered": f"{RESULTS}/registration/{wc.sample}/msi_in_reference.ome.tif",
+            "ions": f"{RESULTS}/msi/{wc.sample}/ion_images.ome.tif",
+            "masks_on_msi": f"{RESULTS}/quantify/{wc.sample}/masks_on_msi.ome.tif"}
+
+
+def registered_msi(wc):
+    return [f"{RESULTS}/registration/{wc.sample}/msi_in_reference.ome.tif"] if wc.sample in SECTION_MSI_SAMPLES else []
+
+
+def measured_modalities():
+    """Per sample, the modalities that are measured (a CT or MR only with a tumour mask), for the availability
+    table."""
+    return {s: sorted(m for m in MODALITIES[s] if m not in ("ct", "mr") or sample_option(s, m, "mask"))
+            for s in SAMPLES}
 
 
 def anatomical_volume_metrics():
@@ -258,7 +293,9 @@ def all_outputs():
         f"{RESULTS}/figures/cohort_summary.svg",
         f"{RESULTS}/figures/cohort_summary.pdf",
     ]
-    out += expand(f"{RESULTS}/figures/samples/{{sample}}.png", sample=SAMPLES)
+    out.append(f"{RESULTS}/tables/availability.tsv")
+    out += expand(f"{RESULTS}/figures/samples/{{sample}}.png", sample=SECTION_SAMPLES)
+    out += expand(f"{RESULTS}/quantify/{{sample}}/region_maps.ome.tif", sample=MSI_ONLY_SAMPLES)
     for s in SAMPLES:
         out += edge_qc_tables(s)
         out += [f"{RESULTS}/registration/{s}/{m}_in_reference.ome.tif" for m in CHAINS[s]]

@@ -95,8 +95,8 @@ if DEMO:
 
     rule validation_tables:
         input:
-            tre=expand(f"{RESULTS}/validation/{{sample}}/registration_error.tsv", sample=SAMPLES),
-            compare=expand(f"{RESULTS}/validation/{{sample}}/metrics_vs_truth.tsv", sample=SAMPLES),
+            tre=expand(f"{RESULTS}/validation/{{sample}}/registration_error.tsv", sample=SECTION_MSI_SAMPLES),
+            compare=expand(f"{RESULTS}/validation/{{sample}}/metrics_vs_truth.tsv", sample=SECTION_MSI_SAMPLES),
         output:
             tre=report(
                 f"{RESULTS}/tables/registration_error.tsv",

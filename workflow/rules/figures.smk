@@ -5,7 +5,7 @@ rule sample_figure:
     input:
         fluorescence=sample_path("fluorescence"),
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
-        registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
+        registered=registered_msi,
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
     output:

@@ -49,12 +49,10 @@ rule masks_on_msi:
 
 rule quantify_section:
     input:
+        unpack(section_msi_inputs),
         fluorescence=sample_path("fluorescence"),
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
-        registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
         grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
-        ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
-        masks_on_msi=f"{RESULTS}/quantify/{{sample}}/masks_on_msi.ome.tif",
         calibration=calibration_table(),
         regions=drawn_regions,
     output:
@@ -70,6 +68,8 @@ rule quantify_section:
         pixel_size=option("fluorescence", "pixel_size"),
         channels=option("fluorescence", "channels"),
         code=code_version("quantify", "microscopy", "steps/quantify.py"),
+    wildcard_constraints:
+        sample=one_of(SECTION_SAMPLES),
     log:
         f"{LOGS}/quantify_section/{{sample}}.log",
     benchmark:
@@ -83,13 +83,41 @@ rule quantify_section:
         "../scripts/quantify_section.py"
 
 
+rule quantify_msi:
+    input:
+        ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
+        calibration=calibration_table(),
+    output:
+        metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
+        maps=f"{RESULTS}/quantify/{{sample}}/region_maps.ome.tif",
+        scales=f"{RESULTS}/quantify/{{sample}}/scale_profiles.tsv",
+    params:
+        msi=MSI,
+        quantify=QUANTIFY,
+        calibrated=CALIBRATED,
+        code=code_version("quantify", "msi", "steps/quantify.py"),
+    wildcard_constraints:
+        sample=one_of(MSI_ONLY_SAMPLES),
+    log:
+        f"{LOGS}/quantify_msi/{{sample}}.log",
+    benchmark:
+        f"{BENCH}/quantify_msi/{{sample}}.tsv"
+    resources:
+        mem_mb=mem_mb(1500, 25),
+        runtime=lambda wc, attempt: 10 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/quantify_msi.py"
+
+
 rule cohort_table:
     input:
-        metrics=expand(f"{RESULTS}/quantify/{{sample}}/metrics.tsv", sample=SAMPLES),
+        metrics=expand(f"{RESULTS}/quantify/{{sample}}/metrics.tsv", sample=SECTION_SAMPLES + MSI_ONLY_SAMPLES),
         volume=expand(f"{RESULTS}/quantify/{{sample}}/volume_metrics.tsv", sample=samples_with("volume"))
         + anatomical_volume_metrics(),
-        section=expand(f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv", sample=SAMPLES),
-        cells=expand(f"{RESULTS}/cells/{{sample}}/cell_metrics.tsv", sample=SAMPLES),
+        section=expand(f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv", sample=SECTION_SAMPLES),
+        cells=expand(f"{RESULTS}/cells/{{sample}}/cell_metrics.tsv", sample=SECTION_SAMPLES),
         qc_flags=f"{RESULTS}/tables/qc_flags.tsv",
     output:
         metrics=report(
@@ -102,8 +130,14 @@ rule cohort_table:
             caption="../report/cohort_summary.rst",
             category="Tables",
         ),
+        availability=report(
+            f"{RESULTS}/tables/availability.tsv",
+            caption="../report/availability.rst",
+            category="Tables",
+        ),
     params:
         samples=sample_records(),
+        modalities=measured_modalities(),
         code=code_version("quantify", "flags.py", "steps/quantify.py"),
     log:
         f"{LOGS}/cohort_table.log",

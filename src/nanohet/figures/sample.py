@@ -22,7 +22,7 @@ def sample_panel(path, sample: str, fluo, masks, registered, profiles: pd.DataFr
     path : path-like
         Output PNG.
     fluo, masks, registered : SectionImage
-        Fluorescence section, its masks, and the MSI stack in the reference frame.
+        Fluorescence section, its masks, and the MSI stack in the reference frame (None: no MSI).
     profiles, metrics : DataFrame
         The sample's vessel-distance profiles and metrics tables.
     roles : dict
@@ -38,7 +38,6 @@ def sample_panel(path, sample: str, fluo, masks, registered, profiles: pd.DataFr
                      norm(small(fluo.channel(roles["nuclei"])))])
     tissue = small(masks.channel("tissue")) >= 0.5
     necrosis = small(masks.channel("necrosis")) >= 0.5
-    reg_ext = extent(registered.shape_yx, registered.spacing, registered.origin)
 
     fig, ax = plt.subplots(2, 3, figsize=(15, 9.5))
     ax[0, 0].imshow(rgb, extent=ext)
@@ -47,16 +46,22 @@ def sample_panel(path, sample: str, fluo, masks, registered, profiles: pd.DataFr
     ax[0, 1].imshow(np.dstack([necrosis * 0.8, tissue * 0.6, small(masks.channel("vessels")) > 0.05]).astype(float),
                     extent=ext)
     ax[0, 1].set_title("masks: tissue (green), necrosis (yellow), vessels (blue)", fontsize=9)
-    shown = drug if drug is not None else "TIC"
-    d = registered.channel(shown)
-    im = ax[0, 2].imshow(np.where(np.isfinite(d), d, np.nan), extent=reg_ext, cmap="magma")
-    ax[0, 2].contour(tissue, levels=[0.5], colors="c", linewidths=0.7, extent=ext, origin="upper")
-    unit = metrics.loc[(metrics.analyte == shown) & (metrics.metric == "mean") & (metrics.region == "tissue"), "unit"]
-    fig.colorbar(im, ax=ax[0, 2], shrink=0.8, label=str(unit.iloc[0]) if len(unit) else "counts")
-    ax[0, 2].set_title(f"MSI {shown} in the reference frame (cyan: tissue)", fontsize=9)
-    ax[1, 0].imshow(norm(registered.channel("TIC")), extent=reg_ext, cmap="gray")
-    ax[1, 0].contour(tissue, levels=[0.5], colors="r", linewidths=0.8, extent=ext, origin="upper")
-    ax[1, 0].set_title("registered MSI TIC with fluorescence tissue outline (red)", fontsize=9)
+    if registered is not None:
+        reg_ext = extent(registered.shape_yx, registered.spacing, registered.origin)
+        shown = drug if drug is not None else "TIC"
+        d = registered.channel(shown)
+        im = ax[0, 2].imshow(np.where(np.isfinite(d), d, np.nan), extent=reg_ext, cmap="magma")
+        ax[0, 2].contour(tissue, levels=[0.5], colors="c", linewidths=0.7, extent=ext, origin="upper")
+        unit = metrics.loc[(metrics.analyte == shown) & (metrics.metric == "mean") & (metrics.region == "tissue"),
+                           "unit"]
+        fig.colorbar(im, ax=ax[0, 2], shrink=0.8, label=str(unit.iloc[0]) if len(unit) else "counts")
+        ax[0, 2].set_title(f"MSI {shown} in the reference frame (cyan: tissue)", fontsize=9)
+        ax[1, 0].imshow(norm(registered.channel("TIC")), extent=reg_ext, cmap="gray")
+        ax[1, 0].contour(tissue, levels=[0.5], colors="r", linewidths=0.8, extent=ext, origin="upper")
+        ax[1, 0].set_title("registered MSI TIC with fluorescence tissue outline (red)", fontsize=9)
+    else:  # a sample without MSI
+        for a in (ax[0, 2], ax[1, 0]):
+            a.text(0.5, 0.5, "no MSI for this sample", ha="center", va="center", transform=a.transAxes)
     for a in (ax[0, 0], ax[0, 1], ax[0, 2], ax[1, 0]):
         a.set_xlabel("x (mm)")
         a.set_ylabel("y (mm)")

@@ -11,7 +11,9 @@ import yaml
 
 from ..errors import InputError
 
-REQUIRED_MODALITIES = ("fluorescence", "msi")
+# a sample is any mix of modalities; it needs one that is measured on its own (an H&E section is only
+# registered onto the fluorescence section; a CT or MR is measured only inside a tumour mask)
+MEASURED_MODALITIES = ("fluorescence", "msi", "volume", "ct", "mr")
 DEMO_FILES = {
     "fluorescence": "fluorescence.ome.tif", "he": "he.ome.tif",
     "msi": "msi.imzML", "volume": "volume.nii.gz",
@@ -35,8 +37,8 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
 
     Every row is checked against the JSON schema (draft 2020-12); then the
     sheet as a whole: unique (subject, tumour, modality), one group per
-    subject, the modalities every sample needs (fluorescence and msi), a
-    mask for every volume; one row per calibration standard and analyte.
+    subject, a measured modality in every sample (fluorescence, msi, or a
+    volume; any mix), a mask for every uptake volume; one row per calibration standard and analyte.
 
     Returns
     -------
@@ -144,10 +146,15 @@ def _check_samples(out: pd.DataFrame, records: list[dict], path: Path) -> None:
     if (groups > 1).any():
         raise InputError(f"{path}: subject {groups[groups > 1].index[0]!r} appears in several groups")
     for sample, rows in out.groupby("sample"):
-        missing = [m for m in REQUIRED_MODALITIES if m not in set(rows["modality"])]
-        if missing:
-            raise InputError(f"{path}: sample {sample} has no {' or '.join(missing)} row "
-                             f"(every sample needs {', '.join(REQUIRED_MODALITIES)})")
+        present = set(rows["modality"])
+        measured = [m for m in MEASURED_MODALITIES if m in present and (m not in ("ct", "mr") or rows.loc[
+            rows["modality"] == m, "mask"].map(optional).notna().any())]
+        if not measured:
+            raise InputError(f"{path}: sample {sample} has only {', '.join(sorted(present))} row(s): nothing is "
+                             "measured without a fluorescence, msi or volume row (or a ct/mr row with a mask)")
+        if "he" in present and "fluorescence" not in present:
+            raise InputError(f"{path}: sample {sample} has an he row but no fluorescence row: an H&E section is "
+                             "registered onto the fluorescence section (the reference frame)")
     for i in out.index:
         rec = records[i]
         if rec["modality"] == "volume" and not rec.get("mask"):

@@ -242,19 +242,24 @@ class SectionTables:
             spacing_um: float) -> None:
         """Metrics of ``values`` (pixels of ``spacing_um``) over ``tissue`` and over its ``viable`` part, and the
         vessel-distance profile over ``viable``: :func:`~.metrics.map_metrics`, then :func:`region_rows` and
-        :func:`spatial_rows` per region."""
+        :func:`spatial_rows` per region. Without a fluorescence section (an MSI-only sample) ``viable`` and
+        ``distance_um`` are None: the tissue's measures and shells only, no viable tissue, vessels or profile."""
         q = self.quantify
         threshold = q.coverage_thresholds.get(analyte)
-        metrics, profile = map_metrics(values, tissue, viable, distance_um, threshold, q.profile_bin_um,
-                                       q.profile_max_um, q.penetration_fraction)
+        if viable is None:
+            metrics, profile = region_stats(values, tissue, threshold), None
+        else:
+            metrics, profile = map_metrics(values, tissue, viable, distance_um, threshold, q.profile_bin_um,
+                                           q.profile_max_um, q.penetration_fraction)
         units = {"mean": unit, "median": unit, "cv": "1", "coverage": "fraction", "n_pixels": "pixels",
                  "l50_um": "um", "auc_100um": f"{unit} x um", "penetration_um": "um"}
         base = {"sample": self.sample, "modality": modality, "analyte": analyte}
         self.rows += [{**base, "region": metric_region(k), "metric": k, "value": v, "unit": units[k], "ibsi": ""}
                       for k, v in metrics.items()]
-        for k, v in region_stats(values, viable, threshold).items():
-            self.rows.append({**base, "region": "viable", "metric": k, "value": v, "unit": units[k], "ibsi": ""})
-        for name, mask in (("tissue", tissue), ("viable", viable)):
+        if viable is not None:
+            for k, v in region_stats(values, viable, threshold).items():
+                self.rows.append({**base, "region": "viable", "metric": k, "value": v, "unit": units[k], "ibsi": ""})
+        for name, mask in (("tissue", tissue), ("viable", viable)) if viable is not None else (("tissue", tissue),):
             self.rows += [{**base, "region": name, **row}
                           for row in region_rows(values, mask, unit, threshold, int(q.histogram_bins))
                           + spatial_rows(values, mask, float(spacing_um), q)
@@ -272,7 +277,7 @@ class SectionTables:
             self.rows.append({**base, "region": name, "metric": "gini", "value": gini_coefficient(v), "unit": "1",
                               "ibsi": ""})
         # the viable tissue by distance to the nearest vessel, and by marker density: the distribution measures
-        bands = vessel_distance_regions(viable, distance_um, q.vessel_distance_edges_um)
+        bands = vessel_distance_regions(viable, distance_um, q.vessel_distance_edges_um) if viable is not None else {}
         for name, mask in {**bands, **self.marker_regions.get(np.shape(values), {})}.items():
             self.rows += [{**base, "region": name, "metric": k, "value": v, "unit": units[k], "ibsi": ""}
                           for k, v in region_stats(values, mask, threshold).items()]
@@ -288,6 +293,8 @@ class SectionTables:
             ratio = means["rim"] / means["core"] if means["core"] and np.isfinite(means["core"]) else np.nan
             self.rows.append({**base, "region": "tissue", "metric": "rim_to_core_ratio", "value": ratio, "unit": "1",
                               "ibsi": ""})
+        if profile is None:
+            return
         profile.insert(0, "analyte", analyte)
         profile.insert(0, "modality", modality)
         profile.insert(0, "sample", self.sample)
@@ -300,7 +307,7 @@ class SectionTables:
         base = {"sample": self.sample, "modality": modality, "analyte": analyte, "ibsi": ""}
         self.rows += [{**base, "region": "tissue", "metric": "lod", "value": lod, "unit": unit},
                       {**base, "region": "tissue", "metric": "loq", "value": loq, "unit": unit}]
-        for region, mask in (("tissue", tissue), ("viable", viable)):
+        for region, mask in (("tissue", tissue), ("viable", viable)) if viable is not None else (("tissue", tissue),):
             v = values[mask & np.isfinite(values)]
             for metric, limit in (("fraction_below_lod", lod), ("fraction_below_loq", loq)):
                 value = float((v < limit).mean()) if v.size and np.isfinite(limit) else np.nan
@@ -310,6 +317,8 @@ class SectionTables:
         return pd.DataFrame(self.rows)
 
     def profile_table(self) -> pd.DataFrame:
+        if not self.profiles:
+            return pd.DataFrame(columns=["sample", "modality", "analyte", "distance_um", "mean", "sd", "n_pixels"])
         return pd.concat(self.profiles, ignore_index=True)
 
     def scale_table(self) -> pd.DataFrame:
@@ -371,30 +380,46 @@ def msi_metrics(tables: SectionTables, registered: SectionImage, masks: SectionI
     return float((covered & tissue_g).sum() / max(tissue_g.sum(), 1))
 
 
-def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGrid, msi: MSISettings,
+def region_maps(registered: SectionImage | None, masks: SectionImage, grid: AnalysisGrid, msi: MSISettings,
                 quantify: QuantifySettings, vessel_distance_um: np.ndarray | None = None,
                 marker: dict | None = None) -> SectionImage:
-    """The maps behind the regional measures, on the analysis grid (the registered MSI stack's grid).
-
-    Channels: ``tissue`` and ``viable`` (1/0); ``shell`` (1 rim, 2 periphery, 3 core; the regions of
-    :func:`tissue_shells`) and, given the vessel distance map (microscopy grid, µm), ``vessel_distance_band``
-    (1, 2, ... from the nearest band of :func:`vessel_distance_regions` outwards, viable tissue only); the marker
-    regions ``marker`` (``{name: mask}`` on the analysis grid: macrophage_rich, hypoxic; 1/0); then per
-    analyte ``<name>_underdosed`` (1 where the tissue's
-    value is below the analyte's coverage threshold, 0 at or above it; only analytes with a threshold: the
-    "pseudo-resistant" tissue the drug does not reach in sufficient concentration), ``<name>_hotspot`` and
-    ``<name>_coldspot`` (Gi* calls of :func:`spatial_rows` over the tissue), and ``drug_to_carrier_ratio`` (the
-    pixel-wise release index, where the analytes of roles drug and carrier exist and the carrier is > 0). NaN
-    where the pixel is not tissue or was not acquired.
-    """
-    grid.check(registered, "registered MSI stack")
+    """The maps behind the regional measures of a section, on the analysis grid (the registered MSI stack's
+    grid; ``registered`` None for a section without MSI): :func:`region_map_image` of the microscopy masks
+    reduced onto the grid and of the vessel distance map (microscopy grid, µm)."""
+    if registered is not None:
+        grid.check(registered, "registered MSI stack")
     tissue, viable = grid_masks(masks, grid)
-    names, planes = ["tissue", "viable"], [tissue.astype(np.float32), viable.astype(np.float32)]
-    spacing = float(registered.spacing[0])
-    for channel, regions in (("shell", tissue_shells(tissue, spacing, quantify.shell_edges_um)),
+    distance = grid.reduce(vessel_distance_um) if vessel_distance_um is not None else None
+    on = registered if registered is not None else grid
+    return region_map_image(registered, tissue, viable, tuple(on.spacing), tuple(on.origin), msi, quantify,
+                            distance, marker)
+
+
+def region_map_image(stack: SectionImage | None, tissue: np.ndarray, viable: np.ndarray | None, spacing, origin,
+                     msi: MSISettings, quantify: QuantifySettings, vessel_distance_um: np.ndarray | None = None,
+                     marker: dict | None = None) -> SectionImage:
+    """The maps behind the regional measures, on one grid (``spacing`` and ``origin`` in µm).
+
+    Channels: ``tissue`` and (with a fluorescence section) ``viable`` (1/0); ``shell`` (1 rim, 2 periphery,
+    3 core; the regions of :func:`tissue_shells`) and, given the vessel distance map (µm, this grid),
+    ``vessel_distance_band`` (1, 2, ... from the nearest band of :func:`vessel_distance_regions` outwards,
+    viable tissue only); the marker regions ``marker`` (``{name: mask}``: macrophage_rich, hypoxic; 1/0); then,
+    given the analytes' ``stack``, per analyte ``<name>_underdosed`` (1 where the tissue's value is below the
+    analyte's coverage threshold, 0 at or above it; only analytes with a threshold: the "pseudo-resistant"
+    tissue the drug does not reach in sufficient concentration), ``<name>_hotspot`` and ``<name>_coldspot``
+    (Gi* calls of :func:`spatial_rows` over the tissue), and ``drug_to_carrier_ratio`` (the pixel-wise release
+    index, where the analytes of roles drug and carrier exist and the carrier is > 0). NaN where the pixel is
+    not tissue or was not acquired.
+    """
+    names, planes = ["tissue"], [tissue.astype(np.float32)]
+    if viable is not None:
+        names.append("viable")
+        planes.append(viable.astype(np.float32))
+    step = float(spacing[0])
+    for channel, regions in (("shell", tissue_shells(tissue, step, quantify.shell_edges_um)),
                              ("vessel_distance_band", vessel_distance_regions(
-                                 viable, grid.reduce(vessel_distance_um), quantify.vessel_distance_edges_um)
-                              if vessel_distance_um is not None else {})):
+                                 viable, vessel_distance_um, quantify.vessel_distance_edges_um)
+                              if vessel_distance_um is not None and viable is not None else {})):
         if regions:
             band = np.full(tissue.shape, np.nan, dtype=np.float32)
             for k, mask in enumerate(regions.values(), start=1):
@@ -404,8 +429,8 @@ def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGri
     for name, mask in (marker or {}).items():
         names.append(name)
         planes.append(np.where(tissue, mask, np.nan).astype(np.float32))
-    for a in msi.analytes:
-        values = registered.channel(a.name).astype(np.float64)
+    for a in msi.analytes if stack is not None else ():
+        values = stack.channel(a.name).astype(np.float64)
         inside = tissue & np.isfinite(values)
         threshold = quantify.coverage_thresholds.get(a.name)
         if threshold is not None:
@@ -413,19 +438,19 @@ def region_maps(registered: SectionImage, masks: SectionImage, grid: AnalysisGri
             planes.append(np.where(inside, (values < threshold).astype(np.float32), np.nan))
         hot = cold = np.zeros(values.shape, dtype=bool)
         if inside.sum() >= 3:
-            hot, cold, _ = hotspots(values, inside, float(quantify.hotspot_radius_um) / spacing,
+            hot, cold, _ = hotspots(values, inside, float(quantify.hotspot_radius_um) / step,
                                     float(quantify.hotspot_fdr))
         names += [f"{a.name}_hotspot", f"{a.name}_coldspot"]
         planes += [np.where(inside, hot, np.nan).astype(np.float32), np.where(inside, cold, np.nan).astype(np.float32)]
     drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
-    if drug is not None and carrier is not None:
-        d = registered.channel(drug.name).astype(np.float64)
-        c = registered.channel(carrier.name).astype(np.float64)
+    if stack is not None and drug is not None and carrier is not None:
+        d = stack.channel(drug.name).astype(np.float64)
+        c = stack.channel(carrier.name).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(tissue & (c > 0), d / c, np.nan)
         names.append("drug_to_carrier_ratio")
         planes.append(ratio.astype(np.float32))
-    return SectionImage(np.stack(planes).astype(np.float32), names, registered.spacing, registered.origin)
+    return SectionImage(np.stack(planes).astype(np.float32), names, tuple(spacing), tuple(origin))
 
 
 def native_msi_metrics(tables: SectionTables, ions: SectionImage, on_msi: SectionImage, msi: MSISettings,

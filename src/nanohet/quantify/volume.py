@@ -143,3 +143,40 @@ def volume_rows(image: sitk.Image, mask: sitk.Image, quantify, unit: str = "imag
         ratio = means["rim"] / means["core"] if means["core"] else float("nan")
         rows.append({"region": "tumour", "metric": "rim_to_core_ratio", "value": ratio, "unit": "1", "ibsi": ""})
     return rows
+
+
+def percent_injected_dose_rows(suv: np.ndarray, mask: np.ndarray, voxel_ml: float, weight_kg: float) -> list[dict]:
+    """%ID/g and %ID of a tumour from a body-weight SUV image, as ``region, metric, value, unit, ibsi`` rows.
+
+    The percentage of the injected dose per gram is ``100 C / A`` with C the activity concentration (Bq/g, tissue
+    density 1 g/ml) and A the injected activity decayed to the same time; SUVbw is ``C W / A`` with W the body
+    weight in g, so ``%ID/g = 100 SUVbw / W``, with SUVbw's decay correction (the dose decayed to the scan
+    reference time). The tumour's %ID is the sum over its voxels of ``%ID/g x voxel volume`` (ml = g). Definitions:
+    Kinahan & Fletcher, Semin Ultrasound CT MR 2010;31:496 (SUV); %ID/g as used in preclinical biodistribution.
+
+    Parameters
+    ----------
+    suv : ndarray
+        SUVbw per voxel.
+    mask : ndarray of bool
+        The tumour, same shape.
+    voxel_ml : float
+        Voxel volume (ml).
+    weight_kg : float
+        Body weight (kg) the SUV was computed with.
+
+    Returns
+    -------
+    list of dict
+        ``pct_id_per_g_mean``, ``pct_id_per_g_max`` (unit ``%ID/g``) and ``pct_injected_dose`` (``%ID``), region
+        ``tumour``; empty without a positive, finite weight.
+    """
+    if not np.isfinite(weight_kg) or weight_kg <= 0:
+        return []
+    v = suv[mask & np.isfinite(suv)]
+    per_g = 100.0 * v / (1000.0 * weight_kg)
+    values = {"pct_id_per_g_mean": float(per_g.mean()) if v.size else np.nan,
+              "pct_id_per_g_max": float(per_g.max()) if v.size else np.nan,
+              "pct_injected_dose": float(per_g.sum() * voxel_ml)}
+    units = {"pct_id_per_g_mean": "%ID/g", "pct_id_per_g_max": "%ID/g", "pct_injected_dose": "%ID"}
+    return [{"region": "tumour", "metric": k, "value": val, "unit": units[k], "ibsi": ""} for k, val in values.items()]

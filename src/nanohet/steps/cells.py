@@ -16,7 +16,7 @@ from ..microscopy.cells import cell_table, cell_territories, segment_nuclei
 from ..quantify.grid import AnalysisGrid
 from ..quantify.metrics import distance_to_mask_um, gini_coefficient
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
-from . import read_section, where
+from . import one_input, read_section, where
 
 log = logging.getLogger("nanohet")
 
@@ -54,12 +54,13 @@ def cell_measures(table: pd.DataFrame, analytes: dict[str, str], thresholds: dic
     return [{"sample": sample, "modality": "cells", "region": "cells", "ibsi": "", **r} for r in rows]
 
 
-def cells(fluorescence: str, masks: str, registered: str, grid: str, microscopy: dict | MicroscopySettings,
+def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | MicroscopySettings,
           msi: dict | MSISettings, quantify: dict | QuantifySettings, out_cells: str, out_metrics: str,
-          sample: str = "", pixel_size: float | None = None, channels: str | None = None) -> None:
+          sample: str = "", pixel_size: float | None = None, channels: str | None = None,
+          registered: list[str] | str | None = None) -> None:
     """Nuclei, cell territories and the per-cell table of a fluorescence section, with every MSI analyte read at
-    each cell (the registered stack on the analysis grid), the distance to the nearest vessel, the region and
-    the macrophage call; and the per-sample cell measures (:func:`cell_measures`)."""
+    each cell (the ``registered`` stack on the analysis grid; none for a sample without MSI), the distance to the
+    nearest vessel, the region and the macrophage call; and the per-sample cell measures (:func:`cell_measures`)."""
     s, msi, q = MicroscopySettings.coerce(microscopy), MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
     fluo = read_section(fluorescence, pixel_size, channels)
     m = read_ome_tiff(masks)
@@ -76,8 +77,10 @@ def cells(fluorescence: str, masks: str, registered: str, grid: str, microscopy:
              "vessel_distance_um": distance_to_mask_um(vessels, fluo.spacing), "viable": viable.astype(np.float64)}
     table = cell_table(nuclei, territories, channel_maps, p, fluo.origin, extra)
     table.insert(0, "sample", sample)
-    stack, analysis_grid = read_ome_tiff(registered), AnalysisGrid.read(grid)
-    for a in msi.analytes:
+    registered = one_input(registered)
+    measured = msi.analytes if registered else ()
+    stack, analysis_grid = (read_ome_tiff(registered) if registered else None), AnalysisGrid.read(grid)
+    for a in measured:
         table[a.name] = _on_grid(stack.channel(a.name).astype(np.float64), analysis_grid, table.x_um.to_numpy(),
                                  table.y_um.to_numpy())
     table["region"] = np.where(table.pop("viable") >= 0.5, "viable", "necrosis")
@@ -85,7 +88,7 @@ def cells(fluorescence: str, masks: str, registered: str, grid: str, microscopy:
         marker = table[f"{s.channel('macrophages')}_cell"].to_numpy()
         table["macrophage"] = marker > threshold_otsu(marker) if np.ptp(marker) > 0 else False
     write_table(table, out_cells)
-    analytes = {"nanoparticle": "nanoparticle", **{a.name: a.name for a in msi.analytes}}
+    analytes = {"nanoparticle": "nanoparticle", **{a.name: a.name for a in measured}}
     write_table(pd.DataFrame(cell_measures(table, analytes, q.coverage_thresholds, sample)), out_metrics)
     log.info("%s: %d cells (%.0f per mm² of tissue)", sample, len(table),
              len(table) / max(tissue.sum() * p * p / 1e6, 1e-12))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
@@ -13,15 +14,18 @@ from ..errors import InputError
 from ..flags import sample_flags
 from ..io.ometiff import read_ome_tiff, write_ome_tiff
 from ..io.volumes import read_volume
+from ..quantify.availability import measure_availability
 from ..quantify.cohort import cohort_metrics, group_summary
 from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
-from ..quantify.section import (SectionTables, check_thresholds_against_limits, grid_pair_rows, msi_metrics,
-                                nanoparticle_metrics, native_msi_metrics, region_maps)
+from ..quantify.section import (SectionTables, check_thresholds_against_limits, colocalisation_rows, grid_pair_rows,
+                                msi_metrics, nanoparticle_metrics, native_msi_metrics, region_map_image, region_maps,
+                                release_index_rows, tissue_shells)
+from ..msi.tissue import MIN_SEPARABILITY, msi_tissue_mask
 from ..io.geojson import read_regions
 from ..io.pet import is_pet_series, read_pet_suv
 from ..io.rtstruct import read_mask
-from ..quantify.volume import volume_rows
+from ..quantify.volume import percent_injected_dose_rows, volume_rows
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import one_input, read_section, where
 
@@ -43,11 +47,11 @@ def masks_on_msi(masks: str, ions: str, transform: str, out_masks_on_msi: str) -
                                                        sitk.ReadTransform(transform)))
 
 
-def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict | MSISettings,
+def section(fluorescence: str, masks: str, grid: str, msi: dict | MSISettings,
             microscopy: dict | MicroscopySettings, quantify: dict | QuantifySettings, out_metrics: str,
             out_profiles: str, out_maps: str | None = None, sample: str = "", pixel_size: float | None = None,
-            channels: str | None = None,
-            ions: str | None = None, masks_on_msi: str | None = None, calibrated: list[str] = (),
+            channels: str | None = None, registered: list[str] | str | None = None,
+            ions: list[str] | str | None = None, masks_on_msi: list[str] | str | None = None, calibrated: list[str] = (),
             calibration: list[str] | str | None = None, regions: list[str] | str | None = None,
             out_scales: str | None = None) -> None:
     """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
@@ -55,14 +59,12 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
     (tissue, viable, under-dosed, hot and cold spots) on the analysis grid. ``calibrated`` names the analytes
     calibrated from standards; their ``calibration`` table gives the limits of detection and quantification
     (reported, and no coverage threshold may lie below the LOQ). ``regions``: a GeoJSON of regions drawn on the
-    fluorescence section (QuPath, napari), each measured as a region (:mod:`nanohet.io.geojson`)."""
+    fluorescence section (QuPath, napari), each measured as a region (:mod:`nanohet.io.geojson`). A sample without
+    MSI (no ``registered`` stack) gets the microscopy measures only."""
     msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
     quantify = QuantifySettings.coerce(quantify)
-    calibration = one_input(calibration)
-    limits = {}
-    if calibration:
-        limits = {c.analyte: (c.lod, c.loq) for c in read_calibrations(pd.read_csv(calibration, sep="\t")).values()}
-        check_thresholds_against_limits(quantify, limits, f"{calibration}, sample {sample}")
+    registered, ions, masks_on_msi = one_input(registered), one_input(ions), one_input(masks_on_msi)
+    limits = _limits(one_input(calibration), quantify, sample)
     tables = SectionTables(sample, quantify)
     m = read_ome_tiff(masks)
     fluo = read_section(fluorescence, pixel_size, channels)
@@ -71,23 +73,82 @@ def section(fluorescence: str, masks: str, registered: str, grid: str, msi: dict
              if regions else None)
     dist, np_img = nanoparticle_metrics(tables, fluo, m, microscopy, where(fluorescence, sample),
                                         where(masks, sample), drawn)
-    stack, analysis_grid = read_ome_tiff(registered), AnalysisGrid.read(grid)
-    frac = msi_metrics(tables, stack, m, analysis_grid, dist, msi, registered, set(calibrated), limits)
-    if frac < 0.9:
-        log.warning("%s: MSI acquisition covers only %.0f %% of the tissue", sample, 100 * frac)
-    if ions and masks_on_msi:
-        native_msi_metrics(tables, read_ome_tiff(ions), read_ome_tiff(masks_on_msi), msi, set(calibrated))
-    pairs = grid_pair_rows(sample, stack, m, analysis_grid, np_img, msi, quantify, set(calibrated))
-    acquisition = {"sample": sample, "modality": "msi", "analyte": "all", "region": "tissue",
-                   "metric": "tissue_coverage_by_acquisition", "value": frac, "unit": "fraction", "ibsi": ""}
-    df = pd.concat([tables.metrics(), pd.DataFrame(pairs), pd.DataFrame([acquisition])], ignore_index=True)
-    write_table(df, out_metrics)
+    analysis_grid = AnalysisGrid.read(grid)
+    stack, extra = None, []
+    if registered:
+        stack = read_ome_tiff(registered)
+        frac = msi_metrics(tables, stack, m, analysis_grid, dist, msi, registered, set(calibrated), limits)
+        if frac < 0.9:
+            log.warning("%s: MSI acquisition covers only %.0f %% of the tissue", sample, 100 * frac)
+        if ions and masks_on_msi:
+            native_msi_metrics(tables, read_ome_tiff(ions), read_ome_tiff(masks_on_msi), msi, set(calibrated))
+        extra = grid_pair_rows(sample, stack, m, analysis_grid, np_img, msi, quantify, set(calibrated))
+        extra.append({"sample": sample, "modality": "msi", "analyte": "all", "region": "tissue",
+                      "metric": "tissue_coverage_by_acquisition", "value": frac, "unit": "fraction", "ibsi": ""})
+    else:
+        log.info("%s: no MSI row in the sample sheet: the microscopy measures only", sample)
+    write_table(pd.concat([tables.metrics(), pd.DataFrame(extra)], ignore_index=True), out_metrics)
     write_table(tables.profile_table(), out_profiles)
     if out_scales:
         write_table(tables.scale_table(), out_scales)
     if out_maps:
         write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist,
-                                                 tables.marker_regions.get(analysis_grid.shape)))
+                                             tables.marker_regions.get(analysis_grid.shape)))
+
+
+def _limits(calibration: str | None, quantify: QuantifySettings, sample: str) -> dict:
+    """``{analyte: (lod, loq)}`` of the calibrated analytes; a coverage threshold below its LOQ is refused."""
+    if not calibration:
+        return {}
+    limits = {c.analyte: (c.lod, c.loq) for c in read_calibrations(pd.read_csv(calibration, sep="\t")).values()}
+    check_thresholds_against_limits(quantify, limits, f"{calibration}, sample {sample}")
+    return limits
+
+
+def msi_section(ions: str, msi: dict | MSISettings, quantify: dict | QuantifySettings, out_metrics: str,
+                out_maps: str, out_scales: str, sample: str = "", calibrated: list[str] = (),
+                calibration: list[str] | str | None = None) -> None:
+    """Every analyte of an MSI-only sample (no fluorescence section) on its native MSI pixels (modality
+    ``msi_native``): the tissue from the spectra (:func:`nanohet.msi.tissue.msi_tissue_mask`, setting
+    ``quantify.msi_tissue_mask``), its distribution, spatial and texture measures and shells, the colocalisation
+    of every analyte pair and the release index, and the region maps. Without a fluorescence section there is
+    no viable tissue, vessel, marker region or cell: those measures are not available (see the cohort's
+    availability table)."""
+    msi, quantify = MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
+    limits = _limits(one_input(calibration), quantify, sample)
+    stack = read_ome_tiff(ions)
+    tissue, info = msi_tissue_mask(stack.channel("TIC"), stack.channel("acquired") > 0.5,
+                                   quantify.msi_tissue_mask, where(ions, sample))
+    log.info("%s: tissue from the MSI (%s): %.0f %% of the acquired pixels (TIC threshold %.4g, Otsu "
+             "separability %.2f)", sample, info["method"], 100 * info["fraction_of_acquired"], info["threshold_tic"],
+             info["separability"])
+    if info["separability"] < MIN_SEPARABILITY:
+        log.warning("%s: the TIC of %s has no clear tissue/background split (Otsu separability %.2f < %.2f): if "
+                    "the acquisition lies inside the tissue, set quantify.msi_tissue_mask: acquired", sample, ions,
+                    info["separability"], MIN_SEPARABILITY)
+    tables = SectionTables(sample, quantify)
+    spacing = float(stack.spacing[0])
+    maps = {}
+    for a in msi.analytes:
+        values = stack.channel(a.name).astype(np.float64)
+        maps[a.name] = values
+        unit = msi.unit(a, a.name in calibrated)
+        tables.add("msi_native", a.name, unit, values, tissue, None, None, spacing)
+        if a.name in limits:
+            tables.add_limits("msi_native", a.name, unit, values, tissue, None, *limits[a.name])
+    rows = colocalisation_rows(sample, maps, tissue, spacing, quantify, modality="msi_native")
+    drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
+    if drug is not None and carrier is not None:
+        regions = {"tissue": tissue, **tissue_shells(tissue, spacing, quantify.shell_edges_um)}
+        unit = f"{msi.unit(drug, drug.name in calibrated)} / {msi.unit(carrier, carrier.name in calibrated)}"
+        rows += [{**r, "modality": "msi_native"}
+                 for r in release_index_rows(sample, maps[drug.name], maps[carrier.name], regions, unit)]
+    rows.append({"sample": sample, "modality": "msi_native", "analyte": "all", "region": "tissue",
+                 "metric": "tissue_fraction_of_acquisition", "value": info["fraction_of_acquired"],
+                 "unit": "fraction", "ibsi": ""})
+    write_table(pd.concat([tables.metrics(), pd.DataFrame(rows)], ignore_index=True), out_metrics)
+    write_table(tables.scale_table(), out_scales)
+    write_ome_tiff(out_maps, region_map_image(stack, tissue, None, stack.spacing, stack.origin, msi, quantify))
 
 
 VOLUME_ANALYTES = {"volume": "uptake", "ct": "attenuation", "mr": "signal"}
@@ -113,17 +174,28 @@ def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
         raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
     if conversion is not None:
         rows += [{"region": "tumour", "ibsi": "", **r} for r in conversion.as_rows()]
+        rows += percent_injected_dose_rows(sitk.GetArrayFromImage(img).astype(np.float64),
+                                           sitk.GetArrayFromImage(msk) > 0, float(np.prod(img.GetSpacing())) / 1000.0,
+                                           conversion.weight_kg)
     write_table(pd.DataFrame([{"sample": sample, "modality": modality, "analyte": VOLUME_ANALYTES[modality], **r}
                               for r in rows]), out_metrics)
 
 
 def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metrics: str, out_summary: str,
-           volume: list[str] | None = None, qc_flags: str | None = None, cells: list[str] | None = None) -> None:
+           volume: list[str] | None = None, qc_flags: str | None = None, cells: list[str] | None = None,
+           modalities: dict | None = None, out_availability: str | None = None) -> None:
     """Every sample's metrics in one tidy table and a per-group summary (:mod:`nanohet.quantify.cohort`).
 
     ``samples`` holds one record per sample with its ``subject``, ``group`` and ``tumour``; ``qc_flags`` (the
-    run's flag table) marks every row of a flagged sample (columns ``qc`` and ``qc_reason``).
+    run's flag table) marks every row of a flagged sample (columns ``qc`` and ``qc_reason``). ``modalities``
+    (``{sample: [modality, ...]}``, the measured ones) gives ``out_availability``: which measures each sample
+    has, and why not (:func:`nanohet.quantify.availability.measure_availability`).
     """
+    if out_availability:
+        table = measure_availability({s: set(m) for s, m in (modalities or {}).items()})
+        write_table(table, out_availability)
+        for rec in table[~table.available].drop_duplicates(["sample", "reason"]).to_dict("records"):
+            log.info("%s: %s not available (%s)", rec["sample"], rec["measure"], rec["reason"])
     tables = [pd.read_csv(f, sep="\t") for f in list(metrics) + list(volume or []) + list(cells or [])]
     flags = sample_flags(pd.read_csv(qc_flags, sep="\t", keep_default_na=False)) if qc_flags else None
     df = cohort_metrics(tables, [pd.read_csv(f, sep="\t") for f in section], pd.DataFrame(samples), flags)
