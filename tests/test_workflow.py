@@ -201,6 +201,15 @@ def test_any_mix_of_modalities(finished_run):
     assert abs(c01[("doxorubicin", "cv")] / true[("tissue", "cv")] - 1) < 0.15
     assert c01[("doxorubicin:peg_carrier", "pearson")] > 0.8
     assert not df[(df["sample"] == "c01_T1") & (df.region == "viable")].size  # no viable tissue without microscopy
+    # group comparisons: the configured primary family, animals as the unit (each group has fewer than 2 animals
+    # with every primary measure here: no test, said so)
+    comp = pd.read_csv(r / "tables" / "group_comparisons.tsv", sep="\t")
+    primary = comp[comp.family == "primary"]
+    assert sorted(primary[["modality", "analyte", "region", "metric"]].agg(":".join, axis=1)) == sorted(
+        config["statistics"]["primary_measures"])
+    nano = primary[primary.analyte == "nanoparticle"].iloc[0]
+    assert (nano.n_animals_a, nano.n_animals_b) == (1, 2) and nano.test == "none"  # c01 has no fluorescence
+    assert (comp.family == "exploratory").sum() > 10
 
 
 def test_rerun_is_a_no_op_and_report_builds(finished_run):

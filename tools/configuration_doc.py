@@ -77,7 +77,7 @@ def _rows(properties: dict, schema: dict, cls, prefix: str) -> list[str]:
 
 SECTION_CLASSES = {"demo": S.DemoSettings, "msi": S.MSISettings, "microscopy": S.MicroscopySettings,
                    "volume_registration": S.VolumeRegistrationSettings, "quantify": S.QuantifySettings,
-                   "validation": S.ValidationSettings}
+                   "statistics": S.StatisticsSettings, "validation": S.ValidationSettings}
 
 
 def render() -> str:

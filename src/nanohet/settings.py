@@ -347,6 +347,29 @@ class DemoSettings(Settings):
     groups: dict = field(default_factory=dict)
 
 
+def parse_measure(text: str) -> tuple[str, str, str, str]:
+    """``"modality:analyte:region:metric"`` (the cohort table's columns) as a tuple; analytes may hold ``:``
+    (colocalisation pairs ``a:b``), so the first and the last two fields are split off."""
+    parts = str(text).split(":")
+    if len(parts) < 4 or not all(parts):
+        raise InputError(f"quantify.primary_measures: {text!r} is not modality:analyte:region:metric")
+    return parts[0], ":".join(parts[1:-2]), parts[-2], parts[-1]
+
+
+
+@dataclass(frozen=True)
+class StatisticsSettings(Settings):
+    """The ``statistics`` section: the cohort's group comparisons (:mod:`nanohet.quantify.comparisons`)."""
+
+    primary_measures: tuple = ()
+    exploratory_metrics: tuple = ("mean", "cv", "coverage", "gini", "l50_um", "rim_to_core_ratio",
+                                  "homogenisation_scale_um", "fraction_of_cells_reached")
+
+    def __post_init__(self):
+        for m in self.primary_measures:
+            parse_measure(m)
+
+
 @dataclass(frozen=True)
 class ValidationSettings(Settings):
     """The ``validation`` section: bounds the demo's validation is held to (the workflow test reads them)."""
@@ -367,12 +390,13 @@ class Config:
     registration: RegistrationSettings
     volume_registration: VolumeRegistrationSettings
     quantify: QuantifySettings
+    statistics: StatisticsSettings
     validation: ValidationSettings
 
 
 SECTIONS = {"demo": DemoSettings, "msi": MSISettings, "microscopy": MicroscopySettings,
             "registration": RegistrationSettings, "volume_registration": VolumeRegistrationSettings,
-            "quantify": QuantifySettings, "validation": ValidationSettings}
+            "quantify": QuantifySettings, "statistics": StatisticsSettings, "validation": ValidationSettings}
 
 
 def from_config(config: dict) -> Config:

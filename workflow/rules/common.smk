@@ -293,7 +293,7 @@ def all_outputs():
         f"{RESULTS}/figures/cohort_summary.svg",
         f"{RESULTS}/figures/cohort_summary.pdf",
     ]
-    out.append(f"{RESULTS}/tables/availability.tsv")
+    out += [f"{RESULTS}/tables/availability.tsv", f"{RESULTS}/tables/group_comparisons.tsv"]
     out += expand(f"{RESULTS}/figures/samples/{{sample}}.png", sample=SECTION_SAMPLES)
     out += expand(f"{RESULTS}/quantify/{{sample}}/region_maps.ome.tif", sample=MSI_ONLY_SAMPLES)
     for s in SAMPLES:

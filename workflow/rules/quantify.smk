@@ -135,9 +135,15 @@ rule cohort_table:
             caption="../report/availability.rst",
             category="Tables",
         ),
+        comparisons=report(
+            f"{RESULTS}/tables/group_comparisons.tsv",
+            caption="../report/group_comparisons.rst",
+            category="Tables",
+        ),
     params:
         samples=sample_records(),
         modalities=measured_modalities(),
+        statistics=CONFIG.statistics.to_dict(),
         code=code_version("quantify", "flags.py", "steps/quantify.py"),
     log:
         f"{LOGS}/cohort_table.log",

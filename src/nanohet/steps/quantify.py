@@ -16,6 +16,7 @@ from ..io.ometiff import read_ome_tiff, write_ome_tiff
 from ..io.volumes import read_volume
 from ..quantify.availability import measure_availability
 from ..quantify.cohort import cohort_metrics, group_summary
+from ..quantify.comparisons import compare_groups
 from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
 from ..quantify.section import (SectionTables, check_thresholds_against_limits, colocalisation_rows, grid_pair_rows,
@@ -26,7 +27,7 @@ from ..io.geojson import read_regions
 from ..io.pet import is_pet_series, read_pet_suv
 from ..io.rtstruct import read_mask
 from ..quantify.volume import percent_injected_dose_rows, volume_rows
-from ..settings import MicroscopySettings, MSISettings, QuantifySettings
+from ..settings import MicroscopySettings, MSISettings, QuantifySettings, StatisticsSettings
 from . import one_input, read_section, where
 
 log = logging.getLogger("nanohet")
@@ -183,13 +184,15 @@ def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
 
 def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metrics: str, out_summary: str,
            volume: list[str] | None = None, qc_flags: str | None = None, cells: list[str] | None = None,
-           modalities: dict | None = None, out_availability: str | None = None) -> None:
+           modalities: dict | None = None, out_availability: str | None = None,
+           statistics: dict | StatisticsSettings | None = None, out_comparisons: str | None = None) -> None:
     """Every sample's metrics in one tidy table and a per-group summary (:mod:`nanohet.quantify.cohort`).
 
     ``samples`` holds one record per sample with its ``subject``, ``group`` and ``tumour``; ``qc_flags`` (the
     run's flag table) marks every row of a flagged sample (columns ``qc`` and ``qc_reason``). ``modalities``
     (``{sample: [modality, ...]}``, the measured ones) gives ``out_availability``: which measures each sample
-    has, and why not (:func:`nanohet.quantify.availability.measure_availability`).
+    has, and why not (:func:`nanohet.quantify.availability.measure_availability`). ``out_comparisons``: the
+    group comparisons of the ``statistics`` section (:func:`nanohet.quantify.comparisons.compare_groups`).
     """
     if out_availability:
         table = measure_availability({s: set(m) for s, m in (modalities or {}).items()})
@@ -201,3 +204,11 @@ def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metr
     df = cohort_metrics(tables, [pd.read_csv(f, sep="\t") for f in section], pd.DataFrame(samples), flags)
     write_table(df, out_metrics)
     write_table(group_summary(df), out_summary)
+    if out_comparisons:
+        stats = StatisticsSettings.coerce(statistics or {})
+        table = compare_groups(df, stats.primary_measures, stats.exploratory_metrics)
+        write_table(table, out_comparisons)
+        for rec in table[table.family == "primary"].to_dict("records"):
+            log.info("%s:%s:%s:%s %s vs %s: difference %.4g (%s), p %.3g, FDR %.3g", rec["modality"], rec["analyte"],
+                     rec["region"], rec["metric"], rec["group_a"], rec["group_b"], rec["difference"], rec["test"],
+                     rec["p_value"], rec["p_fdr"])
