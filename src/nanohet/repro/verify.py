@@ -99,7 +99,8 @@ def verify_archive(archive: str | os.PathLike, cores: int = 2, workdir: str | os
                    log=print) -> VerifyReport:
     """Extract ``archive``, rerun its workflow in a temporary folder and compare all results.
 
-    The archive's own MANIFEST is checked first (a changed file is reported as tampered); then the
+    The archive's own MANIFEST is checked first (a changed file is reported as tampered, and an archive that
+    fails this check is not rerun); then the
     workflow runs from the archived source with the archived config and sample sheet; inputs come
     from the archive when included, else from their recorded paths (checked against the archived
     checksums). Every archived result file must be byte-identical to the rerun's, except the
@@ -123,8 +124,8 @@ def verify_archive(archive: str | os.PathLike, cores: int = 2, workdir: str | os
             report.problems.append("the archive holds no result to compare")
         log(f"MANIFEST: {len(entries)} files, {len(report.tampered)} changed since the archive was made, "
             f"{len(report.unlisted)} not listed")
-        if report.unlisted or report.problems:
-            return report  # an incomplete manifest vouches for nothing: no rerun
+        if report.tampered or report.unlisted or report.problems:
+            return report  # a changed archive or an incomplete manifest vouches for nothing: no rerun
 
         run = Path(workdir) if workdir else tmp / "rerun"
         run.mkdir(parents=True, exist_ok=True)
