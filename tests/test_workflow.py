@@ -210,6 +210,24 @@ def test_any_mix_of_modalities(finished_run):
     nano = primary[primary.analyte == "nanoparticle"].iloc[0]
     assert (nano.n_animals_a, nano.n_animals_b) == (1, 2) and nano.test == "none"  # c01 has no fluorescence
     assert (comp.family == "exploratory").sum() > 10
+    # variance components: the nanoparticle has 3 animals in 2 groups (a01; b01, d01), the drug on the grid 1 + 1
+    vc = pd.read_csv(r / "tables" / "variance_components.tsv", sep="\t")
+    nano = vc[(vc.analyte == "nanoparticle") & (vc.region == "tissue")].set_index("level")
+    assert list(nano.index) == ["animal", "pixel"] and nano.share.sum() == pytest.approx(1.0)
+    assert (nano.share_ci_low <= nano.share).all() and (nano.share <= nano.share_ci_high).all()
+    dox = vc[(vc.modality == "msi") & (vc.analyte == "doxorubicin") & (vc.region == "tissue")]
+    assert len(dox) == 1 and "fewer than two animals" in dox.note.iloc[0]
+    # in vivo to ex vivo: the tumours with a volume and sections (a01, b01 on the grid; c01 on native pixels)
+    joined = pd.read_csv(r / "tables" / "invivo_exvivo.tsv", sep="\t")
+    native = joined[(joined.modality == "msi_native") & (joined.analyte == "doxorubicin") & (joined.region == "tissue")
+                    & (joined.metric == "mean")].set_index("subject")
+    assert sorted(native.index) == ["a01", "b01", "c01"]
+    volume_mean = df[(df.modality == "volume") & (df.metric == "mean") & (df.region == "tumour")].set_index("subject")
+    assert np.allclose(native.in_vivo_value, volume_mean.value[native.index])
+    corr = pd.read_csv(r / "tables" / "invivo_exvivo_correlations.tsv", sep="\t").set_index(
+        ["modality", "analyte", "region", "metric"])
+    assert corr.n_tumours[("msi_native", "doxorubicin", "tissue", "mean")] == 3
+    assert corr.n_tumours[("msi", "doxorubicin", "tissue", "mean")] == 2  # c01 has no reference grid
 
 
 def test_rerun_is_a_no_op_and_report_builds(finished_run):

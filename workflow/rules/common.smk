@@ -293,7 +293,8 @@ def all_outputs():
         f"{RESULTS}/figures/cohort_summary.svg",
         f"{RESULTS}/figures/cohort_summary.pdf",
     ]
-    out += [f"{RESULTS}/tables/availability.tsv", f"{RESULTS}/tables/group_comparisons.tsv"]
+    out += [f"{RESULTS}/tables/{t}.tsv" for t in ("availability", "group_comparisons", "variance_components",
+                                                 "invivo_exvivo", "invivo_exvivo_correlations")]
     out += expand(f"{RESULTS}/figures/samples/{{sample}}.png", sample=SECTION_SAMPLES)
     out += expand(f"{RESULTS}/quantify/{{sample}}/region_maps.ome.tif", sample=MSI_ONLY_SAMPLES)
     for s in SAMPLES:

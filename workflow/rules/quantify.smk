@@ -140,6 +140,17 @@ rule cohort_table:
             caption="../report/group_comparisons.rst",
             category="Tables",
         ),
+        variance=report(
+            f"{RESULTS}/tables/variance_components.tsv",
+            caption="../report/variance_components.rst",
+            category="Tables",
+        ),
+        invivo=f"{RESULTS}/tables/invivo_exvivo.tsv",
+        invivo_correlations=report(
+            f"{RESULTS}/tables/invivo_exvivo_correlations.tsv",
+            caption="../report/invivo_exvivo.rst",
+            category="Tables",
+        ),
     params:
         samples=sample_records(),
         modalities=measured_modalities(),

@@ -17,6 +17,8 @@ from ..io.volumes import read_volume
 from ..quantify.availability import measure_availability
 from ..quantify.cohort import cohort_metrics, group_summary
 from ..quantify.comparisons import compare_groups
+from ..quantify.variance import cohort_variance
+from ..quantify.invivo import invivo_exvivo_correlations, join_invivo_exvivo
 from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
 from ..quantify.section import (SectionTables, check_thresholds_against_limits, colocalisation_rows, grid_pair_rows,
@@ -185,14 +187,20 @@ def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
 def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metrics: str, out_summary: str,
            volume: list[str] | None = None, qc_flags: str | None = None, cells: list[str] | None = None,
            modalities: dict | None = None, out_availability: str | None = None,
-           statistics: dict | StatisticsSettings | None = None, out_comparisons: str | None = None) -> None:
+           statistics: dict | StatisticsSettings | None = None, out_comparisons: str | None = None,
+           out_variance: str | None = None, out_invivo: str | None = None,
+           out_invivo_correlations: str | None = None) -> None:
     """Every sample's metrics in one tidy table and a per-group summary (:mod:`nanohet.quantify.cohort`).
 
     ``samples`` holds one record per sample with its ``subject``, ``group`` and ``tumour``; ``qc_flags`` (the
     run's flag table) marks every row of a flagged sample (columns ``qc`` and ``qc_reason``). ``modalities``
     (``{sample: [modality, ...]}``, the measured ones) gives ``out_availability``: which measures each sample
     has, and why not (:func:`nanohet.quantify.availability.measure_availability`). ``out_comparisons``: the
-    group comparisons of the ``statistics`` section (:func:`nanohet.quantify.comparisons.compare_groups`).
+    group comparisons of the ``statistics`` section (:func:`nanohet.quantify.comparisons.compare_groups`);
+    ``out_variance``: each analyte's variance shared out over animals, tumours, sections and pixels
+    (:func:`nanohet.quantify.variance.cohort_variance`); ``out_invivo`` and ``out_invivo_correlations``: each
+    tumour's in vivo uptake beside its sections' measures, and their correlation across tumours
+    (:mod:`nanohet.quantify.invivo`).
     """
     if out_availability:
         table = measure_availability({s: set(m) for s, m in (modalities or {}).items()})
@@ -212,3 +220,10 @@ def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metr
             log.info("%s:%s:%s:%s %s vs %s: difference %.4g (%s), p %.3g, FDR %.3g", rec["modality"], rec["analyte"],
                      rec["region"], rec["metric"], rec["group_a"], rec["group_b"], rec["difference"], rec["test"],
                      rec["p_value"], rec["p_fdr"])
+    if out_variance:
+        write_table(cohort_variance(df), out_variance)
+    if out_invivo:
+        joined = join_invivo_exvivo(df)
+        write_table(joined, out_invivo)
+        if out_invivo_correlations:
+            write_table(invivo_exvivo_correlations(joined), out_invivo_correlations)
