@@ -2,6 +2,7 @@
 planted ones, territories, the per-cell table, and the F1 computation itself."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
@@ -70,3 +71,55 @@ def test_detection_f1_analytic_cases():
     moved = np.roll(truth, 2, axis=1)  # IoU 8 / 24: no match; two false positives and two misses
     assert detection_f1(moved, truth) == pytest.approx({"tp": 0, "fp": 2, "fn": 2, "precision": 0.0, "recall": 0.0,
                                                         "f1": 0.0})
+
+
+def test_a_user_label_image_replaces_the_segmentation(tmp_path, tiny_sample):
+    """The cells step with a label image (as Cellpose or StarDist would write it) gives the table of those
+    labels: here the step's own segmentation written out as a TIFF, so both tables must be identical; bad label
+    images are refused naming the file."""
+    import tifffile
+
+    from conftest import CONFIG
+    from nanohet.errors import InputError
+    from nanohet.io.labels import read_label_image
+    from nanohet.quantify.grid import AnalysisGrid
+    from nanohet.settings import MicroscopySettings
+    from nanohet.steps import cells as cell_steps
+    from nanohet.steps import microscopy as microscopy_steps
+    from nanohet.steps import read_section
+
+    fluo = str(tiny_sample["outputs"]["fluorescence"])
+    masks = tmp_path / "masks.ome.tif"
+    microscopy_steps.preprocess(fluo, CONFIG["microscopy"], str(masks), str(tmp_path / "stats.tsv"))
+    grid = tmp_path / "grid.json"
+    AnalysisGrid.over(read_section(fluo), 10.0).write(grid)
+    args = dict(fluorescence=fluo, masks=str(masks), grid=str(grid), microscopy=CONFIG["microscopy"],
+                msi=CONFIG["msi"], quantify=CONFIG["quantify"], sample="s1_T1")
+    cell_steps.cells(**args, out_cells=str(tmp_path / "own.tsv"), out_metrics=str(tmp_path / "own_m.tsv"))
+    section = read_section(fluo)
+    s = MicroscopySettings.coerce(CONFIG["microscopy"])
+    nuclei = segment_nuclei(section.channel(s.channel("nuclei")), section.spacing[0], smooth_um=s.nuclei_smooth_um,
+                            min_area_um2=s.nuclei_min_area_um2, min_distance_um=s.nuclei_min_distance_um,
+                            local_window_um=s.nuclei_local_window_um,
+                            mask=read_section(str(masks)).channel("tissue") > 0)
+    labels = tmp_path / "cp_masks.tif"
+    tifffile.imwrite(labels, nuclei.astype(np.uint16))
+    cell_steps.cells(**args, labels=[str(labels)], out_cells=str(tmp_path / "user.tsv"),
+                     out_metrics=str(tmp_path / "user_m.tsv"))
+    own, user = (pd.read_csv(tmp_path / f, sep="\t") for f in ("own.tsv", "user.tsv"))
+    assert len(own) > 50
+    pd.testing.assert_frame_equal(own, user)
+    shape = nuclei.shape
+    for bad, message in [(nuclei[:-3], "label image of .* pixels, but the fluorescence section has"),
+                         (nuclei.astype(float) + 0.5, "whole numbers"), (np.zeros(shape, np.uint16), "no object"),
+                         (-nuclei.astype(np.int32), "negative labels")]:
+        tifffile.imwrite(tmp_path / "bad.tif", bad)
+        with pytest.raises(InputError, match=f"bad.tif \\(sample s1_T1\\): .*{message}"):
+            read_label_image(tmp_path / "bad.tif", shape, section.spacing[0], "sample s1_T1")
+    corner = np.zeros(shape, np.uint16)
+    corner[:5, :5] = 1  # outside the tumour's tissue
+    tifffile.imwrite(tmp_path / "corner.tif", corner)
+    with pytest.raises(InputError, match="sample s1_T1: no nucleus of the label image .*corner.tif lies in the tissue"):
+        cell_steps.cells(**args, labels=str(tmp_path / "corner.tif"), out_cells=str(tmp_path / "c.tsv"),
+                         out_metrics=str(tmp_path / "c_m.tsv"))
+    assert not (tmp_path / "c.tsv").exists()

@@ -36,6 +36,8 @@ def _files(tmp_path):
     tifffile.imwrite(tmp_path / "plain.tif", np.zeros((4, 16, 16), np.uint16), photometric="minisblack")
     write_ome_tiff(tmp_path / "nocd31.ome.tif", SectionImage(np.zeros((3, 16, 16), np.uint16), ["DAPI", "NP", "F4/80"],
                                                              (2.0, 2.0)))
+    tifffile.imwrite(tmp_path / "labels.tif", np.arange(16 * 16, dtype=np.uint16).reshape(16, 16))
+    tifffile.imwrite(tmp_path / "labels_cropped.tif", np.ones((15, 16), np.uint16))
     for f in (IMZML / "pyimzml_example").glob("Example_Processed.*"):
         shutil.copy(f, tmp_path / f.name)
     sts = DATA / "volumes" / "ibsi_sts_002"
@@ -57,6 +59,7 @@ def test_every_problem_is_listed_at_once_by_the_command_and_the_workflow(tmp_pat
         {"subject": "a1", "group": "g", "tumour": "T1", "modality": "fluorescence", "path": d / "plain.tif",
          "channels": "DAPI,CD31,NP,F4/80"},
         {"subject": "a1", "group": "g", "tumour": "T1", "modality": "msi", "path": d / "Example_Processed.imzML"},
+        {"subject": "a1", "group": "g", "tumour": "T1", "modality": "labels", "path": d / "labels_cropped.tif"},
         {"subject": "a2", "group": "g", "tumour": "T1", "modality": "fluorescence", "path": d / "nocd31.ome.tif"},
         {"subject": "a2", "group": "g", "tumour": "T1", "modality": "msi", "path": d / "missing.imzML"},
         {"subject": "a2", "group": "g", "tumour": "T1", "modality": "ct", "path": d / "ct.nii.gz",
@@ -66,7 +69,8 @@ def test_every_problem_is_listed_at_once_by_the_command_and_the_workflow(tmp_pat
     res = nanohet("check", cwd=study)
     assert res.returncode == 1
     out = res.stderr
-    assert "5 problem(s)" in out
+    assert "6 problem(s)" in out
+    assert "labels_cropped.tif: label image of 15 x 16 pixels, but the fluorescence section has 16 x 16" in out
     assert "plain.tif: no pixel size" in out  # a plain TIFF without a sheet pixel size
     assert "channels {'vessels': 'CD31'} (microscopy.channels) are not in the file" in out
     assert "analyte heavy (m/z 1200" in out and "outside the acquired m/z range 100.0833-799.9167" in out
@@ -75,13 +79,14 @@ def test_every_problem_is_listed_at_once_by_the_command_and_the_workflow(tmp_pat
     assert "not on the volume's grid: origin" in out
     # the workflow refuses the study when it builds its graph: snakemake -n fails before any job, same list
     dry = snakemake(study, "-n", check=False)
-    assert dry.returncode != 0 and "5 problem(s) with the inputs" in dry.stderr + dry.stdout
+    assert dry.returncode != 0 and "6 problem(s) with the inputs" in dry.stderr + dry.stdout
 
 
 def test_a_sound_study_passes(tmp_path):
     d = _files(tmp_path)
     rows = [{"subject": "a1", "group": "g", "tumour": "T1", "modality": "fluorescence", "path": d / "good.ome.tif"},
-            {"subject": "a1", "group": "g", "tumour": "T1", "modality": "msi", "path": d / "Example_Processed.imzML"}]
+            {"subject": "a1", "group": "g", "tumour": "T1", "modality": "msi", "path": d / "Example_Processed.imzML"},
+            {"subject": "a1", "group": "g", "tumour": "T1", "modality": "labels", "path": d / "labels.tif"}]
     res = nanohet("check", cwd=_study(tmp_path, rows, **{**ANALYTES, "analytes": ANALYTES["analytes"][:1]}))
     assert res.returncode == 0, res.stderr
-    assert "2 inputs checked: no problem" in res.stdout
+    assert "3 inputs checked: no problem" in res.stdout

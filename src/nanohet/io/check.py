@@ -115,6 +115,31 @@ def _check_volume(row: dict) -> list[str]:
     return []
 
 
+def _plane_shape(path: str) -> tuple | None:
+    """Rows and columns of a TIFF's first image from its header (None for other formats)."""
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return tuple(tif.series[0].shape[-2:]) if tif.series[0].axes[-1] != "S" else tuple(tif.series[0].shape[-3:-1])
+
+
+def _check_labels(row: dict, sheet: pd.DataFrame) -> list[str]:
+    """A nuclei label image must be on its fluorescence section's pixel grid."""
+    fluo = sheet[(sheet["sample"] == row.get("sample")) & (sheet["modality"] == "fluorescence")]
+    if fluo.empty or not Path(str(fluo["path"].iloc[0])).exists():
+        return []
+    try:
+        mine, theirs = _plane_shape(str(row["path"])), _plane_shape(str(fluo["path"].iloc[0]))
+    except (OSError, ValueError, IndexError) as exc:
+        return [f"cannot read the label image's header: {exc}"]
+    if mine and theirs and mine != theirs:
+        return [f"label image of {mine[0]} x {mine[1]} pixels, but the fluorescence section has "
+                f"{theirs[0]} x {theirs[1]}"]
+    return []
+
+
 def check_inputs(sheet: pd.DataFrame, config: Config) -> list[Problem]:
     """Every problem of a loaded sample sheet's files (see the module docstring), in sheet order."""
     problems = []
@@ -130,6 +155,8 @@ def check_inputs(sheet: pd.DataFrame, config: Config) -> list[Problem]:
             found = _check_msi(row, config)
         elif modality in ("volume", "ct", "mr"):
             found = _check_volume(row)
+        elif modality == "labels":
+            found = _check_labels(row, sheet)
         else:
             found = []
         problems += [Problem(sample, modality, path, what) for what in found]

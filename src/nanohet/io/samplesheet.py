@@ -155,6 +155,9 @@ def _check_samples(out: pd.DataFrame, records: list[dict], path: Path) -> None:
         if "he" in present and "fluorescence" not in present:
             raise InputError(f"{path}: sample {sample} has an he row but no fluorescence row: an H&E section is "
                              "registered onto the fluorescence section (the reference frame)")
+        if "labels" in present and "fluorescence" not in present:
+            raise InputError(f"{path}: sample {sample} has a labels row but no fluorescence row: a nuclei label "
+                             "image belongs to the fluorescence section it was segmented from")
     for i in out.index:
         rec = records[i]
         if rec["modality"] == "volume" and not rec.get("mask"):

@@ -10,6 +10,8 @@ import pandas as pd
 from skimage.filters import threshold_otsu
 
 from ..atomic import write_table
+from ..errors import InputError
+from ..io.labels import read_label_image
 from ..io.ometiff import read_ome_tiff
 from ..microscopy import background_level, role_channel
 from ..microscopy.cells import cell_table, cell_territories, segment_nuclei
@@ -57,19 +59,31 @@ def cell_measures(table: pd.DataFrame, analytes: dict[str, str], thresholds: dic
 def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | MicroscopySettings,
           msi: dict | MSISettings, quantify: dict | QuantifySettings, out_cells: str, out_metrics: str,
           sample: str = "", pixel_size: float | None = None, channels: str | None = None,
-          registered: list[str] | str | None = None) -> None:
+          registered: list[str] | str | None = None, labels: list[str] | str | None = None) -> None:
     """Nuclei, cell territories and the per-cell table of a fluorescence section, with every MSI analyte read at
     each cell (the ``registered`` stack on the analysis grid; none for a sample without MSI), the distance to the
-    nearest vessel, the region and the macrophage call; and the per-sample cell measures (:func:`cell_measures`)."""
+    nearest vessel, the region and the macrophage call; and the per-sample cell measures (:func:`cell_measures`).
+    The nuclei come from the section's nuclear channel (:func:`~nanohet.microscopy.cells.segment_nuclei`), or from
+    ``labels``: a label image the user segmented elsewhere (Cellpose, StarDist, QuPath), on the section's grid
+    (:func:`nanohet.io.labels.read_label_image`), kept inside the tissue."""
     s, msi, q = MicroscopySettings.coerce(microscopy), MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
     fluo = read_section(fluorescence, pixel_size, channels)
     m = read_ome_tiff(masks)
     tissue, viable, vessels = (m.channel(c) > 0 for c in ("tissue", "viable", "vessels"))
     p = float(fluo.spacing[0])
-    nuclei = segment_nuclei(role_channel(fluo, s, "nuclei", where(fluorescence, sample)), p,
-                            smooth_um=float(s.nuclei_smooth_um), min_area_um2=float(s.nuclei_min_area_um2),
-                            min_distance_um=float(s.nuclei_min_distance_um),
-                            local_window_um=float(s.nuclei_local_window_um), mask=tissue)
+    labels = one_input(labels)
+    if labels:
+        nuclei = np.where(tissue, read_label_image(labels, tissue.shape, p, f"sample {sample}"), 0)
+        log.info("%s: nuclei from the label image %s (%d objects in the tissue)", sample, labels,
+                 len(np.unique(nuclei)) - 1)
+    else:
+        nuclei = segment_nuclei(role_channel(fluo, s, "nuclei", where(fluorescence, sample)), p,
+                                smooth_um=float(s.nuclei_smooth_um), min_area_um2=float(s.nuclei_min_area_um2),
+                                min_distance_um=float(s.nuclei_min_distance_um),
+                                local_window_um=float(s.nuclei_local_window_um), mask=tissue)
+    if not nuclei.any():
+        source = f"the label image {labels}" if labels else f"the nuclear channel of {fluorescence}"
+        raise InputError(f"sample {sample}: no nucleus of {source} lies in the tissue (masks {masks})")
     territories = cell_territories(nuclei, p, float(s.cell_expand_um), tissue)
     np_img = role_channel(fluo, s, "nanoparticle", fluorescence).astype(np.float64)
     channel_maps = {name: fluo.channel(name).astype(np.float64) for name in fluo.channels}
