@@ -103,6 +103,9 @@ def write_cohort(workdir, samples=SAMPLES, partial=()):
         row = {"modality": "msi_standard", "path": f"results/demo/data/standards/level_{i}.imzML",
                "analyte": "doxorubicin", "concentration": str(level)}
         rows.append("\t".join(row.get(c, "") for c in columns))
+    # an unlabelled control section: the nanoparticle channel's autofluorescence, subtracted from every sample
+    row = {"modality": "fluorescence_control", "path": "results/demo/data/controls/control_1.ome.tif"}
+    rows.append("\t".join(row.get(c, "") for c in columns))
     (workdir / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
     return config
 

@@ -48,10 +48,11 @@ def test_archive_contents(archive):
         assert name in m, name
     checks = m["paper/inputs/CHECKSUMS.sha256"].decode().splitlines()
     # per full sample 6 files (4 modalities, the .ibd, the volume mask), the partial samples' 4 (msi, .ibd, volume,
-    # mask) and 1 (fluorescence), per standard its imzML and .ibd, and the regions drawn on the first sample
-    # (tests/conftest.py)
+    # mask) and 1 (fluorescence), per standard its imzML and .ibd, the control section, and the regions drawn on
+    # the first sample (tests/conftest.py)
     assert any(line.endswith("a01_T1/msi.ibd") for line in checks)
-    assert len(checks) == 2 * 6 + 4 + 1 + 2 * len(STANDARD_LEVELS) + 1
+    assert len(checks) == 2 * 6 + 4 + 1 + 2 * len(STANDARD_LEVELS) + 1 + 1
+    assert any(line.endswith("controls/control_1.ome.tif") for line in checks)
     assert any(line.endswith("drawn.geojson") for line in checks) and any(line.endswith("c01_T1/msi.ibd") for line in checks)
     assert any(line.endswith("standards/level_0.ibd") for line in checks)
     manifest = m["paper/MANIFEST.sha256"].decode().splitlines()

@@ -98,3 +98,17 @@ def test_landmarks_column(tmp_path):
                  "m1\ta\tT1\tmsi\tm.imzML\t\t\t\t\n")
     with pytest.raises(InputError, match="row 2.*landmarks belong on an msi or he row"):
         load_sample_sheet(p, SCHEMA)
+
+
+def test_control_sections_belong_to_no_sample(tmp_path):
+    rows = GOOD + [["", "", "", "fluorescence_control", "results/demo/data/controls/c1.ome.tif", "", "", ""]]
+    df = load_sample_sheet(_sheet(tmp_path, rows), SCHEMA)
+    from nanohet.io.samplesheet import control_rows, sample_rows
+
+    assert list(control_rows(df).path) == ["results/demo/data/controls/c1.ome.tif"]
+    assert control_rows(df)["sample"].isna().all() and list(sample_rows(df)["sample"].unique()) == ["m1_T1"]
+    demo = [["m1", "a", "T1", "fluorescence", "results/demo/data/m1_T1/fluorescence.ome.tif", "", "", ""]]
+    check_demo_paths(load_sample_sheet(_sheet(tmp_path, demo + rows[2:]), SCHEMA), "results/demo/data")
+    bad = demo + [["", "", "", "fluorescence_control", "elsewhere/c1.ome.tif", "", "", ""]]
+    with pytest.raises(InputError, match=r"row 3 \(fluorescence_control\).*controls/<name>.ome.tif"):
+        check_demo_paths(load_sample_sheet(_sheet(tmp_path, bad), SCHEMA), "results/demo/data")

@@ -7,6 +7,7 @@ rule cells:
         fluorescence=sample_path("fluorescence"),
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
         registered=registered_msi,
+        autofluorescence=autofluorescence_table(),
         labels=lambda wc: [_row(wc.sample, "labels")["path"]] if "labels" in MODALITIES[wc.sample] else [],
         grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
     output:

@@ -12,6 +12,7 @@ from nanohet.errors import InputError
 from nanohet.io.samplesheet import (
     check_demo_paths,
     check_standards_against_analytes,
+    control_rows,
     load_sample_sheet,
     sample_rows,
     standard_rows,
@@ -36,6 +37,8 @@ try:
     STANDARDS = standard_rows(FULL_SHEET)
     check_standards_against_analytes(STANDARDS, [a.name for a in CONFIG.msi.analytes], CONFIG.samples)
     CALIBRATED = sorted(set(STANDARDS["analyte"]))
+    # unlabelled control sections (fluorescence_control rows): the nanoparticle channel's autofluorescence
+    CONTROLS = control_rows(FULL_SHEET)
     SAMPLES = sorted(SHEET["sample"].unique())
     # registration graphs: per sample, the chain of edges from each section (volume) to the reference
     REFERENCE = CONFIG.registration.reference
@@ -277,6 +280,17 @@ def standard_rows_of(path):
     if not rows:
         raise WorkflowError(f"nanohet: no msi_standard row of the sample sheet names {path}")
     return rows
+
+
+def control_records():
+    """The fluorescence_control rows (path, pixel_size, channels) for the autofluorescence rule."""
+    return [{k: (None if v != v else v) for k, v in rec.items()}
+            for rec in CONTROLS[["path", "pixel_size", "channels"]].to_dict("records")]
+
+
+def autofluorescence_table():
+    """The controls' autofluorescence table every nanoparticle measure subtracts: empty without controls."""
+    return [f"{RESULTS}/microscopy/autofluorescence.tsv"] if len(CONTROLS) else []
 
 
 def calibration_table():

@@ -35,6 +35,26 @@ if DEMO:
         script:
             "../scripts/demo_sample.py"
 
+    rule demo_control:
+        output:
+            fluorescence=f"{DEMO_DATA}/controls/{{control}}.ome.tif",
+        params:
+            demo=CONFIG.demo.to_dict(),
+            code=code_version("demo", "steps/demo.py"),
+        wildcard_constraints:
+            control="[^/]+",
+        log:
+            f"{LOGS}/demo_control/{{control}}.log",
+        benchmark:
+            f"{BENCH}/demo_control/{{control}}.tsv"
+        resources:
+            mem_mb=lambda wc, attempt: int(2500 * CONFIG.demo.scale**2 * attempt),
+            runtime=lambda wc, attempt: 15 * attempt,
+        conda:
+            ENV
+        script:
+            "../scripts/demo_control.py"
+
     rule demo_standard:
         output:
             imzml=f"{DEMO_DATA}/standards/{{standard}}.imzML",

@@ -23,3 +23,25 @@ rule microscopy_preprocess:
         ENV
     script:
         "../scripts/microscopy_preprocess.py"
+
+
+rule autofluorescence:
+    input:
+        controls=[rec["path"] for rec in control_records()],
+    output:
+        table=f"{RESULTS}/microscopy/autofluorescence.tsv",
+    params:
+        controls=control_records(),
+        microscopy=MICROSCOPY,
+        code=code_version("microscopy", "steps/microscopy.py"),
+    log:
+        f"{LOGS}/autofluorescence.log",
+    benchmark:
+        f"{BENCH}/autofluorescence.tsv"
+    resources:
+        mem_mb=mem_mb(1500, 25),
+        runtime=lambda wc, attempt: 10 * attempt,
+    conda:
+        ENV
+    script:
+        "../scripts/autofluorescence.py"

@@ -55,6 +55,7 @@ rule quantify_section:
         grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
         calibration=calibration_table(),
         regions=drawn_regions,
+        autofluorescence=autofluorescence_table(),
     output:
         metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
         profiles=f"{RESULTS}/quantify/{{sample}}/profiles.tsv",

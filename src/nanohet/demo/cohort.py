@@ -85,6 +85,15 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
     return record
 
 
+def generate_control(path: str | Path, params: PhantomParams) -> None:
+    """Write one unlabelled control section: a tumour of the demo's kind that received no nanoparticle, rendered
+    like the samples (:func:`~.phantom.render_fluorescence`: its nanoparticle channel holds the tissue's
+    autofluorescence, background and noise only); ``params.seed`` seeds it."""
+    truth = simulate_section(params)
+    truth = replace(truth, nanoparticle=np.zeros_like(truth.nanoparticle))
+    write_ome_tiff(path, render_fluorescence(truth, np.random.default_rng(params.seed + 5)))
+
+
 def standard_spikes(rows: list[dict], roles: dict) -> dict:
     """``{phantom ion species: concentration}`` of one demo standard from its sample-sheet rows.
 

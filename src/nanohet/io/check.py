@@ -50,7 +50,7 @@ def _check_section(row: dict, config: Config) -> list[str]:
                                     channel_names=names)["channels"]
     except InputError as exc:
         return [str(exc).split(": ", 1)[-1]]
-    if row["modality"] == "fluorescence":
+    if row["modality"] in ("fluorescence", "fluorescence_control"):
         missing = {role: ch for role, ch in config.microscopy.channels.items() if ch not in channels}
         if missing:
             out.append(f"channels {missing} (microscopy.channels) are not in the file; its channels are {channels}")
@@ -149,7 +149,7 @@ def check_inputs(sheet: pd.DataFrame, config: Config) -> list[Problem]:
         if not Path(path).exists():
             problems.append(Problem(sample, modality, path, "file not found"))
             continue
-        if modality in ("fluorescence", "he"):
+        if modality in ("fluorescence", "he", "fluorescence_control"):
             found = _check_section(row, config)
         elif modality in ("msi", "msi_standard"):
             found = _check_msi(row, config)

@@ -24,11 +24,13 @@ OPTIONAL_COLUMNS = ("section", "timepoint", "series", "frame", "pixel_size", "ma
                     "channels", "landmarks", "regions", "analyte", "concentration")
 NUMERIC_COLUMNS = ("pixel_size", "concentration")
 STANDARD = "msi_standard"
+CONTROL = "fluorescence_control"  # an unlabelled control section (autofluorescence); belongs to no sample
+REFERENCE_ROWS = (STANDARD, CONTROL)
 
 
 def _row_label(i: int, row: dict) -> str:
-    if row.get("modality") == STANDARD:
-        return f"row {i + 2} (msi_standard {row.get('path')!r})"
+    if row.get("modality") in REFERENCE_ROWS:
+        return f"row {i + 2} ({row.get('modality')} {row.get('path')!r})"
     return f"row {i + 2} (subject {row.get('subject')!r}, modality {row.get('modality')!r})"
 
 
@@ -92,18 +94,23 @@ def load_sample_sheet(path: str | os.PathLike, schema_path: str | os.PathLike) -
     for col in ("subject", "group", "tumour") + OPTIONAL_COLUMNS:
         if col not in out:
             out[col] = None
-    standard = (out["modality"] == STANDARD).to_numpy()
-    out["sample"] = [None if std else sample_id(r) for std, r in zip(standard, out.to_dict("records"))]
-    _check_standards(out[standard], records, path)
-    if standard.all():
-        raise InputError(f"{path}: the sample sheet has calibration standards but no sample")
-    _check_samples(out[~standard], records, path)
+    reference = out["modality"].isin(REFERENCE_ROWS).to_numpy()
+    out["sample"] = [None if ref else sample_id(r) for ref, r in zip(reference, out.to_dict("records"))]
+    _check_standards(out[(out["modality"] == STANDARD).to_numpy()], records, path)
+    if reference.all():
+        raise InputError(f"{path}: the sample sheet has calibration standards or controls but no sample")
+    _check_samples(out[~reference], records, path)
     return out
 
 
 def sample_rows(sheet: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a loaded sample sheet that belong to samples (every modality but the standards)."""
-    return sheet[sheet["modality"] != STANDARD]
+    """The rows of a loaded sample sheet that belong to samples (every modality but standards and controls)."""
+    return sheet[~sheet["modality"].isin(REFERENCE_ROWS)]
+
+
+def control_rows(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The unlabelled control sections (``fluorescence_control``) of a loaded sample sheet."""
+    return sheet[sheet["modality"] == CONTROL]
 
 
 def standard_rows(sheet: pd.DataFrame) -> pd.DataFrame:
@@ -197,6 +204,14 @@ def check_demo_paths(df: pd.DataFrame, data_dir: str) -> None:
                     f"demo.enabled is true but sample sheet row {i + 2} (msi_standard) points to {row['path']!r}; "
                     f"the demo writes its standards as {folder}/<name>.imzML. Set demo.enabled: false in the "
                     "config to analyse your own data.")
+            continue
+        if row["modality"] == CONTROL:
+            folder = os.path.normpath(f"{data_dir}/controls")
+            if os.path.dirname(os.path.normpath(row["path"])) != folder or not row["path"].endswith(".ome.tif"):
+                raise InputError(
+                    f"demo.enabled is true but sample sheet row {i + 2} ({CONTROL}) points to {row['path']!r}; "
+                    f"the demo writes its control sections as {folder}/<name>.ome.tif. Set demo.enabled: false in "
+                    "the config to analyse your own data.")
             continue
         if row["modality"] not in DEMO_FILES:
             continue

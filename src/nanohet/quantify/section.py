@@ -16,6 +16,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..image import SectionImage, block_reduce_mean
 from ..microscopy import background_level, role_channel
+from ..microscopy.autofluorescence import subtract_autofluorescence
 from ..microscopy.regions import marker_regions
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from .grid import AnalysisGrid, grid_masks, masks_on_grid
@@ -328,10 +329,12 @@ class SectionTables:
 
 def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: SectionImage,
                          microscopy: MicroscopySettings, fluo_where: str, masks_where: str,
-                         drawn: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         drawn: dict | None = None, autofluorescence: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Add the background-corrected nanoparticle channel's metrics; return the vessel distance map (µm) and the
     background-corrected nanoparticle image. ``drawn``: regions a user drew (``{name: mask}`` on the section's
-    grid), measured like the marker regions.
+    grid), measured like the marker regions. ``autofluorescence``: the tissue's own signal in the channel per
+    region (``{"viable": counts, "necrosis": counts}`` from unlabelled controls,
+    :mod:`nanohet.microscopy.autofluorescence`), subtracted too.
 
     ``fluo_where`` and ``masks_where`` name the two files in error messages.
     """
@@ -344,6 +347,8 @@ def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: Secti
     dist = distance_to_mask_um(vessels, fluo.spacing)
     np_img = role_channel(fluo, microscopy, "nanoparticle", fluo_where).astype(np.float64)
     np_img = np_img - background_level(np_img, tissue)
+    if autofluorescence:
+        np_img = subtract_autofluorescence(np_img, autofluorescence, tissue, masks.channel("necrosis") > 0)
     tables.add("fluorescence", "nanoparticle", "counts", np_img, tissue, viable, dist, float(fluo.spacing[0]))
     return dist, np_img
 

@@ -12,6 +12,7 @@ from skimage.filters import threshold_otsu
 from ..atomic import write_table
 from ..errors import InputError
 from ..io.labels import read_label_image
+from ..microscopy.autofluorescence import subtract_autofluorescence
 from ..io.ometiff import read_ome_tiff
 from ..microscopy import background_level, role_channel
 from ..microscopy.cells import cell_table, cell_territories, segment_nuclei
@@ -19,6 +20,7 @@ from ..quantify.grid import AnalysisGrid
 from ..quantify.metrics import distance_to_mask_um, gini_coefficient
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import one_input, read_section, where
+from .quantify import control_levels
 
 log = logging.getLogger("nanohet")
 
@@ -59,13 +61,15 @@ def cell_measures(table: pd.DataFrame, analytes: dict[str, str], thresholds: dic
 def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | MicroscopySettings,
           msi: dict | MSISettings, quantify: dict | QuantifySettings, out_cells: str, out_metrics: str,
           sample: str = "", pixel_size: float | None = None, channels: str | None = None,
-          registered: list[str] | str | None = None, labels: list[str] | str | None = None) -> None:
+          registered: list[str] | str | None = None, labels: list[str] | str | None = None,
+          autofluorescence: list[str] | str | None = None) -> None:
     """Nuclei, cell territories and the per-cell table of a fluorescence section, with every MSI analyte read at
     each cell (the ``registered`` stack on the analysis grid; none for a sample without MSI), the distance to the
     nearest vessel, the region and the macrophage call; and the per-sample cell measures (:func:`cell_measures`).
     The nuclei come from the section's nuclear channel (:func:`~nanohet.microscopy.cells.segment_nuclei`), or from
     ``labels``: a label image the user segmented elsewhere (Cellpose, StarDist, QuPath), on the section's grid
-    (:func:`nanohet.io.labels.read_label_image`), kept inside the tissue."""
+    (:func:`nanohet.io.labels.read_label_image`), kept inside the tissue. ``autofluorescence``: the controls'
+    table, subtracted from the nanoparticle channel as in the section's measures."""
     s, msi, q = MicroscopySettings.coerce(microscopy), MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
     fluo = read_section(fluorescence, pixel_size, channels)
     m = read_ome_tiff(masks)
@@ -87,7 +91,11 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
     territories = cell_territories(nuclei, p, float(s.cell_expand_um), tissue)
     np_img = role_channel(fluo, s, "nanoparticle", fluorescence).astype(np.float64)
     channel_maps = {name: fluo.channel(name).astype(np.float64) for name in fluo.channels}
-    extra = {"nanoparticle": np_img - background_level(np_img, tissue),
+    np_img = np_img - background_level(np_img, tissue)
+    levels = control_levels(autofluorescence, sample)
+    if levels:
+        np_img = subtract_autofluorescence(np_img, levels, tissue, m.channel("necrosis") > 0)
+    extra = {"nanoparticle": np_img,
              "vessel_distance_um": distance_to_mask_um(vessels, fluo.spacing), "viable": viable.astype(np.float64)}
     table = cell_table(nuclei, territories, channel_maps, p, fluo.origin, extra)
     table.insert(0, "sample", sample)

@@ -10,7 +10,8 @@ import pandas as pd
 import SimpleITK as sitk
 
 from ..atomic import write_table
-from ..demo.cohort import generate_sample, generate_standard, params_from_config, standard_spikes
+from ..demo.cohort import (generate_control, generate_sample, generate_standard, params_from_config,
+                           standard_spikes)
 from ..demo.truth import truth_metrics
 from ..demo.validation import (compare_masks, compare_metrics, compare_volume, demo_analytes, equal_response_rows,
                                registration_errors)
@@ -33,6 +34,13 @@ def demo_sample(sample: str, group: str, demo: dict | DemoSettings, out_fluoresc
     log.info("%s: %d vessels, NP half-distance %.1f µm, dose factor %.2f, %d MSI spectra",
              sample, record["section"]["n_vessels"], record["section"]["np_half_distance_um"],
              record["section"]["dose_factor"], record["msi_acquired_pixels"])
+
+
+def demo_control(control: str, demo: dict | DemoSettings, out_fluorescence: str) -> None:
+    """Simulate one unlabelled control section of the sample sheet (:func:`nanohet.demo.cohort.generate_control`)."""
+    params = params_from_config(demo, None, f"control {control}")
+    log.info("simulating control section %s (no nanoparticle, seed %d)", control, params.seed)
+    generate_control(out_fluorescence, params)
 
 
 def demo_standard(standard: str, rows: list[dict], roles: dict, demo: dict | DemoSettings, out_imzml: str) -> None:

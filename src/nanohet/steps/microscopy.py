@@ -10,6 +10,7 @@ from ..atomic import write_table
 from ..image import SectionImage
 from ..io.ometiff import write_ome_tiff
 from ..microscopy import MASK_CHANNELS, role_channel, section_masks, section_stats
+from ..microscopy.autofluorescence import autofluorescence_levels
 from ..microscopy.masks import implausible_stats
 from ..settings import MicroscopySettings
 from . import read_section
@@ -35,3 +36,25 @@ def preprocess(fluorescence: str, microscopy: dict | MicroscopySettings, out_mas
     log.info("%s: tissue %.2f mm², necrotic fraction %.2f, %d vessels (%.0f /mm² viable)", fluorescence,
              stats["tissue_area_mm2"], stats["necrotic_fraction"], stats["vessel_count"],
              stats["vessel_density_per_mm2"])
+
+
+def autofluorescence(controls: list[dict], microscopy: dict | MicroscopySettings, out_table: str) -> None:
+    """The nanoparticle channel's autofluorescence of each unlabelled control section (sample-sheet rows
+    ``fluorescence_control``: ``path``, optional ``pixel_size`` and ``channels``), per region, above its
+    off-tissue background (:func:`nanohet.microscopy.autofluorescence.autofluorescence_levels`); the masks come
+    from the same functions as every sample's. One row per control; the samples subtract their mean."""
+    s = MicroscopySettings.coerce(microscopy)
+    rows = []
+    for rec in controls:
+        path = rec["path"]
+        img = read_section(path, rec.get("pixel_size"), rec.get("channels"))
+        p = float(img.spacing[0])
+        masks = section_masks(role_channel(img, s, "nuclei", path), role_channel(img, s, "vessels", path), p,
+                              s.tissue_smooth_um, s.necrosis_smooth_um, s.vessel_min_area_um2)
+        tissue, necrosis = masks[MASK_CHANNELS.index("tissue")] > 0, masks[MASK_CHANNELS.index("necrosis")] > 0
+        levels = autofluorescence_levels(role_channel(img, s, "nanoparticle", path), tissue, necrosis,
+                                         f"{path} (fluorescence_control)")
+        rows.append({"path": path, "channel": s.channel("nanoparticle"), **levels})
+        log.info("control %s: autofluorescence in %s %.1f counts (viable), %.1f (necrosis) above background", path,
+                 s.channel("nanoparticle"), levels["viable"], levels["necrosis"])
+    write_table(pd.DataFrame(rows), out_table)

@@ -25,6 +25,7 @@ from ..quantify.section import (SectionTables, check_thresholds_against_limits, 
                                 msi_metrics, nanoparticle_metrics, native_msi_metrics, region_map_image, region_maps,
                                 release_index_rows, tissue_shells)
 from ..msi.tissue import MIN_SEPARABILITY, msi_tissue_mask
+from ..microscopy.autofluorescence import pooled_levels
 from ..io.geojson import read_regions
 from ..io.pet import is_pet_series, read_pet_suv
 from ..io.rtstruct import read_mask
@@ -56,14 +57,15 @@ def section(fluorescence: str, masks: str, grid: str, msi: dict | MSISettings,
             channels: str | None = None, registered: list[str] | str | None = None,
             ions: list[str] | str | None = None, masks_on_msi: list[str] | str | None = None, calibrated: list[str] = (),
             calibration: list[str] | str | None = None, regions: list[str] | str | None = None,
-            out_scales: str | None = None) -> None:
+            out_scales: str | None = None, autofluorescence: list[str] | str | None = None) -> None:
     """Heterogeneity metrics of the nanoparticle (microscopy) and every MSI analyte of one section
     (:mod:`nanohet.quantify.section`), their vessel-distance profiles and, with ``out_maps``, the region maps
     (tissue, viable, under-dosed, hot and cold spots) on the analysis grid. ``calibrated`` names the analytes
     calibrated from standards; their ``calibration`` table gives the limits of detection and quantification
     (reported, and no coverage threshold may lie below the LOQ). ``regions``: a GeoJSON of regions drawn on the
     fluorescence section (QuPath, napari), each measured as a region (:mod:`nanohet.io.geojson`). A sample without
-    MSI (no ``registered`` stack) gets the microscopy measures only."""
+    MSI (no ``registered`` stack) gets the microscopy measures only. ``autofluorescence``: the table of the
+    unlabelled controls (:func:`nanohet.steps.microscopy.autofluorescence`), subtracted from the nanoparticle."""
     msi, microscopy = MSISettings.coerce(msi), MicroscopySettings.coerce(microscopy)
     quantify = QuantifySettings.coerce(quantify)
     registered, ions, masks_on_msi = one_input(registered), one_input(ions), one_input(masks_on_msi)
@@ -75,7 +77,7 @@ def section(fluorescence: str, masks: str, grid: str, msi: dict | MSISettings,
     drawn = (read_regions(regions, fluo.data.shape[1:], fluo.spacing, fluo.origin, fluo.spacing, fluo.origin)
              if regions else None)
     dist, np_img = nanoparticle_metrics(tables, fluo, m, microscopy, where(fluorescence, sample),
-                                        where(masks, sample), drawn)
+                                        where(masks, sample), drawn, control_levels(autofluorescence, sample))
     analysis_grid = AnalysisGrid.read(grid)
     stack, extra = None, []
     if registered:
@@ -97,6 +99,18 @@ def section(fluorescence: str, masks: str, grid: str, msi: dict | MSISettings,
     if out_maps:
         write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist,
                                              tables.marker_regions.get(analysis_grid.shape)))
+
+
+def control_levels(autofluorescence: list[str] | str | None, sample: str = "") -> dict | None:
+    """The autofluorescence to subtract from the nanoparticle channel: the controls' mean per region, or None
+    without controls (:func:`nanohet.microscopy.autofluorescence.pooled_levels`)."""
+    table = one_input(autofluorescence)
+    if not table:
+        return None
+    levels = pooled_levels(pd.read_csv(table, sep="\t"))
+    log.info("%s: nanoparticle autofluorescence from the controls subtracted: %.1f counts (viable), %.1f "
+             "(necrosis)", sample, levels["viable"], levels["necrosis"])
+    return levels
 
 
 def _limits(calibration: str | None, quantify: QuantifySettings, sample: str) -> dict:
