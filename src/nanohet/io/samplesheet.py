@@ -193,25 +193,21 @@ def optional(value):
 def check_demo_paths(df: pd.DataFrame, data_dir: str) -> None:
     """With the demo enabled, every path must be the one the demo rule writes.
 
-    Rows of modalities the demo does not simulate (ct, mr) keep their own paths; calibration standards
-    (``msi_standard``) are simulated as ``<data_dir>/standards/<name>.imzML`` at the sheet's concentrations.
+    Rows of modalities the demo does not simulate (ct, mr, labels) keep their own paths; calibration standards
+    (``msi_standard``) are simulated as ``<data_dir>/standards/<name>.imzML`` at the sheet's concentrations, and
+    unlabelled control sections (``fluorescence_control``) as ``<data_dir>/controls/<name>.ome.tif``.
     """
+    # rows that belong to no sample: (folder under data_dir, extension, what they are)
+    reference = {STANDARD: ("standards", ".imzML", "standards"), CONTROL: ("controls", ".ome.tif", "control sections")}
     for i, row in df.iterrows():
-        if row["modality"] == STANDARD:
-            folder = os.path.normpath(f"{data_dir}/standards")
-            if os.path.dirname(os.path.normpath(row["path"])) != folder or not row["path"].endswith(".imzML"):
+        if row["modality"] in reference:
+            sub, ext, what = reference[row["modality"]]
+            folder = os.path.normpath(f"{data_dir}/{sub}")
+            if os.path.dirname(os.path.normpath(row["path"])) != folder or not row["path"].endswith(ext):
                 raise InputError(
-                    f"demo.enabled is true but sample sheet row {i + 2} (msi_standard) points to {row['path']!r}; "
-                    f"the demo writes its standards as {folder}/<name>.imzML. Set demo.enabled: false in the "
-                    "config to analyse your own data.")
-            continue
-        if row["modality"] == CONTROL:
-            folder = os.path.normpath(f"{data_dir}/controls")
-            if os.path.dirname(os.path.normpath(row["path"])) != folder or not row["path"].endswith(".ome.tif"):
-                raise InputError(
-                    f"demo.enabled is true but sample sheet row {i + 2} ({CONTROL}) points to {row['path']!r}; "
-                    f"the demo writes its control sections as {folder}/<name>.ome.tif. Set demo.enabled: false in "
-                    "the config to analyse your own data.")
+                    f"demo.enabled is true but sample sheet row {i + 2} ({row['modality']}) points to "
+                    f"{row['path']!r}; the demo writes its {what} as {folder}/<name>{ext}. Set demo.enabled: "
+                    "false in the config to analyse your own data.")
             continue
         if row["modality"] not in DEMO_FILES:
             continue
