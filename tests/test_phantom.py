@@ -106,3 +106,33 @@ def test_continuous_mode(tmp_path):
     assert idx.continuous
     res = extract_ion_images(idx, [IonTarget("dox", ANALYTE_IONS["doxorubicin"], 10)])
     assert np.nanmax(res.images["dox"]) > 0
+
+
+def test_true_cells_are_the_rendered_nuclei(tiny_sample):
+    """truth_cells.tsv: the nucleus centres the fluorescence was rendered from, at the phantom's densities (4000 per
+    mm² viable, 400 necrotic), each on a bright DAPI spot; and their true values (a constant nanoparticle field
+    reads 1500 counts everywhere, the rendering's scale)."""
+    import pandas as pd
+
+    from nanohet.demo.truth import truth_cell_values
+    from nanohet.image import SectionImage
+    from nanohet.io.ometiff import read_ome_tiff
+
+    truth_dir = tiny_sample["truth_dir"]
+    cells = pd.read_csv(truth_dir / "truth_cells.tsv", sep="\t")
+    masks = read_ome_tiff(truth_dir / "truth_masks.ome.tif")
+    p = masks.spacing[0]
+    tissue, necrosis = masks.channel("tissue") > 0, masks.channel("necrosis") > 0
+    expected = 4000 * (tissue & ~necrosis).sum() * p * p / 1e6 + 400 * necrosis.sum() * p * p / 1e6
+    assert len(cells) == pytest.approx(expected, rel=0.1)
+    row, col = (cells.y_um / p).round().astype(int), (cells.x_um / p).round().astype(int)
+    assert tissue[row, col].all() and (cells.region == np.where(necrosis[row, col], "necrosis", "viable")).all()
+    dapi = read_ome_tiff(tiny_sample["outputs"]["fluorescence"]).channel("DAPI").astype(float)
+    assert np.median(dapi[row, col]) > 2 * np.median(dapi[tissue])
+    fields = read_ome_tiff(truth_dir / "truth_fields.ome.tif")
+    flat = SectionImage(np.stack([np.full(fields.shape_yx, 3.0, np.float32) for _ in fields.channels]),
+                        fields.channels, fields.spacing, fields.origin)
+    values = truth_cell_values(cells, flat, masks, 30.0, 10.0)
+    inner = (cells.x_um > 20) & (cells.y_um > 20) & (cells.x_um < fields.shape_yx[1] * p - 20) \
+        & (cells.y_um < fields.shape_yx[0] * p - 20)
+    assert np.allclose(values.nanoparticle[inner], 1500.0) and np.allclose(values.drug[inner], 3.0)

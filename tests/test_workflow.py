@@ -87,6 +87,9 @@ def test_recovered_metrics_close_to_truth(finished_run):
         assert viable.loc[(s, "coverage"), "abs_error"] < 0.03
         assert dox.loc[(s, "gini"), "rel_error"] < 0.10
         assert dox.loc[(s, "correlation_length_um"), "rel_error"] < 0.15
+        # Gi* hot and cold spots (FDR 5 %) of the recovered map against those of the true field: area fractions
+        assert dox.loc[(s, "hotspot_fraction"), "abs_error"] < 0.05
+        assert dox.loc[(s, "coldspot_fraction"), "abs_error"] < 0.05
         shells = comp[(comp["sample"] == s) & (comp.analyte == "doxorubicin") & (comp.metric == "mean")
                       & comp.region.isin(["rim", "periphery", "core"])]
         assert len(shells) >= 2 and (shells.rel_error < 0.10).all(), shells
@@ -97,6 +100,10 @@ def test_recovered_metrics_close_to_truth(finished_run):
     # (without the control its CV came out 12-16 % low)
     np_shape = comp[(comp.analyte == "nanoparticle") & comp.metric.isin(["cv", "gini"])]
     assert len(np_shape) == 4 * len(SAMPLES) and (np_shape.rel_error < 0.05).all(), np_shape
+    # cells: the fraction of the phantom's true cells the drug and the nanoparticle reach, within 2 points
+    reached = comp[(comp.modality == "cells") & (comp.metric == "fraction_of_cells_reached")]
+    assert sorted(set(reached.analyte)) == ["doxorubicin", "nanoparticle"] and len(reached) == 2 * len(SAMPLES)
+    assert (reached.abs_error < 0.02).all(), reached
 
 
 def test_cohort_table_is_complete(finished_run):

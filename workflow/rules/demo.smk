@@ -15,6 +15,7 @@ if DEMO:
             volume_mask=f"{DEMO_DATA}/{{sample}}/volume_mask.nii.gz",
             truth=f"{DEMO_TRUTH}/{{sample}}/truth.json",
             landmarks=f"{DEMO_TRUTH}/{{sample}}/landmarks_msi.csv",
+            truth_cells=f"{DEMO_TRUTH}/{{sample}}/truth_cells.tsv",
             truth_maps=f"{DEMO_TRUTH}/{{sample}}/truth_maps.ome.tif",
             truth_masks=f"{DEMO_TRUTH}/{{sample}}/truth_masks.ome.tif",
             truth_fields=f"{DEMO_TRUTH}/{{sample}}/truth_fields.ome.tif",
@@ -84,6 +85,8 @@ if DEMO:
             landmarks=f"{DEMO_TRUTH}/{{sample}}/landmarks_msi.csv",
             truth_masks=f"{DEMO_TRUTH}/{{sample}}/truth_masks.ome.tif",
             truth_fields=f"{DEMO_TRUTH}/{{sample}}/truth_fields.ome.tif",
+            truth_cells=f"{DEMO_TRUTH}/{{sample}}/truth_cells.tsv",
+            cell_metrics=f"{RESULTS}/cells/{{sample}}/cell_metrics.tsv",
             transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
             metrics=f"{RESULTS}/quantify/{{sample}}/metrics.tsv",
             fluorescence_masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
@@ -100,6 +103,7 @@ if DEMO:
         params:
             msi=MSI,
             quantify=QUANTIFY,
+            microscopy={"cell_expand_um": CONFIG.microscopy.cell_expand_um},
             code=code_version("demo", "quantify", "registration", "microscopy", "steps/demo.py"),
         log:
             f"{LOGS}/validate_sample/{{sample}}.log",

@@ -18,7 +18,8 @@ from ..io.volumes import write_volume
 from ..settings import DemoSettings
 from .acquire import msi_geometry, simulate_volume, write_msi, write_standard
 from .geometry import msi_to_section
-from .phantom import PhantomParams, SectionTruth, render_fluorescence, render_he, simulate_section
+from .phantom import (PhantomParams, SectionTruth, nuclei_points, render_fluorescence, render_he,
+                      simulate_section)
 
 # Names of the true fields, which the demo's analytes stand for by role (drug, metabolite, carrier) and the
 # nanoparticle label of the fluorescence section.
@@ -46,6 +47,7 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
         and ``volume_mask``.
     truth_dir : path-like
         Folder for the ground truth: ``truth.json`` (parameters, geometry, the true uptake), ``landmarks_msi.csv``,
+        ``truth_cells.tsv`` (the true nucleus centres, µm, and their region),
         ``truth_maps.ome.tif`` (10 µm), ``truth_masks.ome.tif`` and ``truth_fields.ome.tif`` (the true
         fields at microscopy resolution, from which :mod:`nanohet.demo.truth` computes the true metrics).
     params : PhantomParams
@@ -60,7 +62,8 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
     rng = np.random.default_rng(params.seed + 1)
     truth = simulate_section(params)
     p = truth.spacing_um
-    write_ome_tiff(outputs["fluorescence"], render_fluorescence(truth, rng))
+    nuclei = nuclei_points(truth, rng)
+    write_ome_tiff(outputs["fluorescence"], render_fluorescence(truth, rng, nuclei))
     n = truth.tissue.shape[0]
     he_geom = {
         "rotation_deg": float(rng.uniform(-params.he_rotation_deg, params.he_rotation_deg)),
@@ -75,6 +78,10 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
     write_volume(outputs["volume"], vol)
     write_volume(outputs["volume_mask"], vmask)
     write_table(_landmarks(truth, params, geom, acquired, rng), truth_dir / "landmarks_msi.csv")
+    ys, xs = np.nonzero(nuclei)
+    write_table(pd.DataFrame({"x_um": xs * p, "y_um": ys * p,
+                              "region": np.where(truth.necrosis[ys, xs], "necrosis", "viable")}),
+                truth_dir / "truth_cells.tsv")
     _write_truth_images(truth, params, truth_dir)
     record = {
         "sample": sample, "params": asdict(params), "section": truth.params,

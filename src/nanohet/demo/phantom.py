@@ -245,17 +245,28 @@ def _point_process(rng, density_per_mm2: np.ndarray, p: float) -> np.ndarray:
     return (rng.random(prob.shape, dtype=np.float32) < prob).astype(np.float32)
 
 
-def render_fluorescence(truth: SectionTruth, rng) -> SectionImage:
+NUCLEUS_SIGMA_UM = 2.5  # the rendered nucleus: a Gaussian of this SD around its centre
+NUCLEUS_RADIUS_UM = 2 * NUCLEUS_SIGMA_UM  # where its stain falls to about an eighth of the centre's
+
+
+def nuclei_points(truth: SectionTruth, rng) -> np.ndarray:
+    """The true nucleus centres (1 on the pixel of each, float32): a point process of 4000 per mm² in viable
+    tissue and 400 per mm² in necrosis. :func:`render_fluorescence` draws them first from its ``rng``."""
+    return _point_process(rng, np.where(truth.viable, 4000.0, np.where(truth.necrosis, 400.0, 0.0)),
+                          truth.spacing_um)
+
+
+def render_fluorescence(truth: SectionTruth, rng, nuclei: np.ndarray | None = None) -> SectionImage:
     """Render the 4-channel fluorescence image (DAPI, CD31, NP, F4/80), uint16.
 
-    Nuclei and macrophages are point processes blurred by a cell-sized
-    kernel; all channels get tissue autofluorescence, background, an optical
-    blur of 1 µm and Poisson (shot) noise.
+    Nuclei (``nuclei``: the centres of :func:`nuclei_points`, drawn from ``rng`` when not given) and macrophages
+    are point processes blurred by a cell-sized kernel; all channels get tissue autofluorescence, background, an
+    optical blur of 1 µm and Poisson (shot) noise.
     """
     p = truth.spacing_um
     viable, necrosis, tissue = truth.viable, truth.necrosis, truth.tissue
-    nuclei = _point_process(rng, np.where(viable, 4000.0, np.where(necrosis, 400.0, 0.0)), p)
-    nuclei = ndimage.gaussian_filter(nuclei, 2.5 / p) * (2 * np.pi * (2.5 / p) ** 2)
+    nuclei = nuclei_points(truth, rng) if nuclei is None else nuclei
+    nuclei = ndimage.gaussian_filter(nuclei, NUCLEUS_SIGMA_UM / p) * (2 * np.pi * (NUCLEUS_SIGMA_UM / p) ** 2)
     macro_cells = _point_process(rng, 1500.0 * truth.macrophages, p)
     macro_cells = ndimage.gaussian_filter(macro_cells, 4.0 / p) * (2 * np.pi * (4.0 / p) ** 2)
     np_norm = truth.nanoparticle / max(float(np.percentile(truth.nanoparticle[viable], 99)), 1e-9)

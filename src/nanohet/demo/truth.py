@@ -9,6 +9,7 @@ Only this package knows the simulator's fields.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from ..image import SectionImage
@@ -88,4 +89,49 @@ def _field_metrics(values, tissue, viable, dist, threshold, spacing_um, quantify
         out.update({(name, k): v for k, v in region_stats(values, mask, threshold).items()})
     if "rim" in shells and "core" in shells and out[("core", "mean")]:
         out[("tissue", "rim_to_core_ratio")] = out[("rim", "mean")] / out[("core", "mean")]
+    return out
+
+
+# the nanoparticle channel's label part as rendered (counts above background and autofluorescence)
+NANOPARTICLE_COUNTS_AT_P99 = 1500.0
+
+
+def truth_cell_values(cells: pd.DataFrame, fields: SectionImage, masks: SectionImage, msi_pixel_um: float,
+                      territory_radius_um: float) -> pd.DataFrame:
+    """The true value of every analyte at each true cell, as the analysis measures it.
+
+    Parameters
+    ----------
+    cells : DataFrame
+        ``truth_cells.tsv``: the true nucleus centres (``x_um``, ``y_um``, ``region``).
+    fields : SectionImage
+        ``truth_fields.ome.tif``.
+    masks : SectionImage
+        ``truth_masks.ome.tif`` (the nanoparticle's rendering scale is set in viable tissue).
+    msi_pixel_um : float
+        The MSI footprint: the MSI fields are what one MSI pixel sees (:func:`footprint_average`), read at the
+        cell's centre (the analysis reads the registered MSI map at the nucleus centroid).
+    territory_radius_um : float
+        The nanoparticle is the mean of its rendered label counts (1500 at the field's 99th percentile in viable
+        tissue) over a disc of this radius around the centre (the analysis averages the cell territory).
+
+    Returns
+    -------
+    DataFrame
+        ``cells`` with a column per field (``nanoparticle`` in counts, the MSI fields in their true units).
+    """
+    p = float(fields.spacing[0])
+    row = np.clip(np.rint((cells["y_um"].to_numpy() - fields.origin[1]) / p).astype(int), 0, fields.shape_yx[0] - 1)
+    col = np.clip(np.rint((cells["x_um"].to_numpy() - fields.origin[0]) / p).astype(int), 0, fields.shape_yx[1] - 1)
+    out = cells.copy()
+    nano = fields.channel("nanoparticle").astype(np.float64)
+    viable = (masks.channel("tissue") > 0) & ~(masks.channel("necrosis") > 0)
+    scale = NANOPARTICLE_COUNTS_AT_P99 / max(float(np.percentile(nano[viable], 99)), 1e-9)
+    r = territory_radius_um / p
+    h = int(np.ceil(r))
+    yy, xx = np.mgrid[-h:h + 1, -h:h + 1]
+    disc = ((yy ** 2 + xx ** 2) <= r * r).astype(np.float64)
+    out["nanoparticle"] = ndimage.convolve(nano * scale, disc / disc.sum(), mode="constant")[row, col]
+    for name in MSI_FIELDS:
+        out[name] = footprint_average(fields.channel(name), p, msi_pixel_um)[row, col]
     return out

@@ -15,7 +15,8 @@ from .geometry import msi_pixels_in_tissue, section_points_in_tissue, section_to
 # calibrated analyte (µg/g); the others are in arbitrary units, so only measures that do not depend on the unit
 SHAPE_METRICS = (("tissue", "cv"), ("viable", "cv"), ("viable", "l50_um"), ("viable", "penetration_um"),
                  ("tissue", "gini"), ("viable", "gini"),
-                 ("tissue", "moran_i"), ("tissue", "correlation_length_um"), ("tissue", "rim_to_core_ratio"))
+                 ("tissue", "moran_i"), ("tissue", "correlation_length_um"), ("tissue", "rim_to_core_ratio"),
+                 ("tissue", "hotspot_fraction"), ("tissue", "coldspot_fraction"))
 CALIBRATED_METRICS = (("tissue", "mean"), ("viable", "mean"), ("rim", "mean"), ("periphery", "mean"), ("core", "mean"),
                       ("tissue", "coverage"), ("viable", "coverage")) + SHAPE_METRICS
 
@@ -100,6 +101,29 @@ def equal_response_rows(rows: list[dict], calibrations: dict, msi) -> list[dict]
         out.append({**row, "metric": "mean_equal_response", "recovered": r, "abs_error": abs(r - t),
                     "rel_error": abs(r - t) / abs(t) if t else np.nan})
     return out
+
+
+def compare_cells(sample: str, true_cells: pd.DataFrame, cell_metrics: pd.DataFrame, analytes: dict,
+                  thresholds: dict) -> list[dict]:
+    """The fraction of cells reached (value at or above the analyte's coverage threshold) among the true cells
+    (:func:`nanohet.demo.truth.truth_cell_values`) against the analysis' ``cell_metrics``, per analyte
+    (``analytes``: ``{true field: (modality, analyte name, calibrated)}``; ``thresholds``: by analyte name).
+    Only analytes measured on the truth's scale: the calibrated ones and the nanoparticle (in rendered counts);
+    an uncalibrated analyte's threshold is in another unit than its true field."""
+    rows = []
+    for field, (_, name, calibrated) in sorted(analytes.items(), key=lambda kv: kv[1][1]):
+        threshold = thresholds.get(name)
+        if not calibrated and field != "nanoparticle":
+            continue
+        sel = cell_metrics[(cell_metrics.analyte == name) & (cell_metrics.metric == "fraction_of_cells_reached")]
+        if threshold is None or sel.empty or field not in true_cells:
+            continue
+        t = float((true_cells[field] >= threshold).mean())
+        r = float(sel["value"].iloc[0])
+        rows.append({"sample": sample, "modality": "cells", "analyte": name, "region": "cells",
+                     "metric": "fraction_of_cells_reached", "recovered": r, "truth": t, "abs_error": abs(r - t),
+                     "rel_error": abs(r - t) / t if t else np.nan})
+    return rows
 
 
 def compare_volume(sample: str, truth: dict, volume_metrics: pd.DataFrame) -> dict:

@@ -12,12 +12,13 @@ import SimpleITK as sitk
 from ..atomic import write_table
 from ..demo.cohort import (generate_control, generate_sample, generate_standard, params_from_config,
                            standard_spikes)
-from ..demo.truth import truth_metrics
-from ..demo.validation import (compare_masks, compare_metrics, compare_volume, demo_analytes, equal_response_rows,
-                               registration_errors)
+from ..demo.truth import truth_cell_values, truth_metrics
+from ..demo.phantom import NUCLEUS_RADIUS_UM
+from ..demo.validation import (compare_cells, compare_masks, compare_metrics, compare_volume, demo_analytes,
+                               equal_response_rows, registration_errors)
 from ..msi.calibration import read_calibrations
 from ..io.ometiff import read_ome_tiff
-from ..settings import DemoSettings, MSISettings, QuantifySettings
+from ..settings import DemoSettings, MicroscopySettings, MSISettings, QuantifySettings
 from . import one_input
 
 log = logging.getLogger("nanohet")
@@ -57,7 +58,8 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
                     metrics: str, msi: dict | MSISettings, quantify: dict | QuantifySettings, out_tre: str,
                     out_compare: str, volume_metrics: list[str] | str | None = None,
                     he_transform: list[str] | str | None = None, fluorescence_masks: str | None = None,
-                    calibration: list[str] | str | None = None) -> None:
+                    calibration: list[str] | str | None = None, truth_cells: str | None = None,
+                    cell_metrics: str | None = None, microscopy: dict | None = None) -> None:
     """Registration error and recovered-versus-true metrics of one demo sample (:mod:`nanohet.demo.validation`),
     with the ``fluorescence_masks`` against the true ones and, for the analytes the ``calibration`` table
     calibrates, the mean the equal-response assumption would have given."""
@@ -79,6 +81,13 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
         rows += compare_masks(sample, read_ome_tiff(fluorescence_masks), masks)
     if volume_metrics:
         rows.append(compare_volume(sample, record, pd.read_csv(volume_metrics, sep="\t")))
+    if truth_cells and cell_metrics:  # the fraction of cells reached: true cells against the cells rule's
+        expand = float(MicroscopySettings.coerce(microscopy or {}).cell_expand_um)
+        cells = truth_cell_values(pd.read_csv(truth_cells, sep="\t"), read_ome_tiff(truth_fields), masks,
+                                  float(record["params"]["msi_pixel_um"]), NUCLEUS_RADIUS_UM + expand)
+        names = {name: name for _, name, _ in analytes.values()}
+        rows += compare_cells(sample, cells, pd.read_csv(cell_metrics, sep="\t"), analytes,
+                              {n: quantify.coverage_thresholds.get(n) for n in names})
     write_table(pd.DataFrame(rows), out_compare)
 
 
