@@ -413,3 +413,34 @@ def test_a_misregistered_sample_is_shown_everywhere_and_repaired_with_landmarks(
     assert not flags.flagged.any() and (flags.stage == "registration").sum() == 1
     tre = pd.read_csv(tmp_path / "results/tables/registration_error.tsv", sep="\t")
     assert tre[tre.points == "dense_tissue_grid"].median_px.iloc[0] < 0.5
+
+
+def test_a_bad_input_found_by_a_job_is_one_line_on_the_terminal(tmp_path, tiny_sample):
+    """A problem only a job can find (here: a user label image whose objects all lie outside the tissue) ends the
+    job with one line naming the sample, the file and the cause, and the log to read; the traceback is in the
+    log, not on the terminal."""
+    import tifffile
+    import yaml
+
+    from conftest import REPO
+    from nanohet.io.ometiff import read_ome_tiff
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["demo"]["enabled"] = False
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    fluo = tiny_sample["outputs"]["fluorescence"]
+    labels = np.zeros(read_ome_tiff(fluo).shape_yx, np.uint16)
+    labels[:4, :4] = 1
+    tifffile.imwrite(tmp_path / "corner_labels.tif", labels)
+    (tmp_path / "config" / "samples.tsv").write_text(
+        "subject\tgroup\ttumour\tmodality\tpath\n"
+        f"s1\tg\tT1\tfluorescence\t{fluo}\ns1\tg\tT1\tlabels\tcorner_labels.tif\n")
+    res = snakemake(tmp_path, "--cores", "1", "results/cells/s1_T1/cells.tsv", check=False)
+    assert res.returncode != 0
+    terminal = res.stdout + res.stderr
+    assert "nanohet: sample s1_T1: no nucleus of the label image corner_labels.tif lies in the tissue" in terminal
+    assert "(log: results/logs/cells/s1_T1.log)" in terminal and "Traceback" not in terminal
+    log = (tmp_path / "results" / "logs" / "cells" / "s1_T1.log").read_text()
+    assert "input error: sample s1_T1: no nucleus" in log and "Traceback" in log
+    assert not (tmp_path / "results" / "cells" / "s1_T1" / "cells.tsv").exists()

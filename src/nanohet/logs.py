@@ -11,9 +11,9 @@ import warnings
 def run_step(log_path: str, func, /, **kwargs):
     """Run ``func(**kwargs)`` with logging to ``log_path``.
 
-    The log records the arguments, run time and, on failure, the error (a
-    bad-input error as its plain message, anything else with a traceback)
-    before the exception propagates so the job fails.
+    The log records the arguments, run time and, on failure, the error with
+    its traceback (a bad-input error first as its plain message) before the
+    exception propagates so the job fails.
     """
     from . import __version__
 
@@ -35,7 +35,7 @@ def run_step(log_path: str, func, /, **kwargs):
         from .errors import InputError
 
         if isinstance(exc, InputError):
-            logger.error("input error: %s", exc)
+            logger.error("input error: %s", exc, exc_info=True)
         else:
             logger.exception("failed: %s", exc)
         raise

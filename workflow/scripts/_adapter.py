@@ -13,6 +13,12 @@ if SRC.is_dir() and str(SRC) not in sys.path:
 
 
 def run(smk, module: str, step: str):
+    """Run the step; a bad input (``InputError``) ends the job with one line on the terminal, its message and
+    the log to read (the log holds the traceback); any other error keeps its traceback."""
+    from nanohet.errors import InputError
     from nanohet.steps import run_rule
 
-    return run_rule(smk, module, step)
+    try:
+        return run_rule(smk, module, step)
+    except InputError as exc:
+        raise SystemExit(f"nanohet: {exc} (log: {smk.log[0]})") from None
