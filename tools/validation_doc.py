@@ -69,7 +69,8 @@ def demo_block(results: Path) -> str:
     comp["region"] = comp["region"].fillna("tissue")
     for (modality, analyte, region, metric), sub in comp.groupby(["modality", "analyte", "region", "metric"],
                                                                  sort=True):
-        relative = metric not in ("coverage", "dice", "hotspot_fraction", "coldspot_fraction")
+        relative = metric not in ("coverage", "dice", "hotspot_fraction", "coldspot_fraction",
+                                  "fraction_of_cells_reached")
         error = (_range(100 * sub.rel_error, "{:.1f}") + " %" if relative
                  else _range(sub.abs_error, "{:.3f}") + " (absolute)")
         signed = (sub.recovered - sub.truth).mean()
