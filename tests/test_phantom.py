@@ -136,3 +136,29 @@ def test_true_cells_are_the_rendered_nuclei(tiny_sample):
     inner = (cells.x_um > 20) & (cells.y_um > 20) & (cells.x_um < fields.shape_yx[1] * p - 20) \
         & (cells.y_um < fields.shape_yx[0] * p - 20)
     assert np.allclose(values.nanoparticle[inner], 1500.0) and np.allclose(values.drug[inner], 3.0)
+
+
+def test_true_colocalisation_and_its_comparison():
+    """Pearson and Spearman of true fields (both orders of each pair), and the recovered rows matched to them."""
+    import pandas as pd
+
+    from nanohet.demo.truth import true_colocalisation
+    from nanohet.demo.validation import compare_colocalisation
+
+    rng = np.random.default_rng(4)
+    drug = rng.lognormal(0, 1, (40, 40))
+    maps = {"drug": drug, "carrier": 2 * drug + 1, "nanoparticle": -drug}
+    tissue = np.ones(drug.shape, dtype=bool)
+    pairs = true_colocalisation(maps, tissue)
+    assert pairs[("drug", "carrier")]["pearson"] == pytest.approx(1.0)
+    assert pairs[("nanoparticle", "drug")]["spearman"] == pytest.approx(-1.0)
+    recovered = pd.DataFrame([
+        {"modality": "msi", "analyte": "dox:peg", "region": "tissue", "metric": "pearson", "value": 0.9},
+        {"modality": "msi", "analyte": "dox:nanoparticle", "region": "tissue", "metric": "spearman", "value": -0.8},
+        {"modality": "msi", "analyte": "dox:peg", "region": "tissue", "metric": "manders_m1", "value": 0.5}])
+    analytes = {"drug": ("msi", "dox", True), "carrier": ("msi", "peg", False),
+                "nanoparticle": ("fluorescence", "nanoparticle", False)}
+    rows = {(r["analyte"], r["metric"]): r for r in compare_colocalisation("s", pairs, recovered, analytes)}
+    assert set(rows) == {("dox:peg", "pearson"), ("dox:nanoparticle", "spearman")}
+    assert rows[("dox:peg", "pearson")]["abs_error"] == pytest.approx(0.1)
+    assert rows[("dox:nanoparticle", "spearman")]["truth"] == pytest.approx(-1.0)

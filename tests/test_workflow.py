@@ -100,6 +100,11 @@ def test_recovered_metrics_close_to_truth(finished_run):
     # (without the control its CV came out 12-16 % low)
     np_shape = comp[(comp.analyte == "nanoparticle") & comp.metric.isin(["cv", "gini"])]
     assert len(np_shape) == 4 * len(SAMPLES) and (np_shape.rel_error < 0.05).all(), np_shape
+    # colocalisation: the drug with its carrier and with the nanoparticle, against the true fields' (the noisy,
+    # low-signal metabolite's correlations are attenuated by its noise and not held to this)
+    pairs = ["doxorubicin:peg_carrier", "doxorubicin:nanoparticle"]
+    coloc = comp[comp.analyte.isin(pairs) & (comp.metric == "pearson")]
+    assert len(coloc) == 2 * len(SAMPLES) and (coloc.abs_error < 0.05).all(), coloc
     # cells: the fraction of the phantom's true cells the drug and the nanoparticle reach, within 2 points
     reached = comp[(comp.modality == "cells") & (comp.metric == "fraction_of_cells_reached")]
     assert sorted(set(reached.analyte)) == ["doxorubicin", "nanoparticle"] and len(reached) == 2 * len(SAMPLES)

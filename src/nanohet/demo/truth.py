@@ -50,7 +50,8 @@ def truth_metrics(fields: SectionImage, masks: SectionImage, msi_pixel_um: float
         ``{field: {(region, metric): value}}``: the metrics of :func:`nanohet.quantify.metrics.map_metrics`
         (tissue; the profile metrics in viable tissue), mean, CV and coverage in viable tissue, the Gini
         coefficient and the spatial statistics of :func:`nanohet.quantify.section.spatial_rows` in the
-        tissue; and ``section`` (necrotic fraction, tissue area in mm²).
+        tissue; ``section`` (necrotic fraction, tissue area in mm²); and ``pairs``, the colocalisation of every
+        pair of fields (:func:`true_colocalisation`) on the analysis grid, as the analysis measures it.
     """
     thresholds = thresholds or {}
     p = fields.spacing[0]
@@ -71,6 +72,25 @@ def truth_metrics(fields: SectionImage, masks: SectionImage, msi_pixel_um: float
                                    quantify)
     out["section"] = {"necrotic_fraction": float(necrosis.sum() / tissue.sum()),
                       "tissue_area_mm2": float(tissue.sum() * p * p / 1e6)}
+    maps = {name: grid.reduce(footprint_average(fields.channel(name), p, msi_pixel_um)) for name in MSI_FIELDS}
+    maps["nanoparticle"] = grid.reduce(fields.channel("nanoparticle").astype(np.float32))
+    out["pairs"] = true_colocalisation(maps, tissue_g)
+    return out
+
+
+def true_colocalisation(maps: dict, tissue: np.ndarray) -> dict:
+    """Pearson's r and Spearman's rho of every pair of true fields (one grid) over the tissue, as
+    ``{(field a, field b): {"pearson": r, "spearman": rho}}`` for both orders of each pair."""
+    from scipy import stats
+
+    out = {}
+    names = list(maps)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            inside = tissue & np.isfinite(maps[a]) & np.isfinite(maps[b])
+            x, y = maps[a][inside].astype(np.float64), maps[b][inside].astype(np.float64)
+            found = {"pearson": float(np.corrcoef(x, y)[0, 1]), "spearman": float(stats.spearmanr(x, y).statistic)}
+            out[(a, b)] = out[(b, a)] = found
     return out
 
 

@@ -103,6 +103,27 @@ def equal_response_rows(rows: list[dict], calibrations: dict, msi) -> list[dict]
     return out
 
 
+def compare_colocalisation(sample: str, pairs: dict, recovered: pd.DataFrame, analytes: dict) -> list[dict]:
+    """Pearson's r and Spearman's rho of every pair of analytes (rows of analyte ``a:b``) against those of the
+    true fields (``pairs`` of :func:`nanohet.demo.truth.true_colocalisation`); ``analytes`` as for
+    :func:`compare_metrics`."""
+    names = {name: field for field, (_, name, _) in analytes.items()}
+    rows = []
+    pair_rows = recovered[recovered["analyte"].str.count(":") == 1]
+    for (analyte, metric), sub in pair_rows.groupby(["analyte", "metric"], sort=True):
+        a, b = analyte.split(":")
+        if metric not in ("pearson", "spearman") or a not in names or b not in names:
+            continue
+        t = pairs.get((names[a], names[b]), {}).get(metric)
+        if t is None or not np.isfinite(t):
+            continue
+        r = float(sub["value"].iloc[0])
+        rows.append({"sample": sample, "modality": str(sub["modality"].iloc[0]), "analyte": analyte,
+                     "region": "tissue", "metric": metric, "recovered": r, "truth": t, "abs_error": abs(r - t),
+                     "rel_error": abs(r - t) / abs(t) if t else np.nan})
+    return rows
+
+
 def compare_cells(sample: str, true_cells: pd.DataFrame, cell_metrics: pd.DataFrame, analytes: dict,
                   thresholds: dict) -> list[dict]:
     """The fraction of cells reached (value at or above the analyte's coverage threshold) among the true cells

@@ -14,8 +14,8 @@ from ..demo.cohort import (generate_control, generate_sample, generate_standard,
                            standard_spikes)
 from ..demo.truth import truth_cell_values, truth_metrics
 from ..demo.phantom import NUCLEUS_RADIUS_UM
-from ..demo.validation import (compare_cells, compare_masks, compare_metrics, compare_volume, demo_analytes,
-                               equal_response_rows, registration_errors)
+from ..demo.validation import (compare_cells, compare_colocalisation, compare_masks, compare_metrics,
+                               compare_volume, demo_analytes, equal_response_rows, registration_errors)
 from ..msi.calibration import read_calibrations
 from ..io.ometiff import read_ome_tiff
 from ..settings import DemoSettings, MicroscopySettings, MSISettings, QuantifySettings
@@ -74,7 +74,9 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
     thresholds = {field: quantify.coverage_thresholds.get(name) for field, (_, name, _) in analytes.items()}
     true = truth_metrics(read_ome_tiff(truth_fields), masks, float(record["params"]["msi_pixel_um"]), quantify,
                          thresholds)
-    rows = compare_metrics(sample, true, pd.read_csv(metrics, sep="\t"), analytes)
+    recovered = pd.read_csv(metrics, sep="\t")
+    rows = compare_metrics(sample, true, recovered, analytes)
+    rows += compare_colocalisation(sample, true["pairs"], recovered, analytes)
     if calibration:
         rows += equal_response_rows(rows, read_calibrations(pd.read_csv(calibration, sep="\t")), msi)
     if fluorescence_masks:
