@@ -12,8 +12,9 @@ mkdir -p "$OUT"
 "$PY" benchmarks/msi_extract.py --out "$OUT/msi_extract.tsv"
 "$PY" benchmarks/registration.py --out "$OUT/registration.tsv"
 "$PY" benchmarks/quantify.py --out "$OUT/quantify.tsv"
+"$PY" benchmarks/cells.py --out "$OUT/cells.tsv"
 args=(--results results --msi-bench "$OUT/msi_extract.tsv" --registration-bench "$OUT/registration.tsv"
-      --quantify-bench "$OUT/quantify.tsv")
+      --quantify-bench "$OUT/quantify.tsv" --cells-bench "$OUT/cells.tsv")
 if [[ "${SWEEP:-0}" == 1 ]]; then
   "$PY" benchmarks/registration_robustness.py --first 201 --out "$OUT/sweep_tuning.tsv"
   "$PY" benchmarks/registration_robustness.py --first 301 --out "$OUT/sweep_fresh.tsv"
