@@ -90,13 +90,13 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
         raise InputError(f"sample {sample}: no nucleus of {source} lies in the tissue (masks {masks})")
     territories = cell_territories(nuclei, p, float(s.cell_expand_um), tissue)
     np_img = role_channel(fluo, s, "nanoparticle", fluorescence).astype(np.float64)
-    channel_maps = {name: fluo.channel(name).astype(np.float64) for name in fluo.channels}
+    channel_maps = {name: fluo.channel(name) for name in fluo.channels}  # as stored: means accumulate in float64
     np_img = np_img - background_level(np_img, tissue)
     levels = control_levels(autofluorescence, sample)
     if levels:
         np_img = subtract_autofluorescence(np_img, levels, tissue, m.channel("necrosis") > 0)
     extra = {"nanoparticle": np_img,
-             "vessel_distance_um": distance_to_mask_um(vessels, fluo.spacing), "viable": viable.astype(np.float64)}
+             "vessel_distance_um": distance_to_mask_um(vessels, fluo.spacing), "viable": viable.astype(np.float32)}
     table = cell_table(nuclei, territories, channel_maps, p, fluo.origin, extra)
     table.insert(0, "sample", sample)
     registered = one_input(registered)
