@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,9 @@ from scipy.spatial import cKDTree
 
 from nanohet.microscopy.cells import cell_table, cell_territories, segment_nuclei
 from nanohet.quantify.metrics import distance_to_mask_um
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _out import in_fresh_process, peak_memory_gb, reset_peak_memory, write_rows  # noqa: E402
 
 PIXEL_UM = 0.5
 TARGET_S, TARGET_GB = 180.0, 4.0
@@ -59,20 +61,15 @@ def child(size: int) -> None:
     vessels = np.zeros(tissue.shape, dtype=bool)
     vessels[::400, :] = True  # a few lines of vessel for the distance map
     gc.collect()
-    reset = Path("/proc/self/clear_refs")
-    if reset.exists():
-        reset.write_text("5")
+    reset_peak_memory()  # making the section does not count
     start = time.perf_counter()
     nuclei = segment_nuclei(channels["DAPI"], PIXEL_UM, mask=tissue)
     cells = cell_territories(nuclei, PIXEL_UM, 5.0, tissue)
     extra = {"vessel_distance_um": distance_to_mask_um(vessels, (PIXEL_UM, PIXEL_UM))}
     table = cell_table(nuclei, cells, channels, PIXEL_UM, (0.0, 0.0), extra)
     seconds = time.perf_counter() - start
-    status = Path("/proc/self/status")
-    peak_kb = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM")) \
-        if status.exists() else 0
     found = cKDTree(table[["y_um", "x_um"]].to_numpy() / PIXEL_UM).query(centres, distance_upper_bound=3 / PIXEL_UM)[0]
-    print(json.dumps({"seconds": seconds, "peak_gb": peak_kb / 1024 ** 2, "planted": int(len(centres)),
+    print(json.dumps({"seconds": seconds, "peak_gb": peak_memory_gb(), "planted": int(len(centres)),
                       "cells": int(len(table)), "found": float(np.isfinite(found).mean())}))
 
 
@@ -85,19 +82,13 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    res = subprocess.run([sys.executable, __file__, "--child", str(args.size)], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(res.stderr)
-    r = json.loads(res.stdout.strip().splitlines()[-1])
+    r = in_fresh_process(__file__, args.size)
     print(f"{args.size} x {args.size} px of {PIXEL_UM} µm: {r['planted']:,} planted nuclei, {r['cells']:,} cells "
           f"({100 * r['found']:.1f} % of planted found within 3 µm)")
     print(f"  segment + territories + table: {r['seconds']:.1f} s (target {TARGET_S:.0f} s: "
           f"{'met' if r['seconds'] <= TARGET_S else 'NOT met'}), peak {r['peak_gb']:.2f} GB (target "
           f"{TARGET_GB:.0f} GB: {'met' if r['peak_gb'] <= TARGET_GB else 'NOT met'})")
     if args.out:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _out import write_rows
-
         write_rows([{"size": args.size, "pixel_um": PIXEL_UM, **r}], args.out)
 
 

@@ -23,8 +23,6 @@ import argparse
 import gc
 import json
 import logging
-import resource
-import subprocess
 import sys
 import time
 import warnings
@@ -39,6 +37,9 @@ from nanohet.quantify.section import colocalisation_rows, region_rows, spatial_r
 from nanohet.quantify.spatial import gearys_c, getis_ord_gi_star, morans_i
 from nanohet.quantify.texture import GLCM_CODES, GLSZM_CODES, glcm_texture, glszm_texture
 from nanohet.settings import QuantifySettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _out import in_fresh_process, peak_memory_gb, reset_peak_memory, write_rows  # noqa: E402
 
 SPACING_UM = 10.0
 ANALYTES = ("drug", "metabolite", "carrier", "nanoparticle")
@@ -78,25 +79,15 @@ def child(size: int) -> None:
     maps, tissue, viable = section_maps(size)
     q = QuantifySettings(colocalisation_shifts=199, texture_levels=32)
     gc.collect()
-    reset = Path("/proc/self/clear_refs")
-    if reset.exists():  # Linux: restart the peak-RSS count, so that making the maps does not count
-        reset.write_text("5")
+    reset_peak_memory()  # making the maps does not count
     start = time.perf_counter()
     n_rows = measure_set(maps, tissue, viable, q)
     seconds = time.perf_counter() - start
-    status = Path("/proc/self/status")
-    if status.exists():
-        peak_kb = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM"))
-    else:
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, includes the set-up
-    print(json.dumps({"seconds": seconds, "peak_gb": peak_kb / 1024 ** 2, "rows": n_rows}))
+    print(json.dumps({"seconds": seconds, "peak_gb": peak_memory_gb(), "rows": n_rows}))
 
 
 def scale_run(size: int) -> dict:
-    res = subprocess.run([sys.executable, __file__, "--child", str(size)], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(res.stderr)
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return in_fresh_process(__file__, size)
 
 
 def _timed(fn, repeat: int = 3):
@@ -222,9 +213,6 @@ def main() -> None:
         print(f"{row['measure']:45s} {row['peer']:5s} {row['max_rel_diff']:13.1e} {row['nanohet_s']:8.4f}s "
               f"{row['peer_s']:8.4f}s {row['ratio']:6.1f}x")
     if args.out:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _out import write_rows
-
         write_rows(rows + peers, args.out)
 
 
