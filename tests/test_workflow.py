@@ -216,6 +216,8 @@ def test_any_mix_of_modalities(finished_run):
     assert abs(c01[("doxorubicin", "mean")] / true[("tissue", "mean")] - 1) < 0.10
     assert abs(c01[("doxorubicin", "cv")] / true[("tissue", "cv")] - 1) < 0.15
     assert c01[("doxorubicin:peg_carrier", "pearson")] > 0.8
+    release = df[(df["sample"] == "c01_T1") & (df.metric == "drug_to_carrier_ratio")]
+    assert set(release.region) == {"tissue", "rim", "periphery", "core"} and (release.modality == "msi_native").all()
     assert not df[(df["sample"] == "c01_T1") & (df.region == "viable")].size  # no viable tissue without microscopy
     # group comparisons: the configured primary family, animals as the unit (each group has fewer than 2 animals
     # with every primary measure here: no test, said so)

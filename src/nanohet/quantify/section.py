@@ -137,7 +137,7 @@ def spatial_rows(values: np.ndarray, region: np.ndarray, spacing_um: float, q: Q
 
 
 def release_index_rows(sample: str, drug: np.ndarray, carrier: np.ndarray, regions: dict[str, np.ndarray],
-                       unit: str) -> list[dict]:
+                       unit: str, modality: str = "msi") -> list[dict]:
     """The in-situ release index per region: mean drug over mean carrier (Xue et al., Sci Adv 2018;4:eaat9039,
     the drug-to-carrier MS signal ratio), as rows of analyte ``drug:carrier`` and metric
     ``drug_to_carrier_ratio``. A ratio of region means, not a mean of pixel ratios, which near-zero carrier
@@ -147,7 +147,7 @@ def release_index_rows(sample: str, drug: np.ndarray, carrier: np.ndarray, regio
         both = mask & np.isfinite(drug) & np.isfinite(carrier)
         c = float(carrier[both].mean()) if both.any() else np.nan
         value = float(drug[both].mean()) / c if both.any() and c > 0 else np.nan
-        rows.append({"sample": sample, "modality": "msi", "analyte": "drug:carrier", "region": name,
+        rows.append({"sample": sample, "modality": modality, "analyte": "drug:carrier", "region": name,
                      "metric": "drug_to_carrier_ratio", "value": value, "unit": unit, "ibsi": ""})
     return rows
 
@@ -215,16 +215,25 @@ def grid_pair_rows(sample: str, stack: SectionImage, masks: SectionImage, grid: 
     """The measures of pairs of maps on the analysis grid: the colocalisation of every pair of analytes and the
     nanoparticle (block-averaged onto the grid) in the tissue (:func:`colocalisation_rows`), and the release
     index of the drug and carrier roles per region (:func:`release_index_rows`)."""
-    spacing = float(grid.spacing[0])
     maps = {a.name: stack.channel(a.name).astype(np.float64) for a in msi.analytes}
     maps["nanoparticle"] = grid.reduce(nanoparticle)
     tissue, viable = grid_masks(masks, grid)
-    rows = colocalisation_rows(sample, maps, tissue, spacing, q)
+    return pair_rows(sample, maps, tissue, viable, float(grid.spacing[0]), msi, q, calibrated)
+
+
+def pair_rows(sample: str, maps: dict[str, np.ndarray], tissue: np.ndarray, viable: np.ndarray | None,
+              spacing_um: float, msi: MSISettings, q: QuantifySettings, calibrated=(),
+              modality: str = "msi") -> list[dict]:
+    """The colocalisation of every pair of ``maps`` (one grid) in the tissue (:func:`colocalisation_rows`) and,
+    where analytes of the drug and carrier roles exist, the release index (:func:`release_index_rows`) in the
+    tissue, its ``viable`` part (None: without a fluorescence section) and its shells."""
+    rows = colocalisation_rows(sample, maps, tissue, spacing_um, q, modality)
     drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
     if drug is not None and carrier is not None:
-        regions = {"tissue": tissue, "viable": viable, **tissue_shells(tissue, spacing, q.shell_edges_um)}
+        regions = {"tissue": tissue, **({"viable": viable} if viable is not None else {}),
+                   **tissue_shells(tissue, spacing_um, q.shell_edges_um)}
         unit = f"{msi.unit(drug, drug.name in calibrated)} / {msi.unit(carrier, carrier.name in calibrated)}"
-        rows += release_index_rows(sample, maps[drug.name], maps[carrier.name], regions, unit)
+        rows += release_index_rows(sample, maps[drug.name], maps[carrier.name], regions, unit, modality)
     return rows
 
 

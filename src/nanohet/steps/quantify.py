@@ -21,9 +21,8 @@ from ..quantify.variance import cohort_variance
 from ..quantify.invivo import invivo_exvivo_correlations, join_invivo_exvivo
 from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..msi.calibration import read_calibrations
-from ..quantify.section import (SectionTables, check_thresholds_against_limits, colocalisation_rows, grid_pair_rows,
-                                msi_metrics, nanoparticle_metrics, native_msi_metrics, region_map_image, region_maps,
-                                release_index_rows, tissue_shells)
+from ..quantify.section import (SectionTables, check_thresholds_against_limits, grid_pair_rows, msi_metrics,
+                                nanoparticle_metrics, native_msi_metrics, pair_rows, region_map_image, region_maps)
 from ..msi.tissue import MIN_SEPARABILITY, msi_tissue_mask
 from ..microscopy.autofluorescence import pooled_levels
 from ..io.geojson import read_regions
@@ -153,13 +152,7 @@ def msi_section(ions: str, msi: dict | MSISettings, quantify: dict | QuantifySet
         tables.add("msi_native", a.name, unit, values, tissue, None, None, spacing)
         if a.name in limits:
             tables.add_limits("msi_native", a.name, unit, values, tissue, None, *limits[a.name])
-    rows = colocalisation_rows(sample, maps, tissue, spacing, quantify, modality="msi_native")
-    drug, carrier = msi.analyte("drug"), msi.analyte("carrier")
-    if drug is not None and carrier is not None:
-        regions = {"tissue": tissue, **tissue_shells(tissue, spacing, quantify.shell_edges_um)}
-        unit = f"{msi.unit(drug, drug.name in calibrated)} / {msi.unit(carrier, carrier.name in calibrated)}"
-        rows += [{**r, "modality": "msi_native"}
-                 for r in release_index_rows(sample, maps[drug.name], maps[carrier.name], regions, unit)]
+    rows = pair_rows(sample, maps, tissue, None, spacing, msi, quantify, set(calibrated), "msi_native")
     rows.append({"sample": sample, "modality": "msi_native", "analyte": "all", "region": "tissue",
                  "metric": "tissue_fraction_of_acquisition", "value": info["fraction_of_acquired"],
                  "unit": "fraction", "ibsi": ""})
