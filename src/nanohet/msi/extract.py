@@ -15,6 +15,7 @@ import numpy as np
 
 from ..image import resolve_pixel_size
 from ..io.imzml import ImzMLIndex
+from ..parallel import available_cpus
 from .ibd import chunk_bytes, gather, residue_views, typed_view
 from .reference import numpy_chunk, segment_median
 
@@ -132,7 +133,7 @@ class PassState:
     Per spectrum (length ``n``): ``tic``, ``sumsq``, ``medians``, ``lock_ppm``. ``stack_img`` is the
     (targets, Y, X) float32 image stack the chunk results are written into; ``spectrum_sum`` the summed
     mean-spectrum bins. For continuous files ``axis`` is the shared m/z array, ``cols_lo/hi`` each
-    target's columns and ``bins_axis``/``in_range``/``col_bin`` the mean-spectrum bin of each column.
+    target's columns and ``bins_axis``/``in_range`` the mean-spectrum bin of each column.
     """
 
     index: ImzMLIndex
@@ -159,7 +160,6 @@ class PassState:
     cols_hi: np.ndarray | None = None
     bins_axis: np.ndarray | None = None
     in_range: np.ndarray | None = None
-    col_bin: np.ndarray | None = None
     stack_flat: np.ndarray = None
     pixel_of: np.ndarray = None
 
@@ -179,7 +179,6 @@ class PassState:
         self.cols_hi = np.searchsorted(self.axis, self.hi, side="right")
         self.bins_axis = np.floor((self.axis - self.mz_range[0]) * self.inv_width).astype(np.int64)
         self.in_range = (self.bins_axis >= 0) & (self.bins_axis < self.n_bins)
-        self.col_bin = np.where(self.in_range, self.bins_axis, -1).astype(np.int64)
 
 
 def extract_ion_images(
@@ -196,6 +195,7 @@ def extract_ion_images(
     top_n_ppm: float = 25.0,
     median: bool = False,
     engine: str = "auto",
+    threads: int | None = None,
     progress=None,
 ) -> MSIImages:
     """Extract ion images and normalisation factors in one streaming pass.
@@ -243,6 +243,10 @@ def extract_ion_images(
         new process would spend longer loading (or compiling) the kernel
         than the numpy path takes; ``numpy`` forces the reference path (same
         results; used by the tests to cross-check the kernel).
+    threads : int, optional
+        Threads of the compiled kernel, each running whole blocks of spectra
+        (default: :func:`nanohet.parallel.available_cpus`). The images do
+        not depend on it.
     progress : callable, optional
         Called as ``progress(done_spectra, total_spectra)`` after each chunk.
 
@@ -265,7 +269,7 @@ def extract_ion_images(
     if engine == "auto" and int(index.int_lengths.sum()) <= AUTO_NUMPY_PEAKS:
         engine = "numpy"
     kern = _kernels(engine, index.continuous and lock_mass is not None)
-    _stream(p, kern, chunk_peaks, progress)
+    _stream(p, kern, chunk_peaks, progress, available_cpus() if threads is None else max(1, int(threads)))
     return _result(p, targets, top_targets, pixel_size, mean_spectrum_bin_mz)
 
 
@@ -342,7 +346,7 @@ def _chunks(index: ImzMLIndex, chunk_peaks: int):
     return blocks, [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _stream(p: PassState, kern, chunk_peaks: int, progress) -> None:
+def _stream(p: PassState, kern, chunk_peaks: int, progress, threads: int = 1) -> None:
     """Read every chunk once: the kernel path maps the next chunk in a helper thread while the kernel
     works on this one (reading it from disk if needed); the numpy path gathers each chunk itself."""
     index = p.index
@@ -350,6 +354,7 @@ def _stream(p: PassState, kern, chunk_peaks: int, progress) -> None:
     mm = np.memmap(index.ibd_path, dtype=np.uint8, mode="r")
     fh = open(index.ibd_path, "rb", buffering=0)
     prefetch = ThreadPoolExecutor(max_workers=1) if kern is not None else None
+    workers = ThreadPoolExecutor(max_workers=threads) if kern is not None and threads > 1 else None
     try:
         if index.continuous:
             p.read_axis(mm)
@@ -357,6 +362,7 @@ def _stream(p: PassState, kern, chunk_peaks: int, progress) -> None:
             values = np.zeros((max((b - a for a, b in bounds), default=0), p.lo.size))
         else:
             kargs = _kernel_args(p, kern)
+            kargs["workers"] = workers
             pending = prefetch.submit(chunk_bytes, fh, mm, index, *bounds[0]) if bounds else None
         for c_i, (start, stop) in enumerate(bounds):
             if kern is None:
@@ -374,6 +380,8 @@ def _stream(p: PassState, kern, chunk_peaks: int, progress) -> None:
     finally:
         if prefetch is not None:
             prefetch.shutdown(wait=True)
+        if workers is not None:
+            workers.shutdown(wait=True)
         fh.close()
         del mm
 
@@ -395,6 +403,17 @@ def _kernel_args(p: PassState, kern) -> dict:
     }
 
 
+def _each_block(workers, n_blocks: int, run_block) -> None:
+    """``run_block(b)`` for every block of a chunk: in the worker threads (the kernels release the GIL), or here
+    with one thread. Blocks write disjoint memory, so the order they run in does not matter."""
+    if workers is None:
+        for b in range(n_blocks):
+            run_block(b)
+    else:
+        for done in [workers.submit(run_block, b) for b in range(n_blocks)]:
+            done.result()  # re-raises a worker's exception
+
+
 def _kernel_continuous(p: PassState, kern, kargs: dict, data, start: int, stop: int, local_blocks) -> None:
     index = p.index
     _, _, src, base = data  # the intensities' bytes
@@ -405,9 +424,18 @@ def _kernel_continuous(p: PassState, kern, kargs: dict, data, start: int, stop: 
         block = flat[fstarts[0]: fstarts[0] + m * width].reshape(m, width)
     else:
         block = gather(src, index.int_offsets[start:stop] - base, lens, index.int_dtype, kern).reshape(m, width)
-    kern.process_continuous(block, local_blocks, p.cols_lo.astype(np.int64), p.cols_hi.astype(np.int64),
-                            p.reduce_max, p.col_bin, p.n_bins, p.tic[start:stop], p.sumsq[start:stop],
-                            p.spectrum_sum, kargs["scratch"], p.stack_flat, p.pixel_of[start:stop])
+    cols_lo, cols_hi = p.cols_lo.astype(np.int64), p.cols_hi.astype(np.int64)
+    tic, sumsq, pix, scratch = p.tic[start:stop], p.sumsq[start:stop], p.pixel_of[start:stop], kargs["scratch"]
+
+    def run_block(b):
+        kern.process_continuous(block, local_blocks[b:b + 2], cols_lo, cols_hi, p.reduce_max, tic, sumsq,
+                                scratch[b:b + 1], p.stack_flat, pix)
+
+    n_blocks = local_blocks.size - 1
+    _each_block(kargs["workers"], n_blocks, run_block)
+    for b in range(n_blocks):  # in block order: the same sums with any number of threads
+        p.spectrum_sum += np.bincount(p.bins_axis[p.in_range], weights=scratch[b, :width][p.in_range],
+                                      minlength=p.n_bins)
     if p.median:
         p.medians[start:stop] = np.median(block, axis=1)
 
@@ -420,11 +448,19 @@ def _kernel_processed(p: PassState, kern, kargs: dict, data, start: int, stop: i
     mz_v, mz_row, mz_col = residue_views(mz_src, index.mz_offsets[start:stop] - mz_base, index.mz_dtype)
     it_v, it_row, it_col = residue_views(src, index.int_offsets[start:stop] - base, index.int_dtype)
     lerr = np.full(m, np.nan)
-    kern.process_peaks(mz_v, it_v, mz_row, mz_col, it_row, it_col, lens.astype(np.int64), local_blocks,
-                       kargs["k_lo"], kargs["k_hi"], kargs["k_maxhi"], kargs["order"], p.reduce_max, *kargs["lock"],
-                       p.mz_range[0], p.inv_width, p.n_bins, *kargs["lut"], kargs["near_window"], p.tic[start:stop],
-                       p.sumsq[start:stop], lerr, p.spectrum_sum, kargs["scratch"], p.stack_flat,
-                       p.pixel_of[start:stop])
+    lens64, tic, sumsq, pix, scratch = (lens.astype(np.int64), p.tic[start:stop], p.sumsq[start:stop],
+                                        p.pixel_of[start:stop], kargs["scratch"])
+
+    def run_block(b):
+        kern.process_peaks(mz_v, it_v, mz_row, mz_col, it_row, it_col, lens64, local_blocks[b:b + 2],
+                           kargs["k_lo"], kargs["k_hi"], kargs["k_maxhi"], kargs["order"], p.reduce_max,
+                           *kargs["lock"], p.mz_range[0], p.inv_width, p.n_bins, *kargs["lut"], kargs["near_window"],
+                           tic, sumsq, lerr, scratch[b:b + 1], p.stack_flat, pix)
+
+    n_blocks = local_blocks.size - 1
+    _each_block(kargs["workers"], n_blocks, run_block)
+    for b in range(n_blocks):  # in block order, in float64: the same sums with any number of threads
+        np.add(p.spectrum_sum, scratch[b, :p.n_bins], out=p.spectrum_sum)
     p.lock_ppm[start:stop] = lerr * 1e6
     if p.median:
         spec = np.repeat(np.arange(m), lens)

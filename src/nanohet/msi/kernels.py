@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True, nogil=True)
@@ -102,11 +102,11 @@ def _one_spectrum(mz, it, mz_start, it_start, n, lo, hi, maxhi, target_of, reduc
     return t, q
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, nogil=True)
 def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, blocks, lo, hi, maxhi, target_of, reduce_max,
                   lock_mz, lock_lo, lock_hi, use_lock, bin0, bin_step, n_bins, lut0, lut_inv, lut, flag,
-                  tic, sumsq, lock_err, spectrum_sum, partial, out, pix):
-    """Process the peaks of ``len(lengths)`` spectra.
+                  tic, sumsq, lock_err, partial, out, pix):
+    """Process the peaks of the spectra ``blocks[0]:blocks[-1]``, one block after the other.
 
     ``mz`` and ``it`` are 2-D views of the .ibd bytes, one row per byte
     residue modulo the item size (see ``nanohet.msi._residue_views``):
@@ -123,18 +123,20 @@ def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, blocks, lo, h
     ``flag`` (from :func:`window_bins`) marks the mean-spectrum bins near a
     window: peaks in other bins skip the search. Each spectrum's window sums
     (accumulated in float64) are written to ``out[:, pix[i]]`` (the image
-    stack, flattened per target), so no serial scatter follows the parallel
-    loop.
-    Spectra are processed in parallel in blocks ``blocks[b]:blocks[b + 1]``
-    (from ``nanohet.msi.block_starts``); each block sums its part of the mean
-    spectrum in float32 (small enough to stay in the core's cache) and the
-    blocks are added in float64 in block order, so the result does not
-    depend on the number of threads. ``partial`` (float32, at least
-    ``(len(blocks) - 1, n_bins)``) is scratch space reused across chunks, so
-    no chunk allocates (and page-faults) a fresh one.
+    stack, flattened per target), so no serial scatter follows.
+    Block ``b`` is spectra ``blocks[b]:blocks[b + 1]`` (from
+    ``nanohet.msi.extract.block_starts``); it sums its part of the mean
+    spectrum in float32 (small enough to stay in the core's cache) into
+    ``partial[b]`` (scratch reused across chunks, so no chunk allocates and
+    page-faults a fresh one), which the caller adds in float64 in block
+    order. No two blocks write the same memory, so the caller runs blocks in
+    threads (the function releases the GIL) and the result does not depend
+    on the number of threads. The function is serial on purpose: numba
+    compiles it in about half the time of a ``prange`` loop, and a first run
+    pays that compilation.
     """
     n_blocks = blocks.size - 1
-    for blk in prange(n_blocks):
+    for blk in range(n_blocks):
         partial[blk, :n_bins] = 0.0
         row = np.empty(out.shape[0])  # this spectrum's window sums, in float64
         for i in range(blocks[blk], blocks[blk + 1]):
@@ -157,9 +159,6 @@ def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, blocks, lo, h
             px = np.uint64(pix[i])
             for c in range(row.size):
                 out[c, px] = row[c]
-    for blk in range(n_blocks):
-        for b in range(n_bins):
-            spectrum_sum[b] += partial[blk, b]
 
 
 @njit(cache=True, nogil=True)
@@ -172,23 +171,20 @@ def copy_segments(src, first, lengths, dest, dest_starts):
             dest[d + j] = src[a + j]
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def process_continuous(block, blocks, cols_lo, cols_hi, reduce_max, col_bin, n_bins, tic, sumsq, spectrum_sum,
-                       partial, out, pix):
+@njit(cache=True, nogil=True)
+def process_continuous(block, blocks, cols_lo, cols_hi, reduce_max, tic, sumsq, partial, out, pix):
     """Continuous spectra: ``block`` is (spectra, m/z points) on one shared axis.
 
-    Target ``k`` covers columns ``cols_lo[k]:cols_hi[k]``; ``col_bin`` is the
-    mean-spectrum bin of each column (-1 outside the range). Each block of
+    Target ``k`` covers columns ``cols_lo[k]:cols_hi[k]``. Each block of
     spectra (``blocks``, as in :func:`process_peaks`) sums its columns into a
     row of ``partial`` (scratch, at least ``(len(blocks) - 1, columns)``,
-    float64); the column sums are added to the bins in block order, so
-    results do not depend on the thread count.
+    float64), which the caller adds to the mean-spectrum bins in block order.
     Results go to ``out[:, pix[i]]`` as in :func:`process_peaks`.
     """
     width = block.shape[1]
     k = cols_lo.size
     n_blocks = blocks.size - 1
-    for blk in prange(n_blocks):
+    for blk in range(n_blocks):
         acc_cols = partial[blk]
         acc_cols[:width] = 0.0
         for i in range(blocks[blk], blocks[blk + 1]):
@@ -213,8 +209,3 @@ def process_continuous(block, blocks, cols_lo, cols_hi, reduce_max, col_bin, n_b
                     else:
                         acc += v
                 out[c, px] = acc
-    for blk in range(n_blocks):
-        for j in range(width):
-            b = col_bin[j]
-            if b >= 0:
-                spectrum_sum[b] += partial[blk, j]

@@ -53,7 +53,6 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
     :func:`nanohet.msi.stack.analysis_stack`), per-analyte statistics and the mean spectrum. The parsed
     imzML index is cached to ``out_index`` when given."""
     msi = MSISettings.coerce(msi)
-    _set_threads(threads)
     try:
         index = read_imzml_index(imzml)
     except InputError as exc:
@@ -70,7 +69,7 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
     res = extract_ion_images(index, ions, pixel_size_um=pixel_size, reduce=msi.reduce, lock_mass=lock,
                              top_n=int(msi.top_n_peaks), median=msi.normalisation == "median",
                              mean_spectrum_bin_mz=float(msi.mean_spectrum_bin_mz), chunk_peaks=int(msi.chunk_peaks),
-                             progress=progress)
+                             threads=threads, progress=progress)
     if lock is not None:
         found = np.isfinite(res.lock_mass_ppm[res.acquired])
         log.info("lock mass %.4f: found in %.1f %% of spectra, median |error| %.2f ppm", lock.mz,
@@ -102,7 +101,6 @@ def calibrate(standards: list[dict], msi: dict | MSISettings, out_calibration: s
     ``out_standards``, the fitted line of each analyte into ``out_calibration``.
     """
     msi = MSISettings.coerce(msi)
-    _set_threads(threads)
     ions, _ = targets(msi)
     std = msi.internal_standard
     by_name = {a.name: a for a in msi.analytes}
@@ -114,7 +112,7 @@ def calibrate(standards: list[dict], msi: dict | MSISettings, out_calibration: s
             raise InputError(f"standard {path} ({sheet}): {exc}") from None
         pixel = group["pixel_size"].dropna().iloc[0] if "pixel_size" in group and group["pixel_size"].notna().any() else None
         res = extract_ion_images(index, ions, pixel_size_um=pixel, reduce=msi.reduce,
-                                 median=msi.normalisation == "median")
+                                 median=msi.normalisation == "median", threads=threads)
         check_internal_standard(res, msi, f"standard {path} ({sheet})")
         for rec in group.to_dict("records"):
             image = normalise(res.images[rec["analyte"]], msi.normalisation, msi=res,
@@ -138,12 +136,3 @@ def calibrate(standards: list[dict], msi: dict | MSISettings, out_calibration: s
     table["back_calculated"] = [curves[a].concentration(r) for a, r in zip(table["analyte"], table["response"])]
     write_table(calibration_table(fits), out_calibration)
     write_table(table, out_standards)
-
-
-def _set_threads(threads: int) -> None:
-    try:
-        import numba
-
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    except ImportError:
-        pass
