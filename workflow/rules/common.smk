@@ -17,6 +17,7 @@ from nanohet.io.samplesheet import (
     sample_rows,
     standard_rows,
 )
+from nanohet.io.spect import SHEET_COLUMNS as SPECT_COLUMNS
 from nanohet.provenance import code_version
 from nanohet.registration.graph import VOLUME_MODALITIES, parse_edges, sample_chains
 from nanohet.settings import from_config
@@ -95,6 +96,12 @@ def sample_option(sample, modality, column):
 def option(modality, column):
     """Params function: a sample-sheet option of the sample's file of one modality."""
     return lambda wc: sample_option(wc.sample, modality, column)
+
+
+def counting_options(wc):
+    """Params function: the sample's volume-row values that convert SPECT counts to activity (those given)."""
+    values = {c: sample_option(wc.sample, "volume", c) for c in SPECT_COLUMNS}
+    return {c: v for c, v in values.items() if v is not None}
 
 
 def section_source(sample, modality):

@@ -12,6 +12,7 @@ rule quantify_volume:
         quantify=QUANTIFY_VOLUME,
         structure=option("volume", "structure"),
         dicom_series=option("volume", "dicom_series"),
+        counting=counting_options,
         code=code_version("quantify", "steps/quantify.py"),
     log:
         f"{LOGS}/quantify_volume/{{sample}}.log",

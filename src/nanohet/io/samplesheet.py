@@ -10,6 +10,8 @@ import pandas as pd
 import yaml
 
 from ..errors import InputError
+from .spect import SHEET_COLUMNS as SPECT_COLUMNS
+from .spect import CountCalibration
 
 # a sample is any mix of modalities; it needs one that is measured on its own (an H&E section is only
 # registered onto the fluorescence section; a CT or MR is measured only inside a tumour mask)
@@ -21,8 +23,8 @@ DEMO_FILES = {
 
 
 OPTIONAL_COLUMNS = ("section", "timepoint", "series", "frame", "pixel_size", "mask", "structure", "dicom_series",
-                    "channels", "landmarks", "regions", "analyte", "concentration")
-NUMERIC_COLUMNS = ("pixel_size", "concentration")
+                    "channels", "landmarks", "regions", "analyte", "concentration") + SPECT_COLUMNS
+NUMERIC_COLUMNS = ("pixel_size", "concentration") + tuple(c for c in SPECT_COLUMNS if c != "radionuclide")
 STANDARD = "msi_standard"
 CONTROL = "fluorescence_control"  # an unlabelled control section (autofluorescence); belongs to no sample
 REFERENCE_ROWS = (STANDARD, CONTROL)
@@ -172,6 +174,11 @@ def _check_samples(out: pd.DataFrame, records: list[dict], path: Path) -> None:
         if rec.get("regions") and rec["modality"] != "fluorescence":
             raise InputError(f"{path}: {_row_label(i, rec)}: regions (GeoJSON) are drawn on the fluorescence "
                              "section, the reference frame; put them on its row")
+        counting = {c: rec.get(c) for c in SPECT_COLUMNS if rec.get(c) is not None}
+        if counting and rec["modality"] != "volume":
+            raise InputError(f"{path}: {_row_label(i, rec)}: {', '.join(counting)} belong on a volume row (a SPECT "
+                             "or other counting volume converted to activity)")
+        CountCalibration.from_row(counting, f"{path}: {_row_label(i, rec)}")
         if rec.get("landmarks") and rec["modality"] not in ("msi", "he"):
             raise InputError(f"{path}: {_row_label(i, rec)}: landmarks belong on an msi or he row (a section "
                              "registered onto the fluorescence section)")

@@ -173,10 +173,34 @@ def percent_injected_dose_rows(suv: np.ndarray, mask: np.ndarray, voxel_ml: floa
     """
     if not np.isfinite(weight_kg) or weight_kg <= 0:
         return []
-    v = suv[mask & np.isfinite(suv)]
-    per_g = 100.0 * v / (1000.0 * weight_kg)
+    return injected_fraction_rows(suv / (1000.0 * weight_kg), mask, voxel_ml)
+
+
+def injected_fraction_rows(fraction_per_ml: np.ndarray, mask: np.ndarray, voxel_ml: float) -> list[dict]:
+    """%ID/g (mean, max) and %ID of a tumour from each voxel's activity concentration over the decayed injected
+    activity (1/ml, i.e. per g at density 1; see :func:`percent_injected_dose_rows` for the definitions)."""
+    v = fraction_per_ml[mask & np.isfinite(fraction_per_ml)]
+    per_g = 100.0 * v
     values = {"pct_id_per_g_mean": float(per_g.mean()) if v.size else np.nan,
               "pct_id_per_g_max": float(per_g.max()) if v.size else np.nan,
               "pct_injected_dose": float(per_g.sum() * voxel_ml)}
     units = {"pct_id_per_g_mean": "%ID/g", "pct_id_per_g_max": "%ID/g", "pct_injected_dose": "%ID"}
     return [{"region": "tumour", "metric": k, "value": val, "unit": units[k], "ibsi": ""} for k, val in values.items()]
+
+
+def counting_volume_rows(kbq_per_ml: np.ndarray, mask: np.ndarray, voxel_ml: float, calibration) -> list[dict]:
+    """The tumour's %ID/g, %ID (with an injected dose) and SUVbw mean and max (with a body weight too) from a
+    counting volume converted to kBq/ml (``calibration``: :class:`nanohet.io.spect.CountCalibration`), plus the
+    conversion's own rows. Definitions: :mod:`nanohet.io.spect`."""
+    rows = [{"region": "tumour", "ibsi": "", **r} for r in calibration.as_rows()]
+    dose = calibration.decayed_dose_mbq
+    if dose is None:
+        return rows
+    fraction = kbq_per_ml / (dose * 1000.0)  # kBq/ml over kBq: per ml
+    rows += injected_fraction_rows(fraction, mask, voxel_ml)
+    if calibration.weight_g is not None:
+        suv = fraction[mask & np.isfinite(fraction)] * calibration.weight_g
+        for name, value in (("suvbw_mean", suv.mean() if suv.size else np.nan),
+                            ("suvbw_max", suv.max() if suv.size else np.nan)):
+            rows.append({"region": "tumour", "metric": name, "value": float(value), "unit": "SUVbw", "ibsi": ""})
+    return rows

@@ -27,8 +27,9 @@ from ..msi.tissue import MIN_SEPARABILITY, msi_tissue_mask
 from ..microscopy.autofluorescence import pooled_levels
 from ..io.geojson import read_regions
 from ..io.pet import is_pet_series, read_pet_suv
+from ..io.spect import CountCalibration
 from ..io.rtstruct import read_mask
-from ..quantify.volume import percent_injected_dose_rows, volume_rows
+from ..quantify.volume import counting_volume_rows, percent_injected_dose_rows, volume_rows
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings, StatisticsSettings
 from . import one_input, read_section, where
 
@@ -166,11 +167,21 @@ VOLUME_ANALYTES = {"volume": "uptake", "ct": "attenuation", "mr": "signal"}
 
 def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
            quantify: dict | QuantifySettings | None = None, structure: str | None = None,
-           modality: str = "volume", dicom_series: str | None = None) -> None:
+           modality: str = "volume", dicom_series: str | None = None, counting: dict | None = None) -> None:
     """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`):
-    the uptake volume (``modality`` volume: PET in SUV, SPECT), or a CT (Hounsfield units) or MR with a mask."""
+    the uptake volume (``modality`` volume: PET in SUV, SPECT), or a CT (Hounsfield units) or MR with a mask.
+    ``counting``: the volume row's :data:`nanohet.io.spect.SHEET_COLUMNS`; with a calibration factor the counts
+    become kBq/ml (and %ID/g, SUVbw where the dose and weight are given)."""
     unit, conversion = {"ct": "HU"}.get(modality, "image units"), None
-    if is_pet_series(volume, dicom_series):  # PET DICOM: to SUVbw from its header, the conversion recorded
+    calibration = CountCalibration.from_row(counting, f"sample {sample}: {volume}")
+    if calibration is not None:
+        img = read_volume(volume, dicom_series)
+        counts = sitk.GetArrayFromImage(img)
+        kbq = sitk.GetImageFromArray(calibration.kbq_per_ml(counts, float(np.prod(img.GetSpacing())) / 1000.0))
+        kbq.CopyInformation(img)
+        img, unit = kbq, "kBq/ml"
+        log.info("%s: counts converted to kBq/ml with %s", volume, calibration)
+    elif is_pet_series(volume, dicom_series):  # PET DICOM: to SUVbw from its header, the conversion recorded
         img, conversion = read_pet_suv(volume, dicom_series)
         unit = "SUVbw"
         log.info("%s: PET in %s (decay correction %s) converted to SUVbw: %s", volume, conversion.units,
@@ -182,6 +193,9 @@ def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
         rows = volume_rows(img, msk, QuantifySettings.coerce(quantify or {}), unit)
     except InputError as exc:
         raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
+    if calibration is not None:
+        rows += counting_volume_rows(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(msk) > 0,
+                                     float(np.prod(img.GetSpacing())) / 1000.0, calibration)
     if conversion is not None:
         rows += [{"region": "tumour", "ibsi": "", **r} for r in conversion.as_rows()]
         rows += percent_injected_dose_rows(sitk.GetArrayFromImage(img).astype(np.float64),
