@@ -390,11 +390,9 @@ def _kernel_args(p: PassState, kern) -> dict:
     """Per-pass inputs of the compiled kernels: windows sorted by lower bound, lookup tables, scratch."""
     order = np.argsort(p.lo, kind="stable")
     k_lo, k_hi = p.lo[order], p.hi[order]
-    lock = p.lock_mass
     return {
         "order": order.astype(np.int64), "k_lo": k_lo, "k_hi": k_hi,
         "k_maxhi": np.maximum.accumulate(k_hi) if k_hi.size else k_hi,
-        "lock": (lock.mz, *lock.window, True) if lock is not None else (0.0, 0.0, 0.0, False),
         "lut": kern.window_lut(k_lo),
         "near_window": kern.window_bins(k_lo, k_hi, p.mz_range[0], p.inv_width, p.n_bins),
         # per-block mean-spectrum scratch, reused by every chunk
@@ -450,12 +448,15 @@ def _kernel_processed(p: PassState, kern, kargs: dict, data, start: int, stop: i
     lerr = np.full(m, np.nan)
     lens64, tic, sumsq, pix, scratch = (lens.astype(np.int64), p.tic[start:stop], p.sumsq[start:stop],
                                         p.pixel_of[start:stop], kargs["scratch"])
+    if p.lock_mass is not None:
+        kern.lock_errors(mz_v, it_v, mz_row, mz_col, it_row, it_col, lens64, p.lock_mass.mz, *p.lock_mass.window,
+                         lerr)
 
     def run_block(b):
         kern.process_peaks(mz_v, it_v, mz_row, mz_col, it_row, it_col, lens64, local_blocks[b:b + 2],
-                           kargs["k_lo"], kargs["k_hi"], kargs["k_maxhi"], kargs["order"], p.reduce_max,
-                           *kargs["lock"], p.mz_range[0], p.inv_width, p.n_bins, *kargs["lut"], kargs["near_window"],
-                           tic, sumsq, lerr, scratch[b:b + 1], p.stack_flat, pix)
+                           kargs["k_lo"], kargs["k_hi"], kargs["k_maxhi"], kargs["order"], p.reduce_max, lerr,
+                           p.mz_range[0], p.inv_width, p.n_bins, *kargs["lut"], kargs["near_window"],
+                           tic, sumsq, scratch[b:b + 1], p.stack_flat, pix)
 
     n_blocks = local_blocks.size - 1
     _each_block(kargs["workers"], n_blocks, run_block)

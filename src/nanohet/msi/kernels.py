@@ -17,18 +17,22 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _find_lock_error(mz, it, mz_start, it_start, length, lock_mz, lock_lo, lock_hi):
-    best = -1.0
-    best_mz = 0.0
-    for j in range(length):
-        m = mz[mz_start + j]
-        v = it[it_start + j]
-        if lock_lo <= m <= lock_hi and v > best:
-            best = v
-            best_mz = m
-    if best < 0:
-        return np.nan
-    return (best_mz - lock_mz) / lock_mz
+def lock_errors(mz, it, mz_row, mz_col, it_row, it_col, lengths, lock_mz, lock_lo, lock_hi, lock_err):
+    """Relative m/z error of each spectrum's lock-mass peak: the most intense peak in ``[lock_lo, lock_hi]``
+    (views as in :func:`process_peaks`); NaN where the window holds no peak. A kernel of its own, compiled only
+    when a lock mass is configured."""
+    for i in range(lengths.size):
+        mz_i, it_i = mz[mz_row[i]], it[it_row[i]]
+        mz_start, it_start = np.uint64(mz_col[i]), np.uint64(it_col[i])
+        best = -1.0
+        best_mz = 0.0
+        for j in range(np.uint64(lengths[i])):
+            m = mz_i[mz_start + j]
+            v = it_i[it_start + j]
+            if lock_lo <= m <= lock_hi and v > best:
+                best = v
+                best_mz = m
+        lock_err[i] = (best_mz - lock_mz) / lock_mz if best >= 0 else np.nan
 
 
 def window_lut(lo, quantum_mz: float = 0.01):
@@ -61,7 +65,7 @@ def window_bins(lo, hi, bin0: float, bin_step: float, n_bins: int):
     return flag
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # inlined: one function to compile, not two (first run)
 def _one_spectrum(mz, it, mz_start, it_start, n, lo, hi, maxhi, target_of, reduce_max,
                   lut0, lut_inv, lut, flag, scale, bin0, bin_step, n_bins, row, partial):
     # mz, it: 1-D rows of the residue views; every index here is unsigned (uint64), which spares numba's
@@ -104,8 +108,7 @@ def _one_spectrum(mz, it, mz_start, it_start, n, lo, hi, maxhi, target_of, reduc
 
 @njit(cache=True, nogil=True)
 def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, blocks, lo, hi, maxhi, target_of, reduce_max,
-                  lock_mz, lock_lo, lock_hi, use_lock, bin0, bin_step, n_bins, lut0, lut_inv, lut, flag,
-                  tic, sumsq, lock_err, partial, out, pix):
+                  lock_err, bin0, bin_step, n_bins, lut0, lut_inv, lut, flag, tic, sumsq, partial, out, pix):
     """Process the peaks of the spectra ``blocks[0]:blocks[-1]``, one block after the other.
 
     ``mz`` and ``it`` are 2-D views of the .ibd bytes, one row per byte
@@ -114,6 +117,8 @@ def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, blocks, lo, h
     and ``it[it_row[i], it_col[i]:]``, so no spectrum is copied, whatever
     the alignment of its offset.
 
+    ``lock_err`` is each spectrum's relative lock-mass error (from
+    :func:`lock_errors`; NaN: none), divided out of its m/z values.
     Mean-spectrum bin of a peak: ``floor((mz - bin0) * bin_step)`` (``bin_step`` is
     the inverse bin width), exactly as the numpy path computes it.
 
@@ -146,12 +151,8 @@ def process_peaks(mz, it, mz_row, mz_col, it_row, it_col, lengths, blocks, lo, h
             mz_start = np.uint64(mz_col[i])
             it_start = np.uint64(it_col[i])
             row[:] = 0.0
-            scale = 1.0
-            if use_lock:
-                e = _find_lock_error(mz_i, it_i, mz_start, it_start, n, lock_mz, lock_lo, lock_hi)
-                lock_err[i] = e
-                if not math.isnan(e):
-                    scale = 1.0 / (1.0 + e)
+            e = lock_err[i]
+            scale = 1.0 if math.isnan(e) else 1.0 / (1.0 + e)
             t, q = _one_spectrum(mz_i, it_i, mz_start, it_start, n, lo, hi, maxhi, target_of, reduce_max,
                                  lut0, lut_inv, lut, flag, scale, bin0, bin_step, n_bins, row, partial[blk])
             tic[i] = t
