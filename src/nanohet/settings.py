@@ -141,6 +141,9 @@ class MicroscopySettings(Settings):
     """The ``microscopy`` section: which channel plays which role, mask smoothing."""
 
     channels: dict = field(default_factory=lambda: {"nuclei": "DAPI", "vessels": "CD31", "nanoparticle": "NP"})
+    # the pixel size masks, registration and section measures work at (whole slides: read from the pyramid level,
+    # or averaged blocks, of this resolution); None: the file's own pixels
+    working_pixel_um: float | None = None
     tissue_smooth_um: float = 10.0
     necrosis_smooth_um: float = 30.0
     vessel_min_area_um2: float = 20.0

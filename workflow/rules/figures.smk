@@ -20,6 +20,7 @@ rule sample_figure:
         drug=DRUG,
         pixel_size=option("fluorescence", "pixel_size"),
         channels=option("fluorescence", "channels"),
+        working_um=CONFIG.microscopy.working_pixel_um,
         code=code_version("figures", "steps/figures.py"),
     log:
         f"{LOGS}/sample_figure/{{sample}}.log",

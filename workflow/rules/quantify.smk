@@ -11,6 +11,7 @@ rule analysis_grid:
         spacing_um=CONFIG.quantify.analysis_spacing_um,
         pixel_size=option("fluorescence", "pixel_size"),
         channels=option("fluorescence", "channels"),
+        working_um=CONFIG.microscopy.working_pixel_um,
         code=code_version("quantify", "steps/quantify.py"),
     log:
         f"{LOGS}/analysis_grid/{{sample}}.log",

@@ -40,10 +40,15 @@ class AnalysisGrid:
     @classmethod
     def over(cls, reference: SectionImage, spacing_um: float) -> "AnalysisGrid":
         """The grid of about ``spacing_um`` over ``reference`` (trailing pixels that fill no block dropped)."""
-        factor = max(int(round(spacing_um / reference.spacing[0])), 1)
-        shape = (reference.shape_yx[0] // factor, reference.shape_yx[1] // factor)
-        spacing = (reference.spacing[0] * factor, reference.spacing[1] * factor)
-        return cls(factor, shape, spacing, block_origin(reference.origin, reference.spacing, factor))
+        return cls.over_extent(reference.shape_yx, reference.spacing, reference.origin, spacing_um)
+
+    @classmethod
+    def over_extent(cls, shape_yx, spacing, origin, spacing_um: float) -> "AnalysisGrid":
+        """:meth:`over` an image of ``shape_yx`` pixels of ``spacing`` (µm) whose pixel [0, 0] is centred at
+        ``origin`` (µm), known from its header."""
+        factor = max(int(round(spacing_um / spacing[0])), 1)
+        shape = (int(shape_yx[0]) // factor, int(shape_yx[1]) // factor)
+        return cls(factor, shape, (spacing[0] * factor, spacing[1] * factor), block_origin(origin, spacing, factor))
 
     def write(self, path) -> None:
         write_text_atomic(path, json.dumps(asdict(self), indent=1) + "\n")

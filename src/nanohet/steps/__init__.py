@@ -12,6 +12,7 @@ import importlib
 import inspect
 
 from ..io.ometiff import read_ome_tiff
+from ..io.slide import Slide
 from ..logs import run_step
 
 
@@ -47,10 +48,24 @@ def one_input(value):
     return value
 
 
-def read_section(path: str, pixel_size: float | None = None, channels: str | None = None):
-    """A microscopy section with the sample sheet's pixel size and comma-separated channel names, if given."""
+def read_section(path: str, pixel_size: float | None = None, channels: str | None = None,
+                 working_um: float | None = None):
+    """A microscopy section with the sample sheet's pixel size and comma-separated channel names, if given; at
+    the working resolution ``working_um`` (``microscopy.working_pixel_um``: a whole slide's pyramid level or
+    averaged blocks, :meth:`nanohet.io.slide.Slide.read_at`), or its own pixels when None."""
     names = [c.strip() for c in channels.split(",")] if channels else None
-    return read_ome_tiff(path, pixel_size_um=pixel_size, channel_names=names)
+    if working_um is None:
+        return read_ome_tiff(path, pixel_size_um=pixel_size, channel_names=names)
+    with Slide(path, pixel_size_um=pixel_size, channel_names=names) as slide:
+        return slide.read_at(float(working_um))
+
+
+def section_geometry(path: str, pixel_size: float | None = None, channels: str | None = None,
+                     working_um: float | None = None) -> dict:
+    """What :func:`read_section` would give but the pixels: ``shape``, ``spacing``, ``origin`` (from the header)."""
+    names = [c.strip() for c in channels.split(",")] if channels else None
+    with Slide(path, pixel_size_um=pixel_size, channel_names=names) as slide:
+        return slide.geometry_at(None if working_um is None else float(working_um))
 
 
 def where(path, sample: str = "") -> str:

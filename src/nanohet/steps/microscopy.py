@@ -22,7 +22,7 @@ def preprocess(fluorescence: str, microscopy: dict | MicroscopySettings, out_mas
                pixel_size: float | None = None, channels: str | None = None, sample: str = "") -> None:
     """Tissue, necrosis, viable and vessel masks of a fluorescence section, plus section statistics."""
     s = MicroscopySettings.coerce(microscopy)
-    img = read_section(fluorescence, pixel_size, channels)
+    img = read_section(fluorescence, pixel_size, channels, s.working_pixel_um)
     p = float(img.spacing[0])
     masks = section_masks(role_channel(img, s, "nuclei", fluorescence), role_channel(img, s, "vessels", fluorescence),
                           p, s.tissue_smooth_um, s.necrosis_smooth_um, s.vessel_min_area_um2)
@@ -47,7 +47,7 @@ def autofluorescence(controls: list[dict], microscopy: dict | MicroscopySettings
     rows = []
     for rec in controls:
         path = rec["path"]
-        img = read_section(path, rec.get("pixel_size"), rec.get("channels"))
+        img = read_section(path, rec.get("pixel_size"), rec.get("channels"), s.working_pixel_um)
         p = float(img.spacing[0])
         masks = section_masks(role_channel(img, s, "nuclei", path), role_channel(img, s, "vessels", path), p,
                               s.tissue_smooth_um, s.necrosis_smooth_um, s.vessel_min_area_um2)

@@ -31,15 +31,17 @@ from ..io.spect import CountCalibration
 from ..io.rtstruct import read_mask
 from ..quantify.volume import counting_volume_rows, percent_injected_dose_rows, volume_rows
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings, StatisticsSettings
-from . import one_input, read_section, where
+from . import one_input, read_section, section_geometry, where
 
 log = logging.getLogger("nanohet")
 
 
 def analysis_grid(reference: str, spacing_um: float, out_grid: str, pixel_size: float | None = None,
-                  channels: str | None = None) -> None:
-    """The analysis grid over the reference section (``quantify.analysis_spacing_um``), as JSON."""
-    grid = AnalysisGrid.over(read_section(reference, pixel_size, channels), float(spacing_um))
+                  channels: str | None = None, working_um: float | None = None) -> None:
+    """The analysis grid over the reference section (``quantify.analysis_spacing_um``) at the working resolution
+    the masks are made at (``microscopy.working_pixel_um``), from the file's header; as JSON."""
+    g = section_geometry(reference, pixel_size, channels, working_um)
+    grid = AnalysisGrid.over_extent(g["shape"], g["spacing"], g["origin"], float(spacing_um))
     grid.write(out_grid)
     log.info("analysis grid over %s: %s pixels of %s µm (%d x %d reference pixels)", reference, grid.shape,
              grid.spacing, grid.factor, grid.factor)
@@ -72,10 +74,12 @@ def section(fluorescence: str, masks: str, grid: str, msi: dict | MSISettings,
     limits = _limits(one_input(calibration), quantify, sample)
     tables = SectionTables(sample, quantify)
     m = read_ome_tiff(masks)
-    fluo = read_section(fluorescence, pixel_size, channels)
+    fluo = read_section(fluorescence, pixel_size, channels, microscopy.working_pixel_um)
     regions = one_input(regions)
-    drawn = (read_regions(regions, fluo.data.shape[1:], fluo.spacing, fluo.origin, fluo.spacing, fluo.origin)
-             if regions else None)
+    drawn = None
+    if regions:  # drawn in the pixels of the file's full resolution
+        base = section_geometry(fluorescence, pixel_size, channels)
+        drawn = read_regions(regions, fluo.data.shape[1:], fluo.spacing, fluo.origin, base["spacing"], base["origin"])
     dist, np_img = nanoparticle_metrics(tables, fluo, m, microscopy, where(fluorescence, sample),
                                         where(masks, sample), drawn, control_levels(autofluorescence, sample))
     analysis_grid = AnalysisGrid.read(grid)

@@ -34,8 +34,8 @@ def section_input(modality: str, image: str, edge: EdgeSettings, microscopy: Mic
     if modality == "msi":
         return msi_input(read_ome_tiff(image), edge, where)
     if modality == "fluorescence":
-        return fluorescence_input(read_section(image, pixel_size, channels), read_ome_tiff(masks), microscopy, edge,
-                                  where)
+        return fluorescence_input(read_section(image, pixel_size, channels, microscopy.working_pixel_um),
+                                  read_ome_tiff(masks), microscopy, edge, where)
     if modality == "he":
         return he_input(read_ome_tiff(image, pixel_size_um=pixel_size), edge, where)
     raise InputError(f"no registration input for modality {modality!r}")
@@ -153,7 +153,8 @@ def one_edge(modality: str, source, fluorescence, masks, registration: dict, mic
     register_edge(sample, modality, "fluorescence", str(source), str(fluorescence), edge, microscopy, str(edge_tx),
                   str(out_qc), out_figure, masks=str(masks), landmarks=landmarks,
                   options={"he": {"pixel_size": he_pixel_size}})
-    quantify_steps.analysis_grid(str(fluorescence), QuantifySettings.coerce(quantify).analysis_spacing_um, str(grid))
+    quantify_steps.analysis_grid(str(fluorescence), QuantifySettings.coerce(quantify).analysis_spacing_um, str(grid),
+                                 working_um=MicroscopySettings.coerce(microscopy).working_pixel_um)
     to_reference(modality, str(source), [str(edge_tx)], str(grid), str(out_transform), str(out_registered),
                  source_pixel_size=he_pixel_size)
     if out_masks_on_msi:
