@@ -9,12 +9,20 @@ seeded at its maxima at least ``min_distance_um`` apart (the classical pipeline 
 can be used instead. Territories (:func:`cell_territories`): nuclei expanded by ``expand_um`` without merging
 (scikit-image ``expand_labels``), inside the tissue.
 
+A section too large for memory (a whole slide) is read and processed window by window (:func:`tiled_cell_table`):
+each tile with a margin wider than every neighbourhood of the steps, its cells kept where their nuclear centroid
+lies in the tile's core, the global threshold floor and background from an even sample of the whole section.
+
 Accuracy (:func:`detection_f1`): nuclei matched one to one at intersection over union >= 0.5, F1 = 2 TP /
 (2 TP + FP + FN), as the Data Science Bowl 2018 / StarDist papers report it (Caicedo et al., Nat Methods
 2019;16:1247; Schmidt et al., MICCAI 2018).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -30,7 +38,7 @@ TILE_PX = 4096  # sections larger than this (either side) are segmented tile by 
 
 def segment_nuclei(nuclei: np.ndarray, spacing_um: float, *, smooth_um: float = 1.0, min_area_um2: float = 15.0,
                    min_distance_um: float = 6.0, local_window_um: float = 50.0,
-                   mask: np.ndarray | None = None, tile_px: int = TILE_PX) -> np.ndarray:
+                   mask: np.ndarray | None = None, tile_px: int = TILE_PX, floor: float | None = None) -> np.ndarray:
     """Label image of the nuclei in a nuclear-stain channel (0 = background; labels 1..n).
 
     Parameters
@@ -48,6 +56,9 @@ def segment_nuclei(nuclei: np.ndarray, spacing_um: float, *, smooth_um: float = 
         A section larger than this on either side is processed in tiles of this size with a margin wider than
         every neighbourhood the steps use (local threshold, seeds, nucleus); each nucleus is kept from the tile
         whose core holds its centroid. The global threshold floor is computed once over the whole section.
+    floor : float, optional
+        The global threshold floor, when ``nuclei`` is a window of a larger section (:func:`nuclear_floor` of the
+        whole section); default: the triangle threshold of the smoothed channel inside ``mask``.
     """
     image = np.asarray(nuclei, dtype=np.float32)
     if image.ndim != 2:
@@ -59,7 +70,7 @@ def segment_nuclei(nuclei: np.ndarray, spacing_um: float, *, smooth_um: float = 
         return np.zeros(smooth.shape, dtype=np.int32)
     # a local threshold (nuclei brighter than their neighbourhood, so dim nuclei next to bright ones count) above
     # a global floor (the triangle threshold of the region: background stays background)
-    floor = filters.threshold_triangle(smooth[region])
+    floor = nuclear_floor(smooth[region]) if floor is None else float(floor)
     window = max(int(round(local_window_um / spacing_um)) | 1, 3)
     min_px = max(int(round(min_area_um2 / spacing_um ** 2)), 1)
     seed_px = max(int(round(min_distance_um / spacing_um)), 1)
@@ -92,6 +103,12 @@ def segment_nuclei(nuclei: np.ndarray, spacing_um: float, *, smooth_um: float = 
             free = (mapped > 0) & (window_out == 0)
             window_out[free] = mapped[free]
     return segmentation.relabel_sequential(out)[0].astype(np.int32)
+
+
+def nuclear_floor(smoothed_values: np.ndarray) -> float:
+    """The global floor of the nuclear threshold: the triangle threshold (Zack et al., J Histochem Cytochem
+    1977;25:741) of the smoothed nuclear channel's values inside the tissue (all of them, or an even sample)."""
+    return float(filters.threshold_triangle(np.asarray(smoothed_values)))
 
 
 def _segment_tile(smooth: np.ndarray, region: np.ndarray, floor: float, window: int, min_px: int,
@@ -176,6 +193,118 @@ def cell_table(nuclei: np.ndarray, cells: np.ndarray, channels: dict[str, np.nda
     for name, values in (extra or {}).items():
         out[name] = ndimage.mean(values, cells, index)
     return pd.DataFrame(out)
+
+
+@dataclass
+class SectionWindows:
+    """A section at full resolution read window by window (for :func:`tiled_cell_table`).
+
+    Attributes
+    ----------
+    shape : (int, int)
+        Rows and columns.
+    spacing_um : float
+        Pixel size (µm).
+    origin_um : (float, float)
+        Centre ``(x, y)`` of pixel [0, 0] (µm).
+    read : callable
+        ``read(y0, y1, x0, x1)`` -> ``(channels, masks)``: dicts of name -> 2-D array of that window (the masks
+        ``tissue``, ``viable``, ``necrosis``, ``vessels`` as bool).
+    """
+
+    shape: tuple
+    spacing_um: float
+    origin_um: tuple
+    read: Callable
+
+
+def tile_bounds(shape, tile_px: int):
+    """``(y0, y1, x0, x1)`` of the tiles covering ``shape``, row by row."""
+    h, w = shape
+    return [(y0, min(y0 + tile_px, h), x0, min(x0 + tile_px, w)) for y0 in range(0, h, tile_px)
+            for x0 in range(0, w, tile_px)]
+
+
+def section_levels(windows: SectionWindows, nuclear: str, smooth_um: float, other: str | None = None, *,
+                   tile_px: int = TILE_PX, max_samples: int = 20_000_000) -> dict:
+    """The whole section's global levels from one pass over its tiles, on an even lattice of at most
+    ``max_samples`` pixels (every pixel of a section that small): ``floor`` (:func:`nuclear_floor` of the smoothed
+    nuclear channel in the tissue) and, with ``other``, ``background`` (that channel's median outside the tissue,
+    as :func:`nanohet.microscopy.masks.background_level`)."""
+    h, w = windows.shape
+    stride = max(1, math.ceil(math.sqrt(h * w / max_samples)))
+    sigma = smooth_um / windows.spacing_um
+    margin = int(math.ceil(4 * sigma)) + 1
+    inside, outside = [], []
+    for y0, y1, x0, x1 in tile_bounds(windows.shape, tile_px):
+        ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
+        channels, masks = windows.read(ya, min(y1 + margin, h), xa, min(x1 + margin, w))
+        smooth = ndimage.gaussian_filter(np.asarray(channels[nuclear], dtype=np.float32), sigma)
+        rows = np.arange(-(-y0 // stride) * stride, y1, stride) - ya  # lattice rows and columns in this core
+        cols = np.arange(-(-x0 // stride) * stride, x1, stride) - xa
+        tissue = masks["tissue"][np.ix_(rows, cols)]
+        inside.append(smooth[np.ix_(rows, cols)][tissue])
+        if other is not None:
+            outside.append(np.asarray(channels[other])[np.ix_(rows, cols)][~tissue])
+    inside = np.concatenate(inside) if inside else np.zeros(0)
+    levels = {"floor": nuclear_floor(inside) if inside.size and np.ptp(inside) > 0 else None, "stride": stride}
+    if other is not None:
+        outside = np.concatenate(outside) if outside else np.zeros(0)
+        levels["background"] = float(np.median(outside)) if outside.size else 0.0
+    return levels
+
+
+def tiled_cell_table(windows: SectionWindows, nuclear: str, floor: float, *, smooth_um: float, min_area_um2: float,
+                     min_distance_um: float, local_window_um: float, expand_um: float,
+                     extra: Callable | None = None, labels: np.ndarray | None = None, tile_px: int = TILE_PX,
+                     progress=None) -> pd.DataFrame:
+    """:func:`cell_table` of a whole section, a tile at a time, so memory is bounded by a tile.
+
+    Each tile is read with a margin wider than the smoothing, local threshold, watershed seeds and territory
+    expansion; its nuclei are segmented (:func:`segment_nuclei` with the section's ``floor``) and expanded
+    (:func:`cell_territories`) in that window, and its cells are kept where their nuclear centroid lies in the
+    tile's core: each cell is measured once, with its whole territory. ``extra(channels, masks)`` gives the window's
+    extra maps (e.g. the corrected nanoparticle, the vessel distance, ``viable``), averaged over each cell as in
+    :func:`cell_table`. ``labels``: nuclei segmented elsewhere (a label image of the section's shape), used inside
+    the tissue instead of the segmentation. Cells are numbered in tile order.
+    """
+    p = windows.spacing_um
+    h, w = windows.shape
+    window_px = max(int(round(local_window_um / p)) | 1, 3)
+    seed_px = max(int(round(min_distance_um / p)), 1)
+    # a core nucleus needs its segmentation neighbourhood; its territory competes with nuclei up to two expansions
+    # and a nucleus away, which need theirs too
+    margin = window_px + 6 * seed_px + int(math.ceil(4 * smooth_um / p + 2 * expand_um / p)) + 32
+    tables, next_id = [], 1
+    bounds = tile_bounds(windows.shape, tile_px)
+    for k, (y0, y1, x0, x1) in enumerate(bounds):
+        ya, xa, yb, xb = max(y0 - margin, 0), max(x0 - margin, 0), min(y1 + margin, h), min(x1 + margin, w)
+        channels, masks = windows.read(ya, yb, xa, xb)
+        tissue = masks["tissue"]
+        if tissue.any() and (floor is not None or labels is not None):
+            if labels is not None:
+                nuclei = np.where(tissue, labels[ya:yb, xa:xb], 0).astype(np.int32)
+            else:
+                nuclei = segment_nuclei(channels[nuclear], p, smooth_um=smooth_um, min_area_um2=min_area_um2,
+                                        min_distance_um=min_distance_um, local_window_um=local_window_um,
+                                        mask=tissue, tile_px=max(yb - ya, xb - xa), floor=floor)
+            if nuclei.any():
+                cells = cell_territories(nuclei, p, expand_um, tissue, tile_px=max(yb - ya, xb - xa))
+                origin = (windows.origin_um[0] + xa * p, windows.origin_um[1] + ya * p)
+                table = cell_table(nuclei, cells, channels, p, origin, extra(channels, masks) if extra else None)
+                # centroid in section pixels; bounds shifted by 1e-6 px so a centroid on a tile edge, computed in two
+                # windows with rounding errors far smaller, goes to one tile only
+                col = (table["x_um"].to_numpy() - origin[0]) / p + xa + 1e-6
+                row = (table["y_um"].to_numpy() - origin[1]) / p + ya + 1e-6
+                table = table[(row >= y0) & (row < y1) & (col >= x0) & (col < x1)].reset_index(drop=True)
+                table["cell"] = np.arange(next_id, next_id + len(table))
+                next_id += len(table)
+                tables.append(table)
+        if progress is not None:
+            progress(k + 1, len(bounds))
+    if not tables:
+        return cell_table(np.zeros((1, 1), np.int32), np.zeros((1, 1), np.int32), {}, p)
+    return pd.concat(tables, ignore_index=True)
 
 
 def detection_f1(predicted: np.ndarray, truth: np.ndarray, iou: float = 0.5) -> dict[str, float]:

@@ -13,13 +13,14 @@ from ..atomic import write_table
 from ..errors import InputError
 from ..io.labels import read_label_image
 from ..microscopy.autofluorescence import subtract_autofluorescence
+from ..image import SectionImage
 from ..io.ometiff import read_ome_tiff
-from ..microscopy import background_level, role_channel
-from ..microscopy.cells import cell_table, cell_territories, segment_nuclei
+from ..io.slide import Slide
+from ..microscopy.cells import TILE_PX, SectionWindows, section_levels, tile_bounds, tiled_cell_table
 from ..quantify.grid import AnalysisGrid
 from ..quantify.metrics import distance_to_mask_um, gini_coefficient
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
-from . import one_input, read_section, where
+from . import one_input, where
 from .quantify import control_levels
 
 log = logging.getLogger("nanohet")
@@ -33,6 +34,38 @@ def _on_grid(values: np.ndarray, grid: AnalysisGrid, x_um: np.ndarray, y_um: np.
     out = np.full(x_um.shape, np.nan)
     out[ok] = values[row[ok], col[ok]]
     return out
+
+
+def section_windows(slide: Slide, masks: SectionImage, checked: tuple = (), where: str = "") -> SectionWindows:
+    """Windows of a slide's full resolution with its masks (and the vessel distance, µm, from the vessel mask at
+    the masks' own resolution) at each pixel's nearest mask pixel. A NaN or infinite pixel of a ``checked``
+    channel is an error naming ``where``."""
+    tissue, viable, necrosis, vessels = (masks.channel(c) > 0 for c in ("tissue", "viable", "necrosis", "vessels"))
+    distance = distance_to_mask_um(vessels, masks.spacing).astype(np.float32)
+    maps = {"tissue": tissue, "viable": viable, "necrosis": necrosis, "vessels": vessels,
+            "vessel_distance_um": distance}
+    (h, w), p = slide.level_shapes[0], float(slide.spacing[0])
+    same_grid = tissue.shape == (h, w) and np.allclose(masks.spacing, slide.spacing) and np.allclose(
+        masks.origin, slide.origin, atol=1e-6 * p)
+
+    def read(y0, y1, x0, x1):
+        data = slide.read_window(0, y0, y1, x0, x1)
+        chans = dict(zip(slide.channels, data))
+        if np.issubdtype(data.dtype, np.floating):
+            for name in checked:
+                bad = int(np.count_nonzero(~np.isfinite(chans[name])))
+                if bad:
+                    raise InputError(f"{where}: channel {name!r} holds {bad} NaN or infinite pixels in rows {y0}-{y1}, "
+                                     f"columns {x0}-{x1}; nuclei and cell measures need finite intensities")
+        if same_grid:
+            return chans, {k: v[y0:y1, x0:x1] for k, v in maps.items()}
+        rows = np.clip(np.rint((slide.origin[1] + np.arange(y0, y1) * slide.spacing[1] - masks.origin[1])
+                               / masks.spacing[1]).astype(np.int64), 0, tissue.shape[0] - 1)
+        cols = np.clip(np.rint((slide.origin[0] + np.arange(x0, x1) * slide.spacing[0] - masks.origin[0])
+                               / masks.spacing[0]).astype(np.int64), 0, tissue.shape[1] - 1)
+        return chans, {k: v[np.ix_(rows, cols)] for k, v in maps.items()}
+
+    return SectionWindows((h, w), p, tuple(slide.origin), read)
 
 
 def cell_measures(table: pd.DataFrame, analytes: dict[str, str], thresholds: dict, sample: str) -> list[dict]:
@@ -62,42 +95,63 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
           msi: dict | MSISettings, quantify: dict | QuantifySettings, out_cells: str, out_metrics: str,
           sample: str = "", pixel_size: float | None = None, channels: str | None = None,
           registered: list[str] | str | None = None, labels: list[str] | str | None = None,
-          autofluorescence: list[str] | str | None = None) -> None:
+          autofluorescence: list[str] | str | None = None, tile_px: int = TILE_PX) -> None:
     """Nuclei, cell territories and the per-cell table of a fluorescence section, with every MSI analyte read at
     each cell (the ``registered`` stack on the analysis grid; none for a sample without MSI), the distance to the
     nearest vessel, the region and the macrophage call; and the per-sample cell measures (:func:`cell_measures`).
     The nuclei come from the section's nuclear channel (:func:`~nanohet.microscopy.cells.segment_nuclei`), or from
     ``labels``: a label image the user segmented elsewhere (Cellpose, StarDist, QuPath), on the section's grid
     (:func:`nanohet.io.labels.read_label_image`), kept inside the tissue. ``autofluorescence``: the controls'
-    table, subtracted from the nanoparticle channel as in the section's measures."""
+    table, subtracted from the nanoparticle channel as in the section's measures.
+
+    The section is read at its full resolution tile by tile (:func:`~nanohet.microscopy.cells.tiled_cell_table`,
+    tiles of ``tile_px``), so a whole slide never sits in memory; masks made at a coarser working resolution
+    (``microscopy.working_pixel_um``) are read at the nearest mask pixel, and the vessel distance comes from the
+    vessel mask at its own resolution (exact when the masks are at full resolution)."""
     s, msi, q = MicroscopySettings.coerce(microscopy), MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
-    fluo = read_section(fluorescence, pixel_size, channels)
+    names = [c.strip() for c in channels.split(",")] if channels else None
     m = read_ome_tiff(masks)
-    tissue, viable, vessels = (m.channel(c) > 0 for c in ("tissue", "viable", "vessels"))
-    p = float(fluo.spacing[0])
+    levels = control_levels(autofluorescence, sample)
     labels = one_input(labels)
-    if labels:
-        nuclei = np.where(tissue, read_label_image(labels, tissue.shape, p, f"sample {sample}"), 0)
-        log.info("%s: nuclei from the label image %s (%d objects in the tissue)", sample, labels,
-                 len(np.unique(nuclei)) - 1)
-    else:
-        nuclei = segment_nuclei(role_channel(fluo, s, "nuclei", where(fluorescence, sample)), p,
-                                smooth_um=float(s.nuclei_smooth_um), min_area_um2=float(s.nuclei_min_area_um2),
-                                min_distance_um=float(s.nuclei_min_distance_um),
-                                local_window_um=float(s.nuclei_local_window_um), mask=tissue)
-    if not nuclei.any():
+    with Slide(fluorescence, pixel_size_um=pixel_size, channel_names=names) as slide:
+        p = float(slide.spacing[0])
+        nuclear = s.channel("nuclei")
+        for role in ("nuclei", "nanoparticle"):
+            if s.channel(role) not in slide.channels:
+                raise InputError(f"{where(fluorescence, sample)}: channel {s.channel(role)!r} (configured for role "
+                                 f"{role}) is not in the file; its channels are {slide.channels}")
+        windows = section_windows(slide, m, (nuclear, s.channel("nanoparticle")), where(fluorescence, sample))
+        label_image = None
+        if labels:
+            label_image = read_label_image(labels, slide.level_shapes[0], p, f"sample {sample}")
+            log.info("%s: nuclei from the label image %s", sample, labels)
+        found = section_levels(windows, nuclear, float(s.nuclei_smooth_um), s.channel("nanoparticle"),
+                               tile_px=tile_px)
+        log.info("%s: %d x %d pixels of %.3g µm in %d tile(s); nuclear floor %.4g, nanoparticle background %.4g "
+                 "(from every %d-th pixel)", sample, *slide.level_shapes[0], p,
+                 len(tile_bounds(slide.level_shapes[0], tile_px)), found["floor"] or float("nan"), found["background"],
+                 found["stride"])
+
+        def extra(chans, maps):
+            np_img = np.asarray(chans[s.channel("nanoparticle")], dtype=np.float64) - found["background"]
+            if levels:
+                np_img = subtract_autofluorescence(np_img, levels, maps["tissue"], maps["necrosis"])
+            return {"nanoparticle": np_img, "vessel_distance_um": maps["vessel_distance_um"],
+                    "viable": maps["viable"].astype(np.float32)}
+
+        def progress(done, total):
+            if total > 1:
+                log.info("  %d / %d tiles", done, total)
+
+        table = tiled_cell_table(windows, nuclear, found["floor"], smooth_um=float(s.nuclei_smooth_um),
+                                 min_area_um2=float(s.nuclei_min_area_um2),
+                                 min_distance_um=float(s.nuclei_min_distance_um),
+                                 local_window_um=float(s.nuclei_local_window_um), expand_um=float(s.cell_expand_um),
+                                 extra=extra, labels=label_image, tile_px=tile_px, progress=progress)
+    if table.empty:
         source = f"the label image {labels}" if labels else f"the nuclear channel of {fluorescence}"
         raise InputError(f"sample {sample}: no nucleus of {source} lies in the tissue (masks {masks})")
-    territories = cell_territories(nuclei, p, float(s.cell_expand_um), tissue)
-    np_img = role_channel(fluo, s, "nanoparticle", fluorescence).astype(np.float64)
-    channel_maps = {name: fluo.channel(name) for name in fluo.channels}  # as stored: means accumulate in float64
-    np_img = np_img - background_level(np_img, tissue)
-    levels = control_levels(autofluorescence, sample)
-    if levels:
-        np_img = subtract_autofluorescence(np_img, levels, tissue, m.channel("necrosis") > 0)
-    extra = {"nanoparticle": np_img,
-             "vessel_distance_um": distance_to_mask_um(vessels, fluo.spacing), "viable": viable.astype(np.float32)}
-    table = cell_table(nuclei, territories, channel_maps, p, fluo.origin, extra)
+    tissue_mm2 = float((m.channel("tissue") > 0).sum()) * m.spacing[0] * m.spacing[1] / 1e6
     table.insert(0, "sample", sample)
     registered = one_input(registered)
     measured = msi.analytes if registered else ()
@@ -112,5 +166,4 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
     write_table(table, out_cells)
     analytes = {"nanoparticle": "nanoparticle", **{a.name: a.name for a in measured}}
     write_table(pd.DataFrame(cell_measures(table, analytes, q.coverage_thresholds, sample)), out_metrics)
-    log.info("%s: %d cells (%.0f per mm² of tissue)", sample, len(table),
-             len(table) / max(tissue.sum() * p * p / 1e6, 1e-12))
+    log.info("%s: %d cells (%.0f per mm² of tissue)", sample, len(table), len(table) / max(tissue_mm2, 1e-12))
