@@ -18,7 +18,9 @@ and of docs/benchmarks.md:
 * ``quantify_bench``: from ``benchmarks/quantify.py --out``: the whole measure set's time and peak memory on a
   large section, and the agreement and time ratio against esda and MIRP;
 * ``cells_bench``: from ``benchmarks/cells.py --out``: nuclei, territories and the cell table of a large
-  section, time and peak memory.
+  section, time and peak memory;
+* ``wsi_bench``: from ``benchmarks/wholeslide.py --out`` (one or more sizes): the section steps on a pyramidal
+  whole slide, time and peak memory of each.
 
 Usage (after ``bash run.sh`` and the sweep)::
 
@@ -184,6 +186,20 @@ def cells_bench_block(table: Path) -> str:
             "target: 3 minutes and 4 GB on 2 cores).")
 
 
+def wsi_bench_block(tables: list[Path]) -> str:
+    df = pd.concat([pd.read_csv(t, sep="\t") for t in tables], ignore_index=True)
+    lines = [f"Commit {', '.join(df.commit.astype(str).unique())}; from `benchmarks/wholeslide.py --out` "
+             f"({', '.join(t.name for t in tables)}); pyramidal OME-TIFF, 4 channels uint16, pixels of "
+             f"{df.pixel_um.iloc[0]:g} µm, working resolution {df.working_um.iloc[0]:g} µm; each step in a fresh "
+             "process (the issues' target: 4 GB peak on 2 cores).", "",
+             "| slide | step | time | peak memory | cells |", "|---|---|---|---|---|"]
+    for r in df.itertuples():
+        cells = f"{int(r.cells):,}" if pd.notna(getattr(r, "cells", float("nan"))) else ""
+        lines.append(f"| {int(r.size):,} x {int(r.size):,} | {r.step} | {r.seconds:.1f} s | {r.peak_gb:.2f} GB | "
+                     f"{cells} |")
+    return "\n".join(lines)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
@@ -202,6 +218,7 @@ def main(argv=None) -> int:
     ap.add_argument("--registration-bench", type=Path, help="TSV of benchmarks/registration.py --out")
     ap.add_argument("--quantify-bench", type=Path, help="TSV of benchmarks/quantify.py --out")
     ap.add_argument("--cells-bench", type=Path, help="TSV of benchmarks/cells.py --out")
+    ap.add_argument("--wsi-bench", type=Path, nargs="+", help="TSVs of benchmarks/wholeslide.py --out")
     args = ap.parse_args(argv)
     text = DOC.read_text()
     text = replace_block(text, "demo", demo_block(args.results))
@@ -210,7 +227,7 @@ def main(argv=None) -> int:
                                                        args.sweep_commit or commit()))
     DOC.write_text(text)
     print(f"wrote {DOC}")
-    if args.msi_bench or args.registration_bench or args.quantify_bench or args.cells_bench:
+    if args.msi_bench or args.registration_bench or args.quantify_bench or args.cells_bench or args.wsi_bench:
         bench = BENCH_DOC.read_text()
         if args.msi_bench:
             bench = replace_block(bench, "msi_bench", msi_bench_block(args.msi_bench))
@@ -220,6 +237,8 @@ def main(argv=None) -> int:
             bench = replace_block(bench, "quantify_bench", quantify_bench_block(args.quantify_bench))
         if args.cells_bench:
             bench = replace_block(bench, "cells_bench", cells_bench_block(args.cells_bench))
+        if args.wsi_bench:
+            bench = replace_block(bench, "wsi_bench", wsi_bench_block(args.wsi_bench))
         BENCH_DOC.write_text(bench)
         print(f"wrote {BENCH_DOC}")
     return 0
