@@ -167,7 +167,8 @@ def test_the_cells_step_tile_by_tile_and_at_a_working_resolution(tmp_path, tiny_
     AnalysisGrid.over(section, 10.0).write(grid)
     args = dict(fluorescence=fluo, grid=str(grid), microscopy=CONFIG["microscopy"], msi=CONFIG["msi"],
                 quantify=CONFIG["quantify"], sample="s1_T1")
-    cell_steps.cells(**args, masks=str(masks), out_cells=str(tmp_path / "one.tsv"), out_metrics=str(tmp_path / "a"))
+    cell_steps.cells(**args, masks=str(masks), out_cells=str(tmp_path / "one.tsv"), out_metrics=str(tmp_path / "a"),
+                     out_h5ad=str(tmp_path / "one.h5ad"))
     cell_steps.cells(**args, masks=str(masks), out_cells=str(tmp_path / "tiled.tsv"), out_metrics=str(tmp_path / "b"),
                      tile_px=128)
     one, tiled = (pd.read_csv(tmp_path / f, sep="\t") for f in ("one.tsv", "tiled.tsv"))
@@ -179,6 +180,16 @@ def test_the_cells_step_tile_by_tile_and_at_a_working_resolution(tmp_path, tiny_
     np.testing.assert_allclose(both["nanoparticle_tiled"], both["nanoparticle"], rtol=1e-9)
     np.testing.assert_allclose(both["vessel_distance_um_tiled"], both["vessel_distance_um"], rtol=1e-9)
     assert tiled["nanoparticle"].mean() == pytest.approx(one["nanoparticle"].mean(), rel=1e-3)
+    # the same cells as AnnData: channels' cell means and the nanoparticle in X, centroids in obsm["spatial"]
+    from nanohet.io.h5ad import read_h5ad_table
+
+    adata, obsm, uns = read_h5ad_table(tmp_path / "one.h5ad")
+    assert list(adata.index[:2]) == [f"s1_T1_{c}" for c in one["cell"].iloc[:2]]
+    np.testing.assert_allclose(obsm["spatial"], one[["x_um", "y_um"]].to_numpy())
+    for channel in section.channels:
+        np.testing.assert_allclose(adata[channel], one[f"{channel}_cell"], rtol=1e-6)  # X is float32
+    np.testing.assert_allclose(adata["nanoparticle"], one["nanoparticle"], rtol=1e-6)
+    assert list(adata["region"]) == list(one["region"]) and uns["spatial_unit"] == "um"
     # masks at a working resolution of twice the pixel size
     coarse_settings = {**CONFIG["microscopy"], "working_pixel_um": 2 * section.spacing[0]}
     coarse = tmp_path / "coarse_masks.ome.tif"

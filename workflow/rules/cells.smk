@@ -13,6 +13,7 @@ rule cells:
     output:
         cells=f"{RESULTS}/cells/{{sample}}/cells.tsv",
         metrics=f"{RESULTS}/cells/{{sample}}/cell_metrics.tsv",
+        h5ad=f"{RESULTS}/cells/{{sample}}/cells.h5ad",
     params:
         microscopy=MICROSCOPY,
         msi=MSI,

@@ -11,6 +11,7 @@ from skimage.filters import threshold_otsu
 
 from ..atomic import write_table
 from ..errors import InputError
+from ..io.h5ad import write_h5ad
 from ..io.labels import read_label_image
 from ..microscopy.autofluorescence import subtract_autofluorescence
 from ..image import SectionImage
@@ -68,6 +69,21 @@ def section_windows(slide: Slide, masks: SectionImage, checked: tuple = (), wher
     return SectionWindows((h, w), p, tuple(slide.origin), read)
 
 
+def cells_anndata(table: pd.DataFrame, analytes: list[str], path: str, pixel_size_um: float) -> None:
+    """The cell table as AnnData for squidpy and scanpy (:func:`nanohet.io.h5ad.write_h5ad`): ``X`` holds each
+    channel's cell mean (variables named after the channels), the corrected ``nanoparticle`` and the MSI analytes;
+    ``obs`` the rest (sample, areas, nuclear means, vessel distance, region, macrophage call), named
+    ``<sample>_<cell>``; ``obsm["spatial"]`` the nuclear centroid (x, y) in µm of the reference frame."""
+    channels = [c for c in table.columns if c.endswith("_cell")]
+    variables = channels + ["nanoparticle"] + list(analytes)
+    obs = table.drop(columns=variables + ["x_um", "y_um"])
+    write_h5ad(path, table[variables].to_numpy(dtype=np.float64),
+               [c[:-len("_cell")] for c in channels] + ["nanoparticle"] + list(analytes), obs,
+               [f"{s}_{c}" for s, c in zip(table["sample"], table["cell"])],
+               obsm={"spatial": table[["x_um", "y_um"]].to_numpy(dtype=np.float64)},
+               uns={"spatial_unit": "um", "pixel_size_um": float(pixel_size_um)})
+
+
 def cell_measures(table: pd.DataFrame, analytes: dict[str, str], thresholds: dict, sample: str) -> list[dict]:
     """Per-sample measures of the cells: count, and per analyte (column -> name) the fraction of cells reached
     (mean at or above its coverage threshold), the between-cell CV and Gini, and the macrophages' mean over
@@ -95,14 +111,16 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
           msi: dict | MSISettings, quantify: dict | QuantifySettings, out_cells: str, out_metrics: str,
           sample: str = "", pixel_size: float | None = None, channels: str | None = None,
           registered: list[str] | str | None = None, labels: list[str] | str | None = None,
-          autofluorescence: list[str] | str | None = None, tile_px: int = TILE_PX) -> None:
+          autofluorescence: list[str] | str | None = None, tile_px: int = TILE_PX,
+          out_h5ad: str | None = None) -> None:
     """Nuclei, cell territories and the per-cell table of a fluorescence section, with every MSI analyte read at
     each cell (the ``registered`` stack on the analysis grid; none for a sample without MSI), the distance to the
     nearest vessel, the region and the macrophage call; and the per-sample cell measures (:func:`cell_measures`).
     The nuclei come from the section's nuclear channel (:func:`~nanohet.microscopy.cells.segment_nuclei`), or from
     ``labels``: a label image the user segmented elsewhere (Cellpose, StarDist, QuPath), on the section's grid
     (:func:`nanohet.io.labels.read_label_image`), kept inside the tissue. ``autofluorescence``: the controls'
-    table, subtracted from the nanoparticle channel as in the section's measures.
+    table, subtracted from the nanoparticle channel as in the section's measures. ``out_h5ad``: the same cells as
+    AnnData (:func:`cells_anndata`).
 
     The section is read at its full resolution tile by tile (:func:`~nanohet.microscopy.cells.tiled_cell_table`,
     tiles of ``tile_px``), so a whole slide never sits in memory; masks made at a coarser working resolution
@@ -164,6 +182,8 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
         marker = table[f"{s.channel('macrophages')}_cell"].to_numpy()
         table["macrophage"] = marker > threshold_otsu(marker) if np.ptp(marker) > 0 else False
     write_table(table, out_cells)
+    if out_h5ad:
+        cells_anndata(table, [a.name for a in measured], out_h5ad, p)
     analytes = {"nanoparticle": "nanoparticle", **{a.name: a.name for a in measured}}
     write_table(pd.DataFrame(cell_measures(table, analytes, q.coverage_thresholds, sample)), out_metrics)
     log.info("%s: %d cells (%.0f per mm² of tissue)", sample, len(table), len(table) / max(tissue_mm2, 1e-12))
