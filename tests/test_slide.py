@@ -108,6 +108,10 @@ def test_an_rgb_jpeg_slide(tmp_path):
     with Slide(path) as slide:
         assert slide.channels == ["R", "G", "B"] and slide.spacing == pytest.approx((0.25, 0.25))
         np.testing.assert_array_equal(slide.read_window(0, 50, 170, 30, 301), np.moveaxis(full[50:170, 30:301], -1, 0))
+        coarse = slide.read_at(1.0)  # 4 x 4 blocks, rounded back to 8-bit colour
+        assert coarse.data.dtype == np.uint8 and coarse.channels == ["R", "G", "B"]
+        expected = np.moveaxis(full, -1, 0).astype(float).reshape(3, 75, 4, 105, 4).mean(axis=(2, 4))
+        np.testing.assert_array_equal(coarse.data, np.rint(expected).astype(np.uint8))
 
 
 def test_masks_and_measures_at_a_working_resolution(tiny_sample, tmp_path):

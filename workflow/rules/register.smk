@@ -73,6 +73,7 @@ rule he_to_reference:
     params:
         modality="he",
         source_pixel_size=option("he", "pixel_size"),
+        working_um=CONFIG.microscopy.working_pixel_um,
         code=code_version("registration", "quantify", "steps/register.py"),
     log:
         f"{LOGS}/he_to_reference/{{sample}}.log",

@@ -135,6 +135,8 @@ class Slide:
         level, factor = g["level"], g["block"]
         h, w = self.level_shapes[level]
         data = self.read_window(level, 0, h, 0, w) if factor == 1 else self._block_mean(level, factor)
+        if self._layout == "rgb" and data.dtype != np.uint8:  # colour stays 8-bit RGB (colour deconvolution)
+            data = np.clip(np.rint(data), 0, 255).astype(np.uint8)
         return SectionImage(data=data, channels=list(self.channels), spacing=g["spacing"], origin=g["origin"],
                             metadata={"level": level, "block": factor, "path": self.path})
 

@@ -37,7 +37,7 @@ def section_input(modality: str, image: str, edge: EdgeSettings, microscopy: Mic
         return fluorescence_input(read_section(image, pixel_size, channels, microscopy.working_pixel_um),
                                   read_ome_tiff(masks), microscopy, edge, where)
     if modality == "he":
-        return he_input(read_ome_tiff(image, pixel_size_um=pixel_size), edge, where)
+        return he_input(read_section(image, pixel_size, None, microscopy.working_pixel_um), edge, where)
     raise InputError(f"no registration input for modality {modality!r}")
 
 
@@ -104,8 +104,10 @@ def _qc_figure(path: str, title: str, fix, mov, start, result, qc: dict) -> None
 
 
 def to_reference(modality: str, source: str, edges: list[str] | str, grid: str, out_transform: str,
-                 out_registered: str, source_pixel_size: float | None = None) -> None:
-    """Compose a section's chain of edge transforms and resample it once onto the analysis grid.
+                 out_registered: str, source_pixel_size: float | None = None,
+                 working_um: float | None = None) -> None:
+    """Compose a section's chain of edge transforms and resample it once onto the analysis grid (an H&E whole
+    slide read at the working resolution ``working_um``, ``microscopy.working_pixel_um``).
 
     Parameters
     ----------
@@ -126,7 +128,7 @@ def to_reference(modality: str, source: str, edges: list[str] | str, grid: str, 
         stack = read_ome_tiff(source)
         registered = SectionImage(resample_stack(stack, ref, transform), list(stack.channels), g.spacing, g.origin)
     elif modality == "he":
-        rgb = resample_rgb(read_ome_tiff(source, pixel_size_um=source_pixel_size), ref, transform)
+        rgb = resample_rgb(read_section(source, source_pixel_size, None, working_um), ref, transform)
         registered = SectionImage(rgb, ["R", "G", "B"], g.spacing, g.origin)
     else:
         raise InputError(f"no resampling into the reference for modality {modality!r}")
