@@ -319,3 +319,55 @@ def test_ions_outside_the_acquisition_and_windows_narrower_than_the_profile_samp
     assert "narrower than the profile's sampling step" in qc.flag_reason.iloc[0]
     centroid = read_imzml_index(IMZML / "metaspace_spheroid" / "Untreated_3_434_tiny.imzML")
     assert not is_profile(centroid)
+
+
+PREPARED_CHILD = r"""
+import json, sys
+from nanohet.io.imzml import read_imzml_index
+from nanohet.msi import IonTarget, extract_ion_images, kernels
+from nanohet.msi.extract import read_index_with_kernels
+path, lock = sys.argv[1], sys.argv[2] == "lock"
+idx = read_index_with_kernels(path, engine="numba", lock_mass=lock)
+compiled = {k: len(getattr(kernels, k).signatures) for k in ("process_peaks", "process_continuous", "lock_errors")}
+ref = read_imzml_index(path)
+same = all(__import__("numpy").array_equal(getattr(idx, k), getattr(ref, k))
+           for k in ("coords", "mz_offsets", "mz_lengths", "int_offsets", "int_lengths"))
+extract_ion_images(idx, [IonTarget("a", 500.0, 50)], engine="numba", pixel_size_um=10.0,
+                   lock_mass=IonTarget("lock", 500.0, 30) if lock else None)
+after = {k: len(getattr(kernels, k).signatures) for k in compiled}
+print(json.dumps({"same": same and idx.mz_dtype == ref.mz_dtype and idx.continuous == ref.continuous,
+                  "before": compiled, "after": after}))
+"""
+
+
+@pytest.mark.parametrize("rel, lock", [("pyimzml_example/Example_Processed.imzML", False),
+                                       ("pyimzml_example/Example_Continuous.imzML", False),
+                                       ("metaspace_spheroid/Untreated_3_434_tiny.imzML", True),
+                                       ("pym2aia/test.imzML", False)])
+def test_the_kernel_is_prepared_while_the_index_is_read(tmp_path, rel, lock):
+    """The index read in a forked process while this one compiles the kernel: the same index, and the kernel the
+    extraction then needs is the one already compiled (a fresh process with an empty kernel cache)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    out = subprocess.run([sys.executable, "-c", PREPARED_CHILD, str(IMZML / rel), "lock" if lock else "-"],
+                         capture_output=True, text=True, env=env, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["same"]
+    assert sum(r["before"].values()) >= 1 and r["after"] == r["before"]  # nothing compiled after the index
+
+
+def test_a_malformed_file_read_with_the_kernel_prepared_is_refused(tmp_path):
+    """An error of the index reader in the forked process reaches the caller as it is, and nothing is cached."""
+    from nanohet.msi.extract import read_index_with_kernels
+
+    src = IMZML / "pyimzml_example" / "Example_Processed.imzML"
+    bad = tmp_path / "cut.imzML"
+    bad.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
+    (tmp_path / "cut.ibd").write_bytes(src.with_suffix(".ibd").read_bytes())
+    with pytest.raises(InputError, match="cut.imzML"):
+        read_index_with_kernels(bad, engine="numba")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.ibd", "cut.imzML"]

@@ -472,6 +472,32 @@ def _match_spectra(handler: _Handler, mm, size: int):
     return numbers.reshape(-1, width), slots
 
 
+def read_layout(path: str | Path, max_head_bytes: int = 8 << 20) -> dict | None:
+    """From the head of the file only (up to the end of its first spectrum): the array encodings (numpy kind
+    letters), the first spectrum's number of peaks, the number of spectra the list declares and the mode the
+    file content declares (``continuous``: IMS:1000030, else processed). For planning ahead (e.g. compiling a
+    kernel while the index is read); None when the head does not tell, never an error (the index reader reports
+    what is wrong)."""
+    handler = _Handler(Path(path))
+    head = []
+    try:
+        with open(path, "rb") as fh:
+            while handler.first_span is None:
+                chunk = fh.read(1 << 16)
+                if not chunk or sum(map(len, head)) > max_head_bytes:
+                    return None
+                head.append(chunk)
+                handler.feed(chunk)
+        count = int(handler.list_count)
+    except (InputError, OSError, ValueError):
+        return None
+    if None in handler.precision.values():
+        return None
+    return {"mz_precision": handler.precision["mz"], "int_precision": handler.precision["int"],
+            "first_peaks": int(handler.columns["il"][0]), "count": count,
+            "continuous": b"IMS:1000030" in b"".join(head)}
+
+
 def read_index(path: str | Path) -> RawIndex:
     """The index of an imzML file: the template reader where the file repeats one spectrum layout, else the
     reference stream reader (which reports anything malformed with its line)."""

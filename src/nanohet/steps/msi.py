@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..io.imzml import acquired_mz_range, is_profile, mz_sampling_step, read_imzml_index
 from ..io.ometiff import write_ome_tiff
 from ..msi.calibration import calibration_table, fit_calibration, read_calibrations, standard_response
-from ..msi.extract import extract_ion_images
+from ..msi.extract import extract_ion_images, read_index_with_kernels
 from ..msi.normalise import normalise
 from ..msi.stack import analysis_stack, check_internal_standard, mean_spectrum_table, targets
 from ..settings import MSISettings
@@ -53,8 +53,8 @@ def extract(imzml: str, msi: dict | MSISettings, out_ions: str, out_stats: str, 
     :func:`nanohet.msi.stack.analysis_stack`), per-analyte statistics and the mean spectrum. The parsed
     imzML index is cached to ``out_index`` when given."""
     msi = MSISettings.coerce(msi)
-    try:
-        index = read_imzml_index(imzml)
+    try:  # the compiled kernel is prepared while the index is read
+        index = read_index_with_kernels(imzml, lock_mass=msi.lock_mass is not None)
     except InputError as exc:
         raise InputError(f"sample {sample}: {exc}" if sample else str(exc)) from None
     ions, lock = targets(msi)
