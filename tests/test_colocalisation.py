@@ -93,6 +93,44 @@ def test_shifted_correlations_equal_a_direct_recomputation(seed):
     np.testing.assert_allclose(_cyclic_sums(a, b, region, shifts), direct, atol=1e-9)
 
 
+@pytest.mark.parametrize("seed, shared_mask", [(0, True), (1, True), (2, False)])
+def test_many_pairs_share_their_transforms(seed, shared_mask):
+    """The shifted correlations of every pair of several maps, computed with each map's transforms once, equal
+    each pair's own computation; a map with NaN pixels of its own falls back to the pair-by-pair path."""
+    from scipy import ndimage
+
+    from nanohet.quantify.colocalisation import _cyclic_sums, shift_offsets, shifted_correlations
+
+    rng = np.random.default_rng(seed)
+    ny, nx = (int(v) for v in rng.integers(30, 81, 2))
+    region = ndimage.binary_opening(rng.random((ny, nx)) < 0.85)
+    base = ndimage.gaussian_filter(rng.normal(size=(ny, nx)), 3)
+    maps = {k: base * w + rng.normal(size=(ny, nx)) + 500.0 for k, w in (("a", 1.0), ("b", 0.5), ("c", -2.0))}
+    if not shared_mask:
+        maps["b"][rng.random((ny, nx)) < 0.1] = np.nan
+    shifts = {(x, y): shift_offsets((ny, nx), 40, 5, seed=i) for i, x in enumerate("abc") for y in "abc"[i + 1:]}
+    together = shifted_correlations(maps, region, shifts)
+    for (x, y), sh in shifts.items():
+        np.testing.assert_allclose(together[(x, y)], _cyclic_sums(maps[x], maps[y], region, sh), atol=1e-9)
+
+
+def test_the_section_measures_give_the_pairwise_p_values():
+    """colocalisation_rows (all pairs at once) gives each pair the p-value its own shift test gives."""
+    from nanohet.quantify.section import colocalisation_rows
+    from nanohet.settings import QuantifySettings
+
+    region = np.ones((90, 90), bool)
+    region[:10] = False
+    a = ar1_field(region.shape, 6.0, 1)
+    maps = {"a": a, "b": a + 0.8 * ar1_field(region.shape, 6.0, 2), "c": ar1_field(region.shape, 6.0, 3)}
+    q = QuantifySettings(colocalisation_shifts=49, colocalisation_min_shift_um=100.0)
+    rows = {(r["analyte"], r["metric"]): r["value"] for r in colocalisation_rows("s", maps, region, 10.0, q)}
+    for i, (x, y) in enumerate([("a", "b"), ("a", "c"), ("b", "c")]):
+        alone = colocalisation(maps[x], maps[y], region, n_shifts=49, min_shift_px=10, seed=0 if x == "a" else 1)
+        assert rows[(f"{x}:{y}", "pearson_p_shift")] == alone["pearson_p_shift"]
+        assert rows[(f"{x}:{y}", "pearson")] == pytest.approx(alone["pearson"])
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_costes_threshold_is_where_stepping_down_first_reaches_zero_correlation(seed):
     """Against a brute-force walk down every pixel's entry point from a's maximum: the pixels below the returned

@@ -20,7 +20,7 @@ from ..microscopy.autofluorescence import subtract_autofluorescence
 from ..microscopy.regions import marker_regions
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from .grid import AnalysisGrid, grid_masks, masks_on_grid
-from .colocalisation import colocalisation, ranks_over
+from .colocalisation import colocalisation, ranks_over, shift_offsets, shifted_correlations
 from .ibsi import HISTOGRAM_CODES, STATISTICS_CODES, discretise, intensity_histogram_features, intensity_statistics
 from .metrics import distance_to_mask_um, gini_coefficient, map_metrics, region_stats
 from .spatial import block_cv_curve, correlation_length, gearys_c, homogenisation_scale, hotspots, morans_i
@@ -163,13 +163,17 @@ def colocalisation_rows(sample: str, maps: dict[str, np.ndarray], tissue: np.nda
     names = list(maps)
     rows = []
     common, ranks = ranks_over(maps, tissue)  # each map ranked once for Spearman, where all maps are finite
+    n_shifts, min_shift = int(q.colocalisation_shifts), max(int(float(q.colocalisation_min_shift_um) / spacing_um), 1)
+    pairs = {(a, b): shift_offsets(tissue.shape, n_shifts, min_shift, seed=i)
+             for i, a in enumerate(names) for b in names[i + 1:]}
+    shifted = shifted_correlations(maps, tissue, {k: v for k, v in pairs.items() if v.size}) if n_shifts else {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             pair = tissue & np.isfinite(maps[a]) & np.isfinite(maps[b])
             try:
-                found = colocalisation(maps[a], maps[b], tissue, n_shifts=int(q.colocalisation_shifts),
-                                       min_shift_px=max(int(float(q.colocalisation_min_shift_um) / spacing_um), 1),
-                                       seed=i, ranks=(ranks[a], ranks[b]) if pair.sum() == common.sum() else None)
+                found = colocalisation(maps[a], maps[b], tissue, n_shifts=n_shifts, min_shift_px=min_shift, seed=i,
+                                       ranks=(ranks[a], ranks[b]) if pair.sum() == common.sum() else None,
+                                       shifted_r=shifted.get((a, b), np.zeros(0)))
             except InputError:
                 found = {k: np.nan for k in COLOCALISATION_UNITS}
             if int(q.colocalisation_shifts) == 0:
