@@ -119,7 +119,8 @@ def _seconds(value) -> str:
 
 def msi_bench_block(table: Path) -> str:
     df = pd.read_csv(table, sep="\t")
-    lines = [f"Commit {df.commit.iloc[0]}; from `benchmarks/msi_extract.py --out` ({table.name}); warm page cache, "
+    commits = ", ".join(f"{c} ({', '.join(df.loc[df.commit == c, 'file'])})" for c in df.commit.astype(str).unique())
+    lines = [f"Commit {commits}; from `benchmarks/msi_extract.py --out` ({table.name}); warm page cache, "
              f"best of the script's repeats, {int(df.targets.iloc[0])} targets at ±10 ppm; parse time in brackets.", "",
              "| file | plain read | mapped read | pyimzML | imzy | nanohet pass | vs pyimzML | vs imzy | "
              "vs plain / mapped read | agreement (max rel. difference) |", "|---|---|---|---|---|---|---|---|---|---|"]
