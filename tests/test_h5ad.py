@@ -23,12 +23,12 @@ def written(tmp_path):
     n = 57
     obs = pd.DataFrame({"sample": ["m1_T1"] * 30 + ["m2_T1"] * 27, "area_um2": rng.uniform(50, 300, n),
                         "region": rng.choice(["viable", "necrosis"], n), "macrophage": rng.random(n) < 0.2,
-                        "cell": np.arange(1, n + 1)})
+                        "cell": np.arange(1, n + 1), "F4/80_cell": rng.random(n)})
     obs.loc[3, "region"] = None  # a missing value: code -1
     X = rng.gamma(2.0, 100.0, size=(n, 3))
     spatial = rng.uniform(0, 5000, size=(n, 2))
     path = tmp_path / "cells.h5ad"
-    write_h5ad(path, X, ["DAPI", "NP", "doxorubicin"], obs, [f"m{i}" for i in range(n)], obsm={"spatial": spatial},
+    write_h5ad(path, X, ["DAPI", "F4/80", "doxorubicin"], obs, [f"m{i}" for i in range(n)], obsm={"spatial": spatial},
                uns={"spatial_unit": "um", "pixel_size_um": 0.5})
     return path, obs, X, spatial
 
@@ -49,7 +49,8 @@ def test_every_element_follows_the_specification(written):
             for col in order:
                 values = group[col] if isinstance(group[col], h5py.Dataset) else group[col]["codes"]
                 assert values.shape[0] == n
-        assert list(f["obs"].attrs["column-order"]) == list(obs.columns)
+        assert list(f["obs"].attrs["column-order"]) == [c.replace("/", "_") for c in obs.columns]
+        assert isinstance(f["obs/F4_80_cell"], h5py.Dataset)  # not a group F4 holding 80_cell
         region = f["obs/region"]
         assert _encoding(region) == ("categorical", "0.2.0") and region.attrs["ordered"] == np.False_
         assert np.issubdtype(region["codes"].dtype, np.signedinteger) and region["codes"][3] == -1
@@ -64,7 +65,8 @@ def test_the_table_reads_back(written):
     path, obs, X, spatial = written
     table, obsm, uns = read_h5ad_table(path)
     assert list(table.index[:2]) == ["m0", "m1"]
-    np.testing.assert_allclose(table[["DAPI", "NP", "doxorubicin"]].to_numpy(), X.astype(np.float32))
+    np.testing.assert_allclose(table[["DAPI", "F4/80", "doxorubicin"]].to_numpy(), X.astype(np.float32))
+    np.testing.assert_array_equal(table["F4_80_cell"].to_numpy(), obs["F4/80_cell"].to_numpy())
     np.testing.assert_array_equal(obsm["spatial"], spatial)
     assert list(table["region"].iloc[:5]) == list(obs["region"].iloc[:5])
     np.testing.assert_array_equal(table["macrophage"].to_numpy(), obs["macrophage"].to_numpy())

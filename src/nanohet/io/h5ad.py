@@ -46,7 +46,16 @@ def _write_column(group, name: str, column: pd.Series) -> None:
     _write_strings(sub, "categories", cat.categories)
 
 
+def h5ad_key(name: str) -> str:
+    """A column or mapping key as the format allows it: HDF5 reads ``/`` as a path (``F4/80`` would become a group
+    ``F4`` holding ``80``), so it becomes ``_`` (anndata refuses such keys too)."""
+    return str(name).replace("/", "_")
+
+
 def _write_dataframe(parent, name: str, frame: pd.DataFrame, index: list[str], index_name: str) -> None:
+    frame = frame.rename(columns=h5ad_key)
+    if frame.columns.duplicated().any():
+        raise ValueError(f"columns {list(frame.columns[frame.columns.duplicated()])} collide once '/' becomes '_'")
     group = parent.create_group(name)
     _encoding(group, "dataframe", "0.2.0")
     group.attrs["_index"] = index_name
@@ -73,7 +82,8 @@ def write_h5ad(path: str | os.PathLike, X: np.ndarray, var_names: list[str], obs
     var_names : list of str
         One name per column of ``X``.
     obs : DataFrame
-        One row per observation: numeric and boolean columns are arrays, others categoricals.
+        One row per observation: numeric and boolean columns are arrays, others categoricals. A ``/`` in a
+        column name becomes ``_`` (:func:`h5ad_key`); variable names are strings and keep theirs.
     obs_names : list of str
         Unique observation names (the index).
     obsm : dict of str -> ndarray, optional
@@ -95,12 +105,13 @@ def write_h5ad(path: str | os.PathLike, X: np.ndarray, var_names: list[str], obs
         _write_dataframe(f, "var", pd.DataFrame(index=range(n_var)), list(var_names), "_index")
         m = _mapping(f, "obsm")
         for key, value in (obsm or {}).items():
-            value = np.asarray(value)
+            key, value = h5ad_key(key), np.asarray(value)
             if value.shape[0] != n_obs:
                 raise ValueError(f"obsm[{key!r}] has {value.shape[0]} rows for {n_obs} observations")
             _encoding(m.create_dataset(key, data=value), "array", "0.2.0")
         u = _mapping(f, "uns")
         for key, value in (uns or {}).items():
+            key = h5ad_key(key)
             if isinstance(value, str):
                 _encoding(u.create_dataset(key, data=value, dtype=_STRING), "string", "0.2.0")
             else:
