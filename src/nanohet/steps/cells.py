@@ -41,10 +41,9 @@ def section_windows(slide: Slide, masks: SectionImage, checked: tuple = (), wher
     """Windows of a slide's full resolution with its masks (and the vessel distance, µm, from the vessel mask at
     the masks' own resolution) at each pixel's nearest mask pixel. A NaN or infinite pixel of a ``checked``
     channel is an error naming ``where``."""
-    tissue, viable, necrosis, vessels = (masks.channel(c) > 0 for c in ("tissue", "viable", "necrosis", "vessels"))
-    distance = distance_to_mask_um(vessels, masks.spacing).astype(np.float32)
-    maps = {"tissue": tissue, "viable": viable, "necrosis": necrosis, "vessels": vessels,
-            "vessel_distance_um": distance}
+    distance = distance_to_mask_um(masks.channel("vessels") > 0, masks.spacing).astype(np.float32)
+    tissue, viable, necrosis = (masks.channel(c) > 0 for c in ("tissue", "viable", "necrosis"))
+    maps = {"tissue": tissue, "viable": viable, "necrosis": necrosis, "vessel_distance_um": distance}
     (h, w), p = slide.level_shapes[0], float(slide.spacing[0])
     same_grid = tissue.shape == (h, w) and np.allclose(masks.spacing, slide.spacing) and np.allclose(
         masks.origin, slide.origin, atol=1e-6 * p)
@@ -129,6 +128,7 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
     s, msi, q = MicroscopySettings.coerce(microscopy), MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
     names = [c.strip() for c in channels.split(",")] if channels else None
     m = read_ome_tiff(masks)
+    tissue_mm2 = float((m.channel("tissue") > 0).sum()) * m.spacing[0] * m.spacing[1] / 1e6
     levels = control_levels(autofluorescence, sample)
     labels = one_input(labels)
     with Slide(fluorescence, pixel_size_um=pixel_size, channel_names=names) as slide:
@@ -139,6 +139,7 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
                 raise InputError(f"{where(fluorescence, sample)}: channel {s.channel(role)!r} (configured for role "
                                  f"{role}) is not in the file; its channels are {slide.channels}")
         windows = section_windows(slide, m, (nuclear, s.channel("nanoparticle")), where(fluorescence, sample))
+        del m  # the windows keep what they need: whole-slide masks are large
         label_image = None
         if labels:
             label_image = read_label_image(labels, slide.level_shapes[0], p, f"sample {sample}")
@@ -169,7 +170,6 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
     if table.empty:
         source = f"the label image {labels}" if labels else f"the nuclear channel of {fluorescence}"
         raise InputError(f"sample {sample}: no nucleus of {source} lies in the tissue (masks {masks})")
-    tissue_mm2 = float((m.channel("tissue") > 0).sum()) * m.spacing[0] * m.spacing[1] / 1e6
     table.insert(0, "sample", sample)
     registered = one_input(registered)
     measured = msi.analytes if registered else ()
