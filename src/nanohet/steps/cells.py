@@ -37,16 +37,23 @@ def _on_grid(values: np.ndarray, grid: AnalysisGrid, x_um: np.ndarray, y_um: np.
     return out
 
 
-def section_windows(slide: Slide, masks: SectionImage, checked: tuple = (), where: str = "") -> SectionWindows:
-    """Windows of a slide's full resolution with its masks (and the vessel distance, µm, from the vessel mask at
-    the masks' own resolution) at each pixel's nearest mask pixel. A NaN or infinite pixel of a ``checked``
-    channel is an error naming ``where``."""
-    distance = distance_to_mask_um(masks.channel("vessels") > 0, masks.spacing).astype(np.float32)
-    tissue, viable, necrosis = (masks.channel(c) > 0 for c in ("tissue", "viable", "necrosis"))
+def section_windows(slide: Slide, masks: SectionImage | str, checked: tuple = (),
+                    where: str = "") -> tuple[SectionWindows, float]:
+    """Windows of a slide's full resolution with its masks and the vessel distance (µm, from the vessel mask at the
+    masks' own resolution), at each pixel's nearest mask pixel; and the tissue area (mm²). ``masks``: the image,
+    or its file, which is then released before the distance transform (a whole slide's masks are large). A NaN or
+    infinite pixel of a ``checked`` channel is an error naming ``where``."""
+    if not isinstance(masks, SectionImage):
+        masks = read_ome_tiff(masks)
+    tissue, viable, necrosis, vessels = (masks.channel(c) > 0 for c in ("tissue", "viable", "necrosis", "vessels"))
+    m_spacing, m_origin = tuple(masks.spacing), tuple(masks.origin)
+    del masks  # only the boolean maps from here on (the caller's reference, if any, stays)
+    distance = distance_to_mask_um(vessels, m_spacing).astype(np.float32)
+    del vessels
     maps = {"tissue": tissue, "viable": viable, "necrosis": necrosis, "vessel_distance_um": distance}
     (h, w), p = slide.level_shapes[0], float(slide.spacing[0])
-    same_grid = tissue.shape == (h, w) and np.allclose(masks.spacing, slide.spacing) and np.allclose(
-        masks.origin, slide.origin, atol=1e-6 * p)
+    same_grid = tissue.shape == (h, w) and np.allclose(m_spacing, slide.spacing) and np.allclose(
+        m_origin, slide.origin, atol=1e-6 * p)
 
     def read(y0, y1, x0, x1):
         data = slide.read_window(0, y0, y1, x0, x1)
@@ -59,13 +66,14 @@ def section_windows(slide: Slide, masks: SectionImage, checked: tuple = (), wher
                                      f"columns {x0}-{x1}; nuclei and cell measures need finite intensities")
         if same_grid:
             return chans, {k: v[y0:y1, x0:x1] for k, v in maps.items()}
-        rows = np.clip(np.rint((slide.origin[1] + np.arange(y0, y1) * slide.spacing[1] - masks.origin[1])
-                               / masks.spacing[1]).astype(np.int64), 0, tissue.shape[0] - 1)
-        cols = np.clip(np.rint((slide.origin[0] + np.arange(x0, x1) * slide.spacing[0] - masks.origin[0])
-                               / masks.spacing[0]).astype(np.int64), 0, tissue.shape[1] - 1)
+        rows = np.clip(np.rint((slide.origin[1] + np.arange(y0, y1) * slide.spacing[1] - m_origin[1])
+                               / m_spacing[1]).astype(np.int64), 0, tissue.shape[0] - 1)
+        cols = np.clip(np.rint((slide.origin[0] + np.arange(x0, x1) * slide.spacing[0] - m_origin[0])
+                               / m_spacing[0]).astype(np.int64), 0, tissue.shape[1] - 1)
         return chans, {k: v[np.ix_(rows, cols)] for k, v in maps.items()}
 
-    return SectionWindows((h, w), p, tuple(slide.origin), read)
+    tissue_mm2 = float(tissue.sum()) * m_spacing[0] * m_spacing[1] / 1e6
+    return SectionWindows((h, w), p, tuple(slide.origin), read), tissue_mm2
 
 
 def cells_anndata(table: pd.DataFrame, analytes: list[str], path: str, pixel_size_um: float) -> None:
@@ -127,8 +135,6 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
     vessel mask at its own resolution (exact when the masks are at full resolution)."""
     s, msi, q = MicroscopySettings.coerce(microscopy), MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
     names = [c.strip() for c in channels.split(",")] if channels else None
-    m = read_ome_tiff(masks)
-    tissue_mm2 = float((m.channel("tissue") > 0).sum()) * m.spacing[0] * m.spacing[1] / 1e6
     levels = control_levels(autofluorescence, sample)
     labels = one_input(labels)
     with Slide(fluorescence, pixel_size_um=pixel_size, channel_names=names) as slide:
@@ -138,8 +144,8 @@ def cells(fluorescence: str, masks: str, grid: str, microscopy: dict | Microscop
             if s.channel(role) not in slide.channels:
                 raise InputError(f"{where(fluorescence, sample)}: channel {s.channel(role)!r} (configured for role "
                                  f"{role}) is not in the file; its channels are {slide.channels}")
-        windows = section_windows(slide, m, (nuclear, s.channel("nanoparticle")), where(fluorescence, sample))
-        del m  # the windows keep what they need: whole-slide masks are large
+        windows, tissue_mm2 = section_windows(slide, masks, (nuclear, s.channel("nanoparticle")),
+                                              where(fluorescence, sample))
         label_image = None
         if labels:
             label_image = read_label_image(labels, slide.level_shapes[0], p, f"sample {sample}")
