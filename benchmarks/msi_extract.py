@@ -130,7 +130,8 @@ from nanohet.msi import IonTarget, extract_ion_images
 path, mzs, ppm, out, repeat = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 first_run = sys.argv[6] == "first"
 from dataclasses import replace
-from nanohet.msi.extract import AUTO_NUMPY_PEAKS, read_index_with_kernels
+from nanohet.msi.extract import AUTO_NUMPY_PEAKS
+from nanohet.msi.prepare import read_index_with_kernels
 targets = [IonTarget(f"t{i}", m, ppm) for i, m in enumerate(mzs)]
 t0 = time.perf_counter()
 if first_run:  # as the workflow's step: the index read in a forked process while the kernel compiles

@@ -325,7 +325,7 @@ PREPARED_CHILD = r"""
 import json, sys
 from nanohet.io.imzml import read_imzml_index
 from nanohet.msi import IonTarget, extract_ion_images, kernels
-from nanohet.msi.extract import read_index_with_kernels
+from nanohet.msi.prepare import read_index_with_kernels
 path, lock = sys.argv[1], sys.argv[2] == "lock"
 idx = read_index_with_kernels(path, engine="numba", lock_mass=lock)
 compiled = {k: len(getattr(kernels, k).signatures) for k in ("process_peaks", "process_continuous", "lock_errors")}
@@ -362,7 +362,7 @@ def test_the_kernel_is_prepared_while_the_index_is_read(tmp_path, rel, lock):
 
 def test_a_malformed_file_read_with_the_kernel_prepared_is_refused(tmp_path):
     """An error of the index reader in the forked process reaches the caller as it is, and nothing is cached."""
-    from nanohet.msi.extract import read_index_with_kernels
+    from nanohet.msi.prepare import read_index_with_kernels
 
     src = IMZML / "pyimzml_example" / "Example_Processed.imzML"
     bad = tmp_path / "cut.imzML"

@@ -12,7 +12,8 @@ from ..errors import InputError
 from ..io.imzml import acquired_mz_range, is_profile, mz_sampling_step, read_imzml_index
 from ..io.ometiff import write_ome_tiff
 from ..msi.calibration import calibration_table, fit_calibration, read_calibrations, standard_response
-from ..msi.extract import extract_ion_images, read_index_with_kernels
+from ..msi.extract import extract_ion_images
+from ..msi.prepare import read_index_with_kernels
 from ..msi.normalise import normalise
 from ..msi.stack import analysis_stack, check_internal_standard, mean_spectrum_table, targets
 from ..settings import MSISettings
