@@ -111,9 +111,10 @@ def test_continuous_mode(tmp_path):
 def test_true_cells_are_the_rendered_nuclei(tiny_sample):
     """truth_cells.tsv: the nucleus centres the fluorescence was rendered from, at the phantom's densities (4000 per
     mm² viable, 400 necrotic), each on a bright DAPI spot; and their true values (a constant nanoparticle field
-    reads 1500 counts everywhere, the rendering's scale)."""
+    reads NP_COUNTS_PER_UNIT counts per unit everywhere, the rendering's scale)."""
     import pandas as pd
 
+    from nanohet.demo.phantom import NP_COUNTS_PER_UNIT
     from nanohet.demo.truth import truth_cell_values
     from nanohet.image import SectionImage
     from nanohet.io.ometiff import read_ome_tiff
@@ -132,10 +133,10 @@ def test_true_cells_are_the_rendered_nuclei(tiny_sample):
     fields = read_ome_tiff(truth_dir / "truth_fields.ome.tif")
     flat = SectionImage(np.stack([np.full(fields.shape_yx, 3.0, np.float32) for _ in fields.channels]),
                         fields.channels, fields.spacing, fields.origin)
-    values = truth_cell_values(cells, flat, masks, 30.0, 10.0)
+    values = truth_cell_values(cells, flat, 30.0, 10.0)
     inner = (cells.x_um > 20) & (cells.y_um > 20) & (cells.x_um < fields.shape_yx[1] * p - 20) \
         & (cells.y_um < fields.shape_yx[0] * p - 20)
-    assert np.allclose(values.nanoparticle[inner], 1500.0) and np.allclose(values.drug[inner], 3.0)
+    assert np.allclose(values.nanoparticle[inner], 3.0 * NP_COUNTS_PER_UNIT) and np.allclose(values.drug[inner], 3.0)
 
 
 def test_true_colocalisation_and_its_comparison():

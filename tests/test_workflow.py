@@ -451,3 +451,40 @@ def test_a_bad_input_found_by_a_job_is_one_line_on_the_terminal(tmp_path, tiny_s
     log = (tmp_path / "results" / "logs" / "cells" / "s1_T1.log").read_text()
     assert "input error: sample s1_T1: no nucleus" in log and "Traceback" in log
     assert not (tmp_path / "results" / "cells" / "s1_T1" / "cells.tsv").exists()
+
+
+def test_a_reduced_hierarchical_cohort_is_decomposed_against_its_truth(tmp_path):
+    """2 groups x 2 animals x 1 tumour x 2 serial sections (the sample sheet's section column), fluorescence and
+    MSI only: the variance of each analyte at the animal and section levels against the demo's configured and
+    realised truth."""
+    from nanohet.demo.design import hierarchical_sheet, sheet_text
+    from conftest import nanohet
+    import yaml
+
+    nanohet("init", tmp_path, check=True)
+    path = tmp_path / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["demo"]["enabled"] = True
+    config["demo"]["phantom"].update(tumour_diameter_mm=1.2, margin_mm=0.2)
+    level_sd = {"animal": 0.3, "tumour": 0.0, "section": 0.2}
+    config["demo"]["level_sd"] = level_sd
+    path.write_text(yaml.safe_dump(config))
+    sheet = hierarchical_sheet(animals=2, tumours=1, sections=2, he="none", volume="none", standards=(), controls=0)
+    (tmp_path / "config" / "samples.tsv").write_text(sheet_text(sheet))
+    snakemake(tmp_path, "--cores", "2", "results/tables/variance_vs_truth.tsv")
+    r = tmp_path / "results" / "tables"
+    vc = pd.read_csv(r / "variance_components.tsv", sep="\t")
+    dox = vc[(vc.modality == "msi") & (vc.analyte == "doxorubicin") & (vc.region == "tissue")].set_index("level")
+    assert list(dox.index) == ["animal", "section", "pixel"]  # one tumour per animal: folded into the animal
+    assert "tumour" in dox.note["animal"] and dox.n_units.to_dict() == {"animal": 4, "section": 8,
+                                                                      "pixel": dox.n_units["pixel"]}
+    truth = pd.read_csv(r / "variance_vs_truth.tsv", sep="\t")
+    assert set(truth.analyte) >= {"doxorubicin", "nanoparticle"} and set(truth.level) == {"animal", "section", "pixel"}
+    for rec in truth.to_dict("records"):
+        assert rec["share_ci_low"] <= rec["estimated_share"] <= rec["share_ci_high"], rec
+        assert 0 <= rec["configured_share"] <= 1 and 0 <= rec["realised_share"] <= 1, rec
+    # the section means measured through MSI extraction, registration and the grid are the true ones up to
+    # measurement error: the upper levels' estimated shares follow the realised truth, which its interval holds
+    upper = truth[(truth.modality == "msi") & truth.level.isin(["animal", "section"])]
+    assert upper.realised_in_ci.all(), upper
+    assert ((upper.estimated_share - upper.realised_share).abs() < 0.1).all(), upper

@@ -7,6 +7,8 @@ docs/validation.md:
 * ``demo``: from a finished demo run (``results/tables/registration_error.tsv`` and
   ``results/tables/metrics_vs_truth.tsv``): registration error per edge, and every recovered measure against
   its truth (analytes, nanoparticle, masks, section statistics, in vivo uptake);
+* ``variance``: from the same run's ``results/tables/variance_vs_truth.tsv``: the cohort's variance shares per
+  level against the configured and the realised truth;
 * ``sweep``: from the TSVs of ``benchmarks/registration_robustness.py --out`` (a tuning set and a fresh set):
   the confusion table per configuration.
 
@@ -81,6 +83,23 @@ def demo_block(results: Path) -> str:
         bias = "over" if signed > 0 else "under"
         lines.append(f"| {modality} | {analyte} | {region} | {metric} | {_range(sub.truth, '{:.3g}')} | "
                      f"{_range(sub.recovered, '{:.3g}')} | {error}, mean {bias} |")
+    return "\n".join(lines)
+
+
+def variance_block(results: Path) -> str:
+    """The cohort's variance shares against the configured and realised truth (``variance_vs_truth.tsv``)."""
+    table = pd.read_csv(results / "tables" / "variance_vs_truth.tsv", sep="\t")
+    table = table[table["level"].fillna("").astype(str) != ""]
+    lines = [f"Default demo, commit {commit()}; from `results/tables/variance_vs_truth.tsv` (regenerate: "
+             "`tools/validation_doc.py`). Shares of each level; the estimate with its 95 % interval.", "",
+             "| modality | analyte | region | level | configured SD | configured share | realised share | "
+             "estimated share [95 % CI] | truths in the interval |", "|---|---|---|---|---|---|---|---|---|"]
+    for rec in table.to_dict("records"):
+        sd = "-" if pd.isna(rec["configured_sd"]) else f"{rec['configured_sd']:.2f}"
+        inside = ", ".join(name for name in ("configured", "realised") if rec[f"{name}_in_ci"]) or "neither"
+        lines.append(f"| {rec['modality']} | {rec['analyte']} | {rec['region']} | {rec['level']} | {sd} | "
+                     f"{rec['configured_share']:.3f} | {rec['realised_share']:.3f} | {rec['estimated_share']:.3f} "
+                     f"[{rec['share_ci_low']:.3f}, {rec['share_ci_high']:.3f}] | {inside} |")
     return "\n".join(lines)
 
 
@@ -225,6 +244,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     text = DOC.read_text()
     text = replace_block(text, "demo", demo_block(args.results))
+    text = replace_block(text, "variance", variance_block(args.results))
     if args.sweep_tuning and args.sweep_fresh:
         text = replace_block(text, "sweep", sweep_block(args.sweep_tuning, args.sweep_fresh,
                                                        args.sweep_commit or commit()))

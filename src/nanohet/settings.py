@@ -348,6 +348,16 @@ class DemoSettings(Settings):
     truth_dir: str = "results/demo/truth"
     phantom: dict = field(default_factory=dict)
     groups: dict = field(default_factory=dict)
+    # SD of each level's additive effect on the uptake, as a fraction of the group's mean uptake (the known
+    # truth of the cohort's variance decomposition; :func:`nanohet.demo.cohort.level_effects`)
+    level_sd: dict = field(default_factory=lambda: {"animal": 0.0, "tumour": 0.0, "section": 0.0})
+
+    def __post_init__(self):
+        unknown = sorted(set(self.level_sd) - {"animal", "tumour", "section"})
+        if unknown:
+            raise InputError(f"demo.level_sd: unknown level(s) {unknown}; the levels are animal, tumour, section")
+        if any(not 0 <= float(v) < 1 for v in self.level_sd.values()):
+            raise InputError(f"demo.level_sd: each SD must be a fraction in [0, 1), got {dict(self.level_sd)}")
 
 
 def parse_measure(text: str) -> tuple[str, str, str, str]:

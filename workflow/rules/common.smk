@@ -268,6 +268,11 @@ def group_of(sample):
     return SHEET.loc[SHEET["sample"] == sample, "group"].iloc[0]
 
 
+def sheet_value(sample, column):
+    """A sample's value of a column all its rows share (subject, tumour)."""
+    return str(SHEET.loc[SHEET["sample"] == sample, column].iloc[0])
+
+
 def sample_records():
     """subject, group and tumour of every sample (for the cohort table)."""
     return SHEET.drop_duplicates("sample")[["sample", "subject", "group", "tumour"]].to_dict("records")
@@ -327,6 +332,7 @@ def all_outputs():
         out += [
             f"{RESULTS}/tables/registration_error.tsv",
             f"{RESULTS}/tables/metrics_vs_truth.tsv",
+            f"{RESULTS}/tables/variance_vs_truth.tsv",
             f"{RESULTS}/figures/validation.png",
         ]
     return out

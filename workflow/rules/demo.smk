@@ -21,6 +21,8 @@ if DEMO:
             truth_fields=f"{DEMO_TRUTH}/{{sample}}/truth_fields.ome.tif",
         params:
             group=lambda wc: group_of(wc.sample),
+            subject=lambda wc: sheet_value(wc.sample, "subject"),
+            tumour=lambda wc: sheet_value(wc.sample, "tumour"),
             demo=CONFIG.demo.to_dict(),
             truth_dir=lambda wc: f"{DEMO_TRUTH}/{wc.sample}",
             code=code_version("demo", "steps/demo.py"),
@@ -100,6 +102,7 @@ if DEMO:
         output:
             tre=f"{RESULTS}/validation/{{sample}}/registration_error.tsv",
             compare=f"{RESULTS}/validation/{{sample}}/metrics_vs_truth.tsv",
+            summaries=f"{RESULTS}/validation/{{sample}}/true_section_summaries.tsv",
         params:
             msi=MSI,
             quantify=QUANTIFY,
@@ -150,3 +153,30 @@ if DEMO:
             ENV
         script:
             "../scripts/validation_tables.py"
+
+    rule validate_variance:
+        input:
+            summaries=expand(
+                f"{RESULTS}/validation/{{sample}}/true_section_summaries.tsv", sample=SECTION_MSI_SAMPLES
+            ),
+            variance=f"{RESULTS}/tables/variance_components.tsv",
+        output:
+            table=report(
+                f"{RESULTS}/tables/variance_vs_truth.tsv",
+                caption="../report/variance_vs_truth.rst",
+                category="Validation",
+            ),
+        params:
+            level_sd=CONFIG.demo.level_sd,
+            code=code_version("demo", "quantify/variance.py", "steps/demo.py"),
+        log:
+            f"{LOGS}/validate_variance.log",
+        benchmark:
+            f"{BENCH}/validate_variance.tsv"
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        conda:
+            ENV
+        script:
+            "../scripts/validate_variance.py"

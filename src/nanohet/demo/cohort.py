@@ -35,7 +35,8 @@ def sample_seed(base_seed: int, sample: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{base_seed}:{sample}".encode()).digest()[:4], "little")
 
 
-def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: PhantomParams) -> dict:
+def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: PhantomParams,
+                    hierarchy: dict | None = None) -> dict:
     """Generate every modality of one demo sample and its ground truth.
 
     Parameters
@@ -52,6 +53,9 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
         fields at microscopy resolution, from which :mod:`nanohet.demo.truth` computes the true metrics).
     params : PhantomParams
         With the per-sample ``seed`` already set.
+    hierarchy : dict, optional
+        Where the sample sits in the cohort and its level effects (:func:`level_effects`), kept in
+        ``truth.json`` as ``hierarchy``.
 
     Returns
     -------
@@ -59,25 +63,27 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
         The ground-truth record written to ``truth.json``.
     """
     truth_dir = Path(truth_dir)
+    # one random stream per acquisition: changing how one modality is rendered leaves the others as they were
     rng = np.random.default_rng(params.seed + 1)
+    rng_he, rng_msi, rng_volume = (np.random.default_rng([params.seed, k]) for k in (2, 3, 4))
     truth = simulate_section(params)
     p = truth.spacing_um
     nuclei = nuclei_points(truth, rng)
     write_ome_tiff(outputs["fluorescence"], render_fluorescence(truth, rng, nuclei))
     n = truth.tissue.shape[0]
     he_geom = {
-        "rotation_deg": float(rng.uniform(-params.he_rotation_deg, params.he_rotation_deg)),
-        "translation": rng.uniform(-params.he_translation_um, params.he_translation_um, 2).tolist(),
+        "rotation_deg": float(rng_he.uniform(-params.he_rotation_deg, params.he_rotation_deg)),
+        "translation": rng_he.uniform(-params.he_translation_um, params.he_translation_um, 2).tolist(),
         "centre": [n * p / 2, n * p / 2], "mirrored": bool(params.he_mirrored),
     }
-    write_ome_tiff(outputs["he"], render_he(truth, he_geom, rng))
-    geom = msi_geometry(truth, params, rng)
-    acquired = write_msi(Path(outputs["msi"]), truth, params, geom, rng,
+    write_ome_tiff(outputs["he"], render_he(truth, he_geom, rng_he))
+    geom = msi_geometry(truth, params, rng_msi)
+    acquired = write_msi(Path(outputs["msi"]), truth, params, geom, rng_msi,
                          deterministic_uuid("nanohet-phantom", sample, params.seed))
-    vol, vmask, vol_mean = simulate_volume(truth, params, rng)
+    vol, vmask, vol_mean = simulate_volume(truth, params, rng_volume)
     write_volume(outputs["volume"], vol)
     write_volume(outputs["volume_mask"], vmask)
-    write_table(_landmarks(truth, params, geom, acquired, rng), truth_dir / "landmarks_msi.csv")
+    write_table(_landmarks(truth, params, geom, acquired, rng_msi), truth_dir / "landmarks_msi.csv")
     ys, xs = np.nonzero(nuclei)
     write_table(pd.DataFrame({"x_um": xs * p, "y_um": ys * p,
                               "region": np.where(truth.necrosis[ys, xs], "necrosis", "viable")}),
@@ -86,7 +92,7 @@ def generate_sample(sample: str, outputs: dict, truth_dir: str | Path, params: P
     record = {
         "sample": sample, "params": asdict(params), "section": truth.params,
         "msi_geometry": geom, "he_geometry": he_geom, "msi_acquired_pixels": int(acquired.sum()),
-        "volume_true_mean_uptake_pct_id_per_g": vol_mean,
+        "volume_true_mean_uptake_pct_id_per_g": vol_mean, "hierarchy": hierarchy or {},
     }
     write_text_atomic(truth_dir / "truth.json", json.dumps(record, indent=2, sort_keys=True, default=float))
     return record
@@ -161,10 +167,42 @@ def _write_truth_images(truth: SectionTruth, params: PhantomParams, truth_dir: P
     write_ome_tiff(truth_dir / "truth_fields.ome.tif", SectionImage(fields, list(TRUTH_FIELDS), (p, p)))
 
 
-def params_from_config(demo: DemoSettings, group: str | None, sample: str) -> PhantomParams:
+LEVELS = ("animal", "tumour", "section")
+MIN_UPTAKE_FACTOR = 0.05  # a draw below it (over 3 SD out at the demo's SDs) is clipped: uptake stays positive
+
+
+def level_effects(demo: DemoSettings, subject: str, tumour: str, sample: str) -> dict:
+    """The additive effects of a sample's animal, tumour and section on its uptake (fractions of the group mean).
+
+    Each is a normal draw with the SD of ``demo.level_sd`` (0 where not given), seeded by ``demo.seed``, the level
+    and the unit's name (the animal ``subject``, the tumour ``subject/tumour``, the section ``sample``): every
+    section of one tumour shares its tumour's and its animal's effect whatever the order of the sheet. The
+    sample's uptake factor is ``1 + animal + tumour + section`` (:func:`uptake_factor`), so the section means of
+    every field are linear in the effects and the configured SDs are the truth of a nested decomposition.
+    """
+    demo = DemoSettings.coerce(demo)
+    keys = {"animal": subject, "tumour": f"{subject}/{tumour}", "section": sample}
+    out = {}
+    for level in LEVELS:
+        sd = float(demo.level_sd.get(level, 0.0))
+        rng = np.random.default_rng(sample_seed(int(demo.seed), f"{level}:{keys[level]}"))
+        out[level] = float(rng.normal(0.0, sd)) if sd > 0 else 0.0
+    return out
+
+
+def uptake_factor(effects: dict) -> float:
+    """``1 + sum(effects)``, at least :data:`MIN_UPTAKE_FACTOR`."""
+    return max(1.0 + sum(effects.values()), MIN_UPTAKE_FACTOR)
+
+
+def params_from_config(demo: DemoSettings, group: str | None, sample: str, subject: str | None = None,
+                       tumour: str | None = None) -> PhantomParams:
     """The :class:`PhantomParams` of one sample: ``demo.phantom``, then the group's overrides, the sample's
-    seed (from ``demo.seed`` and the sample name) and ``demo.scale`` applied to the tumour diameter.
-    ``group`` None (a calibration standard, which belongs to no group): ``demo.phantom`` alone."""
+    seed (from ``demo.seed`` and the sample name), its uptake factor from ``demo.level_sd``
+    (:func:`level_effects` of its ``subject`` and ``tumour``; 1 without them) and ``demo.scale`` applied to the
+    tumour diameter. ``group`` None (a calibration standard, which belongs to no group): ``demo.phantom`` alone.
+    With ``demo.level_sd`` the phantom's own between-sample lognormal (``interpatient_log_sigma``) is off unless
+    set explicitly."""
     demo = DemoSettings.coerce(demo)
     if group is not None and group not in demo.groups:
         raise InputError(f"demo sample {sample}: group {group!r} is not defined under demo.groups "
@@ -178,6 +216,11 @@ def params_from_config(demo: DemoSettings, group: str | None, sample: str) -> Ph
     for key in ("vessel_radius_um", "np_half_distance_um"):
         if key in base:
             base[key] = tuple(base[key])
+    factor = 1.0
+    if any(float(v) > 0 for v in demo.level_sd.values()):
+        base.setdefault("interpatient_log_sigma", 0.0)
+        if subject is not None:
+            factor = uptake_factor(level_effects(demo, subject, tumour or "", sample))
     params = PhantomParams(**base)
-    return replace(params, seed=sample_seed(int(demo.seed), sample),
+    return replace(params, seed=sample_seed(int(demo.seed), sample), uptake_factor=factor,
                    tumour_diameter_mm=params.tumour_diameter_mm * float(demo.scale))

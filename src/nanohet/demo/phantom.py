@@ -73,6 +73,9 @@ class PhantomParams:
     release_fraction: float = 0.3
     drug_diffusion_um: float = 40.0
     group_uptake: float = 1.0
+    # the sample's uptake relative to its group's: 1 + its animal's, tumour's and section's effects
+    # (set from demo.level_sd by nanohet.demo.cohort.params_from_config)
+    uptake_factor: float = 1.0
     interpatient_log_sigma: float = 0.35
     drug_load_ug_per_g: float = 4.0
     internal_standard_ug_per_g: float = 2.0
@@ -154,7 +157,7 @@ def simulate_section(params: PhantomParams) -> SectionTruth:
     kernel = np.exp(-np.hypot(ky, kx) / lam).astype(np.float32)
     np_free = signal.fftconvolve(source, kernel, mode="same").clip(min=0) * tissue
     macrophages = _macrophages(params, rng, viable, rel)
-    dose = params.group_uptake * rng.lognormal(0.0, params.interpatient_log_sigma)
+    dose = params.group_uptake * params.uptake_factor * rng.lognormal(0.0, params.interpatient_log_sigma)
     np_free *= dose / max(float(np_free[viable].mean()), 1e-12)
     nanoparticle = np_free * (1 + params.macrophage_uptake * macrophages)
     load = params.drug_load_ug_per_g
@@ -245,6 +248,10 @@ def _point_process(rng, density_per_mm2: np.ndarray, p: float) -> np.ndarray:
     return (rng.random(prob.shape, dtype=np.float32) < prob).astype(np.float32)
 
 
+# The nanoparticle channel's label counts per unit of the nanoparticle field: one fixed scale for every section
+# (a microscope's gain and exposure), so the counts follow the uptake between sections and animals; about 1500
+# counts at the 99th percentile of a section of uptake factor 1.
+NP_COUNTS_PER_UNIT = 300.0
 NUCLEUS_SIGMA_UM = 2.5  # the rendered nucleus: a Gaussian of this SD around its centre
 NUCLEUS_RADIUS_UM = 2 * NUCLEUS_SIGMA_UM  # where its stain falls to about an eighth of the centre's
 
@@ -269,12 +276,11 @@ def render_fluorescence(truth: SectionTruth, rng, nuclei: np.ndarray | None = No
     nuclei = ndimage.gaussian_filter(nuclei, NUCLEUS_SIGMA_UM / p) * (2 * np.pi * (NUCLEUS_SIGMA_UM / p) ** 2)
     macro_cells = _point_process(rng, 1500.0 * truth.macrophages, p)
     macro_cells = ndimage.gaussian_filter(macro_cells, 4.0 / p) * (2 * np.pi * (4.0 / p) ** 2)
-    np_norm = truth.nanoparticle / max(float(np.percentile(truth.nanoparticle[viable], 99)), 1e-9)
     autof = np.where(viable, 120.0, 0.0) + np.where(necrosis, 200.0, 0.0)
     channels = [
         100 + autof + 2500.0 * nuclei,
         100 + 0.5 * autof + 2500.0 * truth.vessels,
-        100 + 0.5 * autof + 1500.0 * np_norm,
+        100 + 0.5 * autof + NP_COUNTS_PER_UNIT * truth.nanoparticle,
         100 + 0.5 * autof + 2000.0 * macro_cells,
     ]
     out = np.empty((4,) + truth.tissue.shape, dtype=np.uint16)

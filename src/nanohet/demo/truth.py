@@ -17,6 +17,7 @@ from ..quantify.grid import AnalysisGrid
 from ..quantify.metrics import distance_to_mask_um, gini_coefficient, map_metrics, region_stats
 from ..quantify.section import PROFILE_METRICS, spatial_rows, tissue_shells
 from ..settings import QuantifySettings
+from .phantom import NP_COUNTS_PER_UNIT
 
 MSI_FIELDS = ("drug", "metabolite", "carrier")
 
@@ -112,11 +113,9 @@ def _field_metrics(values, tissue, viable, dist, threshold, spacing_um, quantify
     return out
 
 
-# the nanoparticle channel's label part as rendered (counts above background and autofluorescence)
-NANOPARTICLE_COUNTS_AT_P99 = 1500.0
 
 
-def truth_cell_values(cells: pd.DataFrame, fields: SectionImage, masks: SectionImage, msi_pixel_um: float,
+def truth_cell_values(cells: pd.DataFrame, fields: SectionImage, msi_pixel_um: float,
                       territory_radius_um: float) -> pd.DataFrame:
     """The true value of every analyte at each true cell, as the analysis measures it.
 
@@ -126,14 +125,13 @@ def truth_cell_values(cells: pd.DataFrame, fields: SectionImage, masks: SectionI
         ``truth_cells.tsv``: the true nucleus centres (``x_um``, ``y_um``, ``region``).
     fields : SectionImage
         ``truth_fields.ome.tif``.
-    masks : SectionImage
-        ``truth_masks.ome.tif`` (the nanoparticle's rendering scale is set in viable tissue).
     msi_pixel_um : float
         The MSI footprint: the MSI fields are what one MSI pixel sees (:func:`footprint_average`), read at the
         cell's centre (the analysis reads the registered MSI map at the nucleus centroid).
     territory_radius_um : float
-        The nanoparticle is the mean of its rendered label counts (1500 at the field's 99th percentile in viable
-        tissue) over a disc of this radius around the centre (the analysis averages the cell territory).
+        The nanoparticle is the mean of its rendered label counts (:data:`~nanohet.demo.phantom.NP_COUNTS_PER_UNIT`
+        per unit of the field) over a disc of this radius around the centre (the analysis averages the cell
+        territory).
 
     Returns
     -------
@@ -145,8 +143,7 @@ def truth_cell_values(cells: pd.DataFrame, fields: SectionImage, masks: SectionI
     col = np.clip(np.rint((cells["x_um"].to_numpy() - fields.origin[0]) / p).astype(int), 0, fields.shape_yx[1] - 1)
     out = cells.copy()
     nano = fields.channel("nanoparticle").astype(np.float64)
-    viable = (masks.channel("tissue") > 0) & ~(masks.channel("necrosis") > 0)
-    scale = NANOPARTICLE_COUNTS_AT_P99 / max(float(np.percentile(nano[viable], 99)), 1e-9)
+    scale = NP_COUNTS_PER_UNIT
     r = territory_radius_um / p
     h = int(np.ceil(r))
     yy, xx = np.mgrid[-h:h + 1, -h:h + 1]

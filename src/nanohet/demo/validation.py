@@ -204,3 +204,19 @@ def demo_analytes(msi) -> dict:
         if analyte is not None:
             out[field] = ("msi", analyte.name, field == "drug")
     return out
+
+
+def true_section_summaries(sample: str, true: dict, analytes: dict, record: dict) -> list[dict]:
+    """Each true field's pixel mean, CV and count in the tissue and in viable tissue (as the analysis reports the
+    field: modality and analyte of ``analytes``), with the sample's place in the hierarchy and its uptake factor
+    (``truth.json``): the inputs of :func:`nanohet.demo.hierarchy.variance_truth`."""
+    where = record.get("hierarchy") or {}
+    rows = []
+    for field, (modality, analyte, _) in sorted(analytes.items()):
+        for region in ("tissue", "viable"):
+            rows.append({"sample": sample, "group": where.get("group"), "subject": where.get("subject"),
+                         "tumour": where.get("tumour"), "modality": modality, "analyte": analyte, "region": region,
+                         "mean": true[field].get((region, "mean")), "cv": true[field].get((region, "cv")),
+                         "n_pixels": true[field].get((region, "n_pixels")),
+                         "uptake_factor": float(record["params"].get("uptake_factor", 1.0))})
+    return rows

@@ -72,7 +72,7 @@ def _mean_squares(table: pd.DataFrame) -> dict:
 def _components(ms: dict, n_t: int, n_s: int, n_pix: float) -> dict:
     """Variance components from mean squares (the nested-ANOVA estimators; arrays broadcast), each floored at 0.
     A level without degrees of freedom (one tumour per animal, one section per tumour) is absent: its variance
-    is confounded with the level below and counted there."""
+    is confounded with the level above it (the tumour means are the section means) and counted there."""
     out = {"pixel": ms["pixel"]}
     below = ms["pixel"] / n_pix  # what the pixel noise adds to a section mean
     for level, size in (("section", 1), ("tumour", n_s), ("animal", n_t * n_s)):

@@ -10,12 +10,13 @@ import pandas as pd
 import SimpleITK as sitk
 
 from ..atomic import write_table
-from ..demo.cohort import (generate_control, generate_sample, generate_standard, params_from_config,
+from ..demo.cohort import (generate_control, generate_sample, generate_standard, level_effects, params_from_config,
                            standard_spikes)
 from ..demo.truth import truth_cell_values, truth_metrics
 from ..demo.phantom import NUCLEUS_RADIUS_UM
 from ..demo.validation import (compare_cells, compare_colocalisation, compare_masks, compare_metrics,
-                               compare_volume, demo_analytes, equal_response_rows, registration_errors)
+                               compare_volume, demo_analytes, equal_response_rows, registration_errors,
+                               true_section_summaries)
 from ..msi.calibration import read_calibrations
 from ..io.ometiff import read_ome_tiff
 from ..settings import DemoSettings, MicroscopySettings, MSISettings, QuantifySettings
@@ -25,13 +26,19 @@ log = logging.getLogger("nanohet")
 
 
 def demo_sample(sample: str, group: str, demo: dict | DemoSettings, out_fluorescence: str, out_he: str, out_msi: str,
-                out_volume: str, out_volume_mask: str, truth_dir: str) -> None:
-    """Simulate one demo sample (all modalities) and its ground truth (see :mod:`nanohet.demo.cohort`)."""
-    params = params_from_config(demo, group, sample)
-    log.info("simulating %s (group %s, seed %d)", sample, group, params.seed)
+                out_volume: str, out_volume_mask: str, truth_dir: str, subject: str | None = None,
+                tumour: str | None = None) -> None:
+    """Simulate one demo sample (all modalities) and its ground truth (see :mod:`nanohet.demo.cohort`); its
+    ``subject`` and ``tumour`` give it its animal's and tumour's effect on the uptake (``demo.level_sd``)."""
+    params = params_from_config(demo, group, sample, subject, tumour)
+    effects = level_effects(demo, subject, tumour, sample) if subject is not None else {}
+    log.info("simulating %s (group %s, seed %d, uptake factor %.3f: %s)", sample, group, params.seed,
+             params.uptake_factor, ", ".join(f"{k} {v:+.3f}" for k, v in effects.items()) or "no level effects")
     outputs = {"fluorescence": out_fluorescence, "he": out_he, "msi": out_msi, "volume": out_volume,
                "volume_mask": out_volume_mask}
-    record = generate_sample(sample, outputs, truth_dir, params)
+    hierarchy = {"group": group, "subject": subject, "tumour": tumour, "effects": effects,
+                 "level_sd": dict(DemoSettings.coerce(demo).level_sd)}
+    record = generate_sample(sample, outputs, truth_dir, params, hierarchy)
     log.info("%s: %d vessels, NP half-distance %.1f µm, dose factor %.2f, %d MSI spectra",
              sample, record["section"]["n_vessels"], record["section"]["np_half_distance_um"],
              record["section"]["dose_factor"], record["msi_acquired_pixels"])
@@ -59,10 +66,12 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
                     out_compare: str, volume_metrics: list[str] | str | None = None,
                     he_transform: list[str] | str | None = None, fluorescence_masks: str | None = None,
                     calibration: list[str] | str | None = None, truth_cells: str | None = None,
-                    cell_metrics: str | None = None, microscopy: dict | None = None) -> None:
+                    cell_metrics: str | None = None, microscopy: dict | None = None,
+                    out_summaries: str | None = None) -> None:
     """Registration error and recovered-versus-true metrics of one demo sample (:mod:`nanohet.demo.validation`),
     with the ``fluorescence_masks`` against the true ones and, for the analytes the ``calibration`` table
-    calibrates, the mean the equal-response assumption would have given."""
+    calibrates, the mean the equal-response assumption would have given; ``out_summaries``: the true fields'
+    section summaries (:func:`nanohet.demo.validation.true_section_summaries`)."""
     msi, quantify = MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
     volume_metrics, he_transform, calibration = one_input(volume_metrics), one_input(he_transform), one_input(calibration)
     record = json.loads(Path(truth).read_text())
@@ -74,6 +83,8 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
     thresholds = {field: quantify.coverage_thresholds.get(name) for field, (_, name, _) in analytes.items()}
     true = truth_metrics(read_ome_tiff(truth_fields), masks, float(record["params"]["msi_pixel_um"]), quantify,
                          thresholds)
+    if out_summaries:  # the true section summaries the cohort's variance decomposition is checked against
+        write_table(pd.DataFrame(true_section_summaries(sample, true, analytes, record)), out_summaries)
     recovered = pd.read_csv(metrics, sep="\t")
     rows = compare_metrics(sample, true, recovered, analytes)
     rows += compare_colocalisation(sample, true["pairs"], recovered, analytes)
@@ -85,7 +96,7 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
         rows.append(compare_volume(sample, record, pd.read_csv(volume_metrics, sep="\t")))
     if truth_cells and cell_metrics:  # the fraction of cells reached: true cells against the cells rule's
         expand = float(MicroscopySettings.coerce(microscopy or {}).cell_expand_um)
-        cells = truth_cell_values(pd.read_csv(truth_cells, sep="\t"), read_ome_tiff(truth_fields), masks,
+        cells = truth_cell_values(pd.read_csv(truth_cells, sep="\t"), read_ome_tiff(truth_fields),
                                   float(record["params"]["msi_pixel_um"]), NUCLEUS_RADIUS_UM + expand)
         names = {name: name for _, name, _ in analytes.values()}
         rows += compare_cells(sample, cells, pd.read_csv(cell_metrics, sep="\t"), analytes,
@@ -106,3 +117,17 @@ def validation_tables(tre: list[str], compare: list[str], out_tre: str, out_comp
     for edge, sub in tre_df[tre_df.points == "dense_tissue_grid"].groupby("edge"):
         log.info("%s registration error (dense grid): median %.2f px (worst sample), p95 %.2f px of the moving image",
                  edge, sub["median_px"].max(), sub["p95_px"].max())
+
+
+def validate_variance(summaries: list[str], variance: str, level_sd: dict, out_table: str) -> None:
+    """The cohort's variance shares against the demo's configured and realised truth
+    (:func:`nanohet.demo.hierarchy.variance_truth`)."""
+    from ..demo.hierarchy import variance_truth
+
+    true = pd.concat([pd.read_csv(f, sep="\t") for f in summaries], ignore_index=True)
+    table = variance_truth(true, pd.read_csv(variance, sep="\t"), dict(level_sd))
+    write_table(table, out_table)
+    for rec in table[table["level"].astype(str) != ""].to_dict("records"):
+        log.info("%s %s %s %s: estimated share %.3f [%.3f, %.3f], configured %.3f, realised %.3f", rec["modality"],
+                 rec["analyte"], rec["region"], rec["level"], rec["estimated_share"], rec["share_ci_low"],
+                 rec["share_ci_high"], rec["configured_share"], rec["realised_share"])
