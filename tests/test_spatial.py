@@ -149,10 +149,42 @@ def test_heterogeneity_versus_scale_of_uncorrelated_noise(seed):
     values = rng.normal(100.0, 100.0 * cv0, (600, 600))
     region = np.ones(values.shape, bool)
     curve = block_cv_curve(values, region, 10.0, [10, 20, 50, 100, 200])
-    for size, cv, n in curve:
+    for size, cv, n, mean in curve:
         assert cv == pytest.approx(cv0 * 10.0 / size, rel=0.1) and n == (6000 // size) ** 2
+        assert mean == pytest.approx(values.mean(), rel=1e-9)  # whole blocks tile the field
     assert homogenisation_scale(curve, 0.05) == pytest.approx(10.0 * cv0 / 0.05, rel=0.08)
     assert np.isnan(homogenisation_scale(curve, 1e-4))  # never reached within 200 µm
     smooth = ar1_field((600, 600), 30.0, seed) + 10.0
     rough = block_cv_curve(smooth, region, 10.0, [10, 100])
     assert rough[1][1] > 0.5 * rough[0][1]  # correlated over 300 µm: 100 µm blocks keep most of the CV
+
+
+def test_pooled_scale_curve_levels_off_at_the_between_section_cv():
+    """Sections of uniform blocks (zero CV each at their block size) whose levels differ: pooled, the CV of all
+    block means is the between-section CV, by the law of total variance; a single section pools to itself."""
+    import pandas as pd
+
+    from nanohet.quantify.cohort import pooled_scale_curves
+    from nanohet.quantify.spatial import block_cv_curve
+
+    rng = np.random.default_rng(4)
+    levels = {"s1": 2.0, "s2": 3.0, "s3": 7.0}
+    rows = []
+    for sample, level in levels.items():
+        values = np.kron(np.full((4, 4), level), np.ones((20, 20))) + rng.normal(0, 0.5, (80, 80))
+        for size, cv, n, mean in block_cv_curve(values, np.ones(values.shape, bool), 10.0, [10, 200]):
+            rows.append({"sample": sample, "modality": "msi", "analyte": "dox", "region": "tissue", "block_um": size,
+                         "cv": cv, "n_blocks": n, "block_mean": mean})
+    scales = pd.DataFrame(rows)
+    samples = pd.DataFrame({"sample": list(levels), "group": ["g", "g", "g"]})
+    pooled = pooled_scale_curves(scales, samples, target_cv=0.01).set_index("block_um")
+    blocks = np.concatenate([np.full(16, v) for v in levels.values()])  # 16 blocks of 200 µm per section
+    expected = blocks.std() / blocks.mean()
+    assert pooled.cv[200.0] == pytest.approx(expected, rel=0.01)  # the within-section noise is averaged away
+    per_pixel = np.concatenate([np.full(6400, v) for v in levels.values()])
+    assert pooled.cv[10.0] == pytest.approx(np.hypot(per_pixel.std(), 0.5) / per_pixel.mean(), rel=0.02)
+    assert (pooled.n_sections == 3).all() and pooled.n_blocks[200.0] == 48
+    assert np.isnan(pooled.homogenisation_scale_um).all()  # the between-section spread never homogenises
+    one = pooled_scale_curves(scales[scales["sample"] == "s2"], samples, 0.01).set_index("block_um")
+    s2 = scales[scales["sample"] == "s2"].set_index("block_um")
+    assert np.allclose(one.cv, s2.cv)

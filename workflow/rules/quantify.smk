@@ -120,6 +120,7 @@ rule cohort_table:
         + anatomical_volume_metrics(),
         section=expand(f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv", sample=SECTION_SAMPLES),
         cells=expand(f"{RESULTS}/cells/{{sample}}/cell_metrics.tsv", sample=SECTION_SAMPLES),
+        scales=expand(f"{RESULTS}/quantify/{{sample}}/scale_profiles.tsv", sample=SECTION_SAMPLES + MSI_ONLY_SAMPLES),
         qc_flags=f"{RESULTS}/tables/qc_flags.tsv",
     output:
         metrics=report(
@@ -148,6 +149,11 @@ rule cohort_table:
             category="Tables",
         ),
         invivo=f"{RESULTS}/tables/invivo_exvivo.tsv",
+        scales=report(
+            f"{RESULTS}/tables/scale_profiles_pooled.tsv",
+            caption="../report/scale_profiles_pooled.rst",
+            category="Tables",
+        ),
         invivo_correlations=report(
             f"{RESULTS}/tables/invivo_exvivo_correlations.tsv",
             caption="../report/invivo_exvivo.rst",
@@ -157,6 +163,7 @@ rule cohort_table:
         samples=sample_records(),
         modalities=measured_modalities(),
         statistics=CONFIG.statistics.to_dict(),
+        homogenisation_cv=CONFIG.quantify.homogenisation_cv,
         code=code_version("quantify", "flags.py", "steps/quantify.py"),
     log:
         f"{LOGS}/cohort_table.log",

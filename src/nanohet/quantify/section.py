@@ -300,7 +300,8 @@ class SectionTables:
         # heterogeneity versus scale over the tissue: the CV of block means, and where it reaches the target CV
         if (tissue & np.isfinite(values)).sum() >= 3:
             curve = block_cv_curve(values, tissue, float(spacing_um), q.scale_block_sizes_um)
-            self.scales += [{**base, "region": "tissue", "block_um": b, "cv": c, "n_blocks": n} for b, c, n in curve]
+            self.scales += [{**base, "region": "tissue", "block_um": b, "cv": c, "n_blocks": n, "block_mean": m}
+                            for b, c, n, m in curve]
             self.rows.append({**base, "region": "tissue", "metric": "homogenisation_scale_um", "unit": "um",
                               "ibsi": "", "value": homogenisation_scale(curve, float(q.homogenisation_cv))})
         if "rim" in means and "core" in means:
@@ -337,7 +338,7 @@ class SectionTables:
 
     def scale_table(self) -> pd.DataFrame:
         return pd.DataFrame(self.scales, columns=["sample", "modality", "analyte", "region", "block_um", "cv",
-                                                  "n_blocks"])
+                                                  "n_blocks", "block_mean"])
 
 
 def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: SectionImage,

@@ -215,8 +215,9 @@ def block_cv_curve(values: np.ndarray, region: np.ndarray, spacing: float, block
 
     Returns
     -------
-    list of (block size, cv, number of blocks)
-        NaN where fewer than 2 blocks fit.
+    list of (block size, cv, number of blocks, mean of the block means)
+        CV NaN where fewer than 2 blocks fit. The mean and the CV (population SD) let curves of several
+        sections be pooled (:func:`nanohet.quantify.cohort.pooled_scale_curves`).
     """
     from ..image import block_reduce_mean
 
@@ -229,7 +230,7 @@ def block_cv_curve(values: np.ndarray, region: np.ndarray, spacing: float, block
         keep = (cover >= 0.5) & np.isfinite(means)
         m = means[keep]
         cv = float(m.std() / m.mean()) if m.size >= 2 and m.mean() else float("nan")
-        out.append((k * spacing, cv, int(m.size)))
+        out.append((k * spacing, cv, int(m.size), float(m.mean()) if m.size else float("nan")))
     return out
 
 

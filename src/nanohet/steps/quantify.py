@@ -15,7 +15,7 @@ from ..flags import sample_flags
 from ..io.ometiff import read_ome_tiff, write_ome_tiff
 from ..io.volumes import read_volume
 from ..quantify.availability import measure_availability
-from ..quantify.cohort import cohort_metrics, group_summary
+from ..quantify.cohort import cohort_metrics, group_summary, pooled_scale_curves
 from ..quantify.comparisons import compare_groups
 from ..quantify.variance import cohort_variance
 from ..quantify.invivo import invivo_exvivo_correlations, join_invivo_exvivo
@@ -214,7 +214,8 @@ def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metr
            modalities: dict | None = None, out_availability: str | None = None,
            statistics: dict | StatisticsSettings | None = None, out_comparisons: str | None = None,
            out_variance: str | None = None, out_invivo: str | None = None,
-           out_invivo_correlations: str | None = None) -> None:
+           out_invivo_correlations: str | None = None, scales: list[str] | None = None,
+           out_scales: str | None = None, homogenisation_cv: float | None = None) -> None:
     """Every sample's metrics in one tidy table and a per-group summary (:mod:`nanohet.quantify.cohort`).
 
     ``samples`` holds one record per sample with its ``subject``, ``group`` and ``tumour``; ``qc_flags`` (the
@@ -225,7 +226,8 @@ def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metr
     ``out_variance``: each analyte's variance shared out over animals, tumours, sections and pixels
     (:func:`nanohet.quantify.variance.cohort_variance`); ``out_invivo`` and ``out_invivo_correlations``: each
     tumour's in vivo uptake beside its sections' measures, and their correlation across tumours
-    (:mod:`nanohet.quantify.invivo`).
+    (:mod:`nanohet.quantify.invivo`); ``out_scales``: the sections' CV-versus-block-size curves (``scales``)
+    pooled per group (:func:`nanohet.quantify.cohort.pooled_scale_curves`).
     """
     if out_availability:
         table = measure_availability({s: set(m) for s, m in (modalities or {}).items()})
@@ -247,6 +249,12 @@ def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metr
                      rec["p_value"], rec["p_fdr"])
     if out_variance:
         write_table(cohort_variance(df), out_variance)
+    if out_scales:
+        curves = [pd.read_csv(f, sep="\t") for f in scales or []]
+        curves = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
+            columns=["sample", "modality", "analyte", "region", "block_um", "cv", "n_blocks", "block_mean"])
+        target = homogenisation_cv if homogenisation_cv is not None else QuantifySettings().homogenisation_cv
+        write_table(pooled_scale_curves(curves, pd.DataFrame(samples), float(target)), out_scales)
     if out_invivo:
         joined = join_invivo_exvivo(df)
         write_table(joined, out_invivo)
