@@ -16,7 +16,8 @@ from .style import save  # noqa: E402
 
 
 def cohort_summary(path, cohort: pd.DataFrame, panels: list[tuple[str, str, str, str]]) -> None:
-    """Strip plots of selected metrics per group (one dot per sample).
+    """Strip plots of selected metrics per group: a dot per animal (the mean of its sections, the unit of
+    replication) over small dots for its samples when an animal has several.
 
     Parameters
     ----------
@@ -33,11 +34,17 @@ def cohort_summary(path, cohort: pd.DataFrame, panels: list[tuple[str, str, str,
     groups = sorted(cohort["group"].dropna().unique())
     for a, (modality, analyte, metric, title) in zip(axes.ravel(), panels):
         sub = cohort[(cohort.modality == modality) & (cohort.analyte == analyte) & (cohort.metric == metric)]
-        if "region" in sub:  # sections: tissue or viable (per metric); in vivo volumes: the tumour
-            sub = sub[sub.region == ("tumour" if modality == "volume" else metric_region(metric))]
+        if "region" in sub:  # sections: tissue or viable (per metric); section statistics; volumes: the tumour
+            region = "tumour" if modality == "volume" else "section" if analyte == "section" else metric_region(metric)
+            sub = sub[sub.region == region]
         for gi, g in enumerate(groups):
-            v = sub.loc[sub.group == g, "value"].to_numpy(dtype=float)
+            in_group = sub[sub.group == g]
+            per_animal = in_group.groupby("subject", sort=True)["value"] if "subject" in in_group else None
+            v = (per_animal.mean() if per_animal is not None else in_group["value"]).to_numpy(dtype=float)
             x = gi + np.linspace(-0.12, 0.12, max(len(v), 1))[: len(v)]
+            if per_animal is not None and len(in_group) > len(v):  # several samples per animal: show them too
+                for xi, (_, values) in zip(x, per_animal):
+                    a.scatter(np.full(len(values), xi), values, s=8, color="0.6", zorder=2)
             a.scatter(x, v, s=30, zorder=3)
             if len(v):
                 a.hlines(np.nanmean(v), gi - 0.25, gi + 0.25, color="k", lw=1.5)
@@ -47,7 +54,7 @@ def cohort_summary(path, cohort: pd.DataFrame, panels: list[tuple[str, str, str,
         a.set_ylabel(unit, fontsize=8)
     for a in axes.ravel()[n:]:
         a.axis("off")
-    fig.suptitle("cohort summary (dot = sample, bar = group mean)")
+    fig.suptitle("cohort summary (dot = animal, grey = its samples, bar = group mean of the animals)")
     fig.tight_layout()
     save(fig, *([path] if isinstance(path, (str, os.PathLike)) else path))
 
