@@ -62,3 +62,21 @@ def test_unbalanced_or_too_small_designs_are_refused():
     one, _ = simulate_design({"animal": 0.5, "pixel": 0.5}, animals=1, seed=1)
     with pytest.raises(InputError, match="fewer than two animals"):
         variance_components(one)
+
+
+def test_absent_levels_fold_into_the_nearest_present_level_above():
+    """One tumour per animal: the tumour means are the animal means, so the tumour's variance is in the animal
+    level (not the section level below it); one section per tumour: the section's is in the tumour level."""
+    from nanohet.quantify.variance import folded_into
+
+    assert folded_into("animal", ["animal", "section", "pixel"]) == ["tumour"]
+    assert folded_into("section", ["animal", "section", "pixel"]) == []
+    assert folded_into("tumour", ["animal", "tumour", "pixel"]) == ["section"]
+    assert folded_into("animal", ["animal", "pixel"]) == ["tumour", "section"]
+    assert folded_into("pixel", ["animal", "pixel"]) == []
+    # and the estimator agrees: a design with one tumour per animal and tumour variance only puts it in the animal
+    table, _ = simulate_design({"tumour": 0.6, "pixel": 0.4}, animals=200, tumours=1, sections=2, pixels=200,
+                               seed=3)
+    vc = variance_components(table, n_draws=200).set_index("level")
+    assert list(vc.index) == ["animal", "section", "pixel"]
+    assert vc.share["animal"] == pytest.approx(0.6, abs=0.08) and vc.share["section"] < 0.03

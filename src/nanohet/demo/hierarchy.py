@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..quantify.variance import LEVELS, variance_components
+from ..quantify.variance import LEVELS, folded_into, variance_components
 
 COLUMNS = ["modality", "analyte", "region", "level", "configured_sd", "configured_share", "realised_share",
            "estimated_share", "share_ci_low", "share_ci_high", "configured_in_ci", "realised_in_ci", "n_units",
@@ -60,16 +60,6 @@ def fold_levels(components: dict, present) -> dict:
         if level in present:
             out[level], carried = carried, 0.0
     return out
-
-
-def _folded_into(level: str, present) -> list:
-    """The absent levels whose variance :func:`fold_levels` adds to ``level``."""
-    out = []
-    for below in LEVELS[LEVELS.index(level) + 1:-1]:
-        if below in present:
-            break
-        out.append(below)
-    return out if level != "pixel" else []
 
 
 def variance_truth(summaries: pd.DataFrame, estimates: pd.DataFrame, level_sd: dict, n_draws: int = 2000,
@@ -116,7 +106,7 @@ def variance_truth(summaries: pd.DataFrame, estimates: pd.DataFrame, level_sd: d
             conf = configured[level] / total if total > 0 else np.nan
             real = float(realised.loc[level, "share"]) if level in realised.index else np.nan
             lo, hi = float(e["share_ci_low"]), float(e["share_ci_high"])
-            folded = _folded_into(level, present)
+            folded = folded_into(level, present)
             rows.append(dict(zip(keys, key)) | {
                 "level": level, "configured_sd": float(level_sd.get(level, np.nan)) if level != "pixel" else np.nan,
                 "configured_share": conf, "realised_share": real, "estimated_share": float(e["share"]),

@@ -32,6 +32,18 @@ from ..errors import InputError
 LEVELS = ("animal", "tumour", "section", "pixel")
 
 
+def folded_into(level: str, present) -> list:
+    """The absent levels whose variance the nested ANOVA counts in ``level``: those right below it down to the
+    next present level (with one tumour per animal the tumour means are the animal means, so the tumour's
+    variance is in the animal level). The pixel level holds no other."""
+    out = []
+    for below in LEVELS[LEVELS.index(level) + 1:-1]:
+        if below in present:
+            break
+        out.append(below)
+    return out if level != "pixel" else []
+
+
 def _mean_squares(table: pd.DataFrame) -> dict:
     """Degrees of freedom, mean squares and balanced sizes of a nested design of section summaries.
 
@@ -167,8 +179,8 @@ def cohort_variance(cohort: pd.DataFrame, modalities=("fluorescence", "msi", "ms
     Each sample is a section (its ``subject`` the animal, its ``tumour`` the tumour); its pixel mean, variance
     ``(cv x mean)²`` and count ``n_pixels`` come from the table. A design that cannot be decomposed (unbalanced,
     or one animal per group) gives one row saying why. Where a level has one unit per parent (one tumour per
-    animal, one section per tumour) it is absent and its variance is counted in the level above it that is
-    present: the ``note`` says so.
+    animal, one section per tumour) it is absent and its variance is counted in the nearest level above it that
+    is present (:func:`folded_into`): the ``note`` says so.
 
     Returns
     -------
@@ -199,11 +211,11 @@ def cohort_variance(cohort: pd.DataFrame, modalities=("fluorescence", "msi", "ms
             rows.append({**base, "level": "", "note": f"not decomposed: {exc}"})
             continue
         present = list(vc["level"])
-        absent = [lv for lv in ("tumour", "section") if lv not in present]
         for rec in vc.to_dict("records"):
             note = ""
-            if absent and rec["level"] == [lv for lv in present if lv != "pixel"][-1]:
-                note = f"includes the {' and '.join(absent)} level(s): one per parent in this design"
+            folded = folded_into(rec["level"], present)
+            if folded:
+                note = f"includes the {' and '.join(folded)} level(s): one per parent in this design"
             if rec["level"] == "pixel":
                 note = "pixels are spatially autocorrelated: the interval of this level is too narrow"
             rows.append({**base, **rec, "note": note})
