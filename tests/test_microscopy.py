@@ -140,3 +140,77 @@ def test_marker_regions_find_a_planted_marker_rich_area(seed):
     assert not marker_regions(image, strict, tissue, tissue, "f.tif")["macrophage_rich"].any()
     plain = MicroscopySettings(channels={"nuclei": "DAPI", "vessels": "DAPI", "nanoparticle": "DAPI"})
     assert marker_regions(image, plain, tissue, tissue, "f.tif") == {}
+
+
+def _vessel_section(rng, perfused_share: float, n: int = 400):
+    """Tissue with 40 disc vessels of random radius; a random ``perfused_share`` of them carry lectin. Returns the
+    image (DAPI, CD31, lectin), the tissue, the vessel mask and the perfused vessels' mask."""
+    from nanohet.image import SectionImage
+
+    yy, xx = np.mgrid[:n, :n]
+    tissue = np.zeros((n, n), bool)
+    tissue[20:n - 20, 20:n - 20] = True
+    vessels, perfused = np.zeros((n, n), bool), np.zeros((n, n), bool)
+    centres = []
+    while len(centres) < 40:
+        c = rng.uniform(40, n - 40, 2)
+        if all(np.hypot(*(c - d)) > 25 for d in centres):
+            centres.append(c)
+    for c in centres:
+        disc = (yy - c[0]) ** 2 + (xx - c[1]) ** 2 < rng.uniform(3, 7) ** 2
+        vessels |= disc
+        if rng.random() < perfused_share:
+            perfused |= disc
+    lectin = rng.poisson(100 + 30 * tissue + 150 * perfused).astype(np.float32)
+    cd31 = rng.poisson(100 + 30 * tissue + 800 * vessels).astype(np.float32)
+    image = SectionImage(np.stack([cd31, cd31, lectin]), ["DAPI", "CD31", "lectin"], (2.0, 2.0))
+    return image, tissue, vessels, perfused
+
+
+@pytest.mark.parametrize("share, seed", [(0.5, 0), (0.3, 1), (1.0, 2), (0.0, 3)])
+def test_perfused_vessels_are_the_lectin_labelled_ones(share, seed):
+    """Perfused versus all vessels: the vessels carrying the perfusion marker are found one by one, whatever
+    their share (a network all perfused, or none, is not split in two); a configured threshold is used as given."""
+    from scipy import ndimage
+
+    from nanohet.microscopy.regions import perfused_vessels
+    from nanohet.settings import MicroscopySettings
+
+    rng = np.random.default_rng(seed)
+    image, tissue, vessels, perfused = _vessel_section(rng, share)
+    settings = MicroscopySettings(channels={"nuclei": "DAPI", "vessels": "CD31", "nanoparticle": "DAPI",
+                                            "perfusion": "lectin"})
+    found, n_perfused, n_vessels = perfused_vessels(image, settings, vessels, tissue, "f.tif")
+    assert n_vessels == 40 and np.array_equal(found, perfused)
+    assert n_perfused == len(np.unique(ndimage.label(vessels)[0][perfused]))
+    strict = MicroscopySettings(**{**settings.to_dict(), "marker_thresholds": {"perfusion": 1e6}})
+    assert perfused_vessels(image, strict, vessels, tissue, "f.tif")[1] == 0
+
+
+def test_perfused_vessel_regions_and_fraction_in_the_section_measures():
+    """The section measures gain the viable tissue by distance to the perfused vessels and the perfused
+    fraction; the bands are distances to the perfused vessels, not to all."""
+    import pandas as pd
+
+    from nanohet.image import SectionImage
+    from nanohet.quantify.metrics import distance_to_mask_um
+    from nanohet.quantify.section import SectionTables, nanoparticle_metrics
+    from nanohet.settings import MicroscopySettings, QuantifySettings
+
+    rng = np.random.default_rng(5)
+    image, tissue, vessels, perfused = _vessel_section(rng, 0.5)
+    masks = SectionImage(np.stack([tissue, np.zeros_like(tissue), tissue, vessels]).astype(np.uint8),
+                         ["tissue", "necrosis", "viable", "vessels"], image.spacing)
+    settings = MicroscopySettings(channels={"nuclei": "DAPI", "vessels": "CD31", "nanoparticle": "DAPI",
+                                            "perfusion": "lectin"})
+    tables = SectionTables("s", QuantifySettings())
+    nanoparticle_metrics(tables, image, masks, settings, "f.tif", "m.tif")
+    rows = pd.DataFrame(tables.rows)
+    section = rows[rows.analyte == "vessels"].set_index("metric").value
+    assert section["vessel_count"] == 40
+    assert section["perfused_fraction"] == pytest.approx(section["perfused_vessel_count"] / 40)
+    near = tables.marker_regions[tissue.shape]["perfused_vessel_0-50um"]
+    expected = tissue & (distance_to_mask_um(perfused, image.spacing) < 50)
+    assert np.array_equal(near, expected) and not np.array_equal(near, tissue & (
+        distance_to_mask_um(vessels, image.spacing) < 50))
+    assert "perfused_vessel_0-50um" in set(rows.region)  # measured like every region

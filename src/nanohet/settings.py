@@ -18,7 +18,7 @@ import numpy as np
 from .errors import InputError
 
 ANALYTE_ROLES = ("drug", "metabolite", "carrier", "marker", "other")
-CHANNEL_ROLES = ("nuclei", "vessels", "nanoparticle", "macrophages", "hypoxia")
+CHANNEL_ROLES = ("nuclei", "vessels", "nanoparticle", "macrophages", "hypoxia", "perfusion")
 SECTION_MODALITIES = ("fluorescence", "he", "msi")
 VOLUME_MODALITIES = ("volume", "ct", "mr")  # volume: the quantified uptake image (PET/SPECT)
 

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..image import SectionImage, block_reduce_mean
 from ..microscopy import background_level, role_channel
 from ..microscopy.autofluorescence import subtract_autofluorescence
-from ..microscopy.regions import marker_regions
+from ..microscopy.regions import marker_regions, perfused_vessels
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from .grid import AnalysisGrid, grid_masks, masks_on_grid
 from .colocalisation import colocalisation, ranks_over, shift_offsets, shifted_correlations
@@ -200,16 +200,18 @@ def tissue_shells(tissue: np.ndarray, spacing_um: float, edges_um) -> dict[str, 
             for name, lo, hi in zip(SHELL_NAMES[len(edges)], bounds[:-1], bounds[1:])}
 
 
-def vessel_distance_regions(viable: np.ndarray, distance_um: np.ndarray, edges_um) -> dict[str, np.ndarray]:
+def vessel_distance_regions(viable: np.ndarray, distance_um: np.ndarray, edges_um,
+                            prefix: str = "vessel") -> dict[str, np.ndarray]:
     """The viable tissue split by distance (µm) to the nearest vessel at ``edges_um``: ``vessel_0-50um``,
-    ``vessel_50-100um``, ``vessel_100um+`` for edges (50, 100); none without edges."""
+    ``vessel_50-100um``, ``vessel_100um+`` for edges (50, 100) (``prefix`` replaces ``vessel``, e.g. for the
+    perfused vessels); none without edges."""
     edges = sorted(float(e) for e in edges_um)
     if not edges:
         return {}
     bounds = [0.0] + edges + [np.inf]
     regions = {}
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        name = f"vessel_{lo:g}-{hi:g}um" if np.isfinite(hi) else f"vessel_{lo:g}um+"
+        name = f"{prefix}_{lo:g}-{hi:g}um" if np.isfinite(hi) else f"{prefix}_{lo:g}um+"
         regions[name] = viable & (distance_um >= lo) & (distance_um < hi)
     return regions
 
@@ -358,6 +360,9 @@ def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: Secti
     # regions measured besides tissue, viable, shells and vessel bands: marker densities, and regions a user drew
     tables.marker_regions[tissue.shape] = {**marker_regions(fluo, microscopy, tissue, viable, fluo_where),
                                            **{name: mask & tissue for name, mask in (drawn or {}).items()}}
+    if "perfusion" in microscopy.channels:  # perfused versus all vessels: distance bands to the perfused ones
+        tables.marker_regions[tissue.shape].update(perfusion_regions(tables, fluo, microscopy, vessels, tissue,
+                                                                     viable, fluo_where))
     dist = distance_to_mask_um(vessels, fluo.spacing)
     np_img = role_channel(fluo, microscopy, "nanoparticle", fluo_where).astype(np.float64)
     np_img = np_img - background_level(np_img, tissue)
@@ -365,6 +370,22 @@ def nanoparticle_metrics(tables: SectionTables, fluo: SectionImage, masks: Secti
         np_img = subtract_autofluorescence(np_img, autofluorescence, tissue, masks.channel("necrosis") > 0)
     tables.add("fluorescence", "nanoparticle", "counts", np_img, tissue, viable, dist, float(fluo.spacing[0]))
     return dist, np_img
+
+
+def perfusion_regions(tables: SectionTables, fluo: SectionImage, microscopy: MicroscopySettings,
+                      vessels: np.ndarray, tissue: np.ndarray, viable: np.ndarray, where: str) -> dict:
+    """The viable tissue by distance to the nearest perfused vessel (:func:`nanohet.microscopy.regions.
+    perfused_vessels`; bands at ``quantify.vessel_distance_edges_um``, named ``perfused_vessel_<lo>-<hi>um``),
+    and the rows of the vessels' perfused fraction and counts (analyte ``vessels``, region ``section``)."""
+    perfused, n_perfused, n_vessels = perfused_vessels(fluo, microscopy, vessels, tissue, where)
+    base = {"sample": tables.sample, "modality": "fluorescence", "analyte": "vessels", "region": "section",
+            "ibsi": ""}
+    tables.rows += [{**base, "metric": "perfused_fraction", "unit": "fraction",
+                     "value": n_perfused / n_vessels if n_vessels else np.nan},
+                    {**base, "metric": "perfused_vessel_count", "unit": "count", "value": n_perfused},
+                    {**base, "metric": "vessel_count", "unit": "count", "value": n_vessels}]
+    return vessel_distance_regions(viable, distance_to_mask_um(perfused, fluo.spacing),
+                                   tables.quantify.vessel_distance_edges_um, prefix="perfused_vessel")
 
 
 def check_thresholds_against_limits(quantify: QuantifySettings, limits: dict, where: str) -> None:
