@@ -337,9 +337,11 @@ def test_a_chain_msi_to_he_to_fluorescence_is_composed_into_the_reference(tmp_pa
     assert "TIC" in registered.channels and (tmp_path / "on_msi.ome.tif").exists()
 
 
-@pytest.mark.parametrize("seed", [34, 35, 37])
+@pytest.mark.parametrize("seed", [31, 32, 33, 37])
 def test_msi_registration_with_a_rotation_search_recovers_any_angle(tmp_path, seed):
-    """The phantom's MSI acquired at any angle in [-180, 180): a 15-degree start search finds it (< 0.5 px)."""
+    """The phantom's MSI acquired at any angle in [-180, 180): a 15-degree start search finds it (< 0.5 px).
+    The seeds are the first from 30 whose angle is over 45 degrees (34 and 35 were, before each acquisition
+    had its own random stream), and 37."""
     import SimpleITK as sitk
 
     from conftest import sample_outputs, tiny_params
