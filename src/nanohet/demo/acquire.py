@@ -57,7 +57,9 @@ def write_msi(path_imzml: Path, truth: SectionTruth, params: PhantomParams, geom
 
     Each spectrum holds matrix peaks (everywhere), tissue lipid peaks, the
     drug, metabolite, carrier and internal-standard peaks (with 13C isotopes)
-    proportional to the concentration averaged over the pixel footprint and
+    proportional to the concentration averaged over the pixel footprint (``params.msi_footprint_factor`` times
+    the pixel pitch: the ablated spot a little wider than the raster step, which the truth and the analysis do
+    not assume) and
     the species' response, multiplied by the species' ion suppression
     (region-dependent matrix effects with a smooth random factor), with Poisson
     counting noise, a per-pixel ppm calibration error and random chemical
@@ -65,7 +67,7 @@ def write_msi(path_imzml: Path, truth: SectionTruth, params: PhantomParams, geom
     """
     p = truth.spacing_um
     pm = params.msi_pixel_um
-    size = max(int(round(pm / p)), 1)
+    size = max(int(math.floor(pm * params.msi_footprint_factor / p + 0.5)), 1)  # 34 µm for 30 µm at 2 µm
 
     def footprint(a):
         return ndimage.uniform_filter(a.astype(np.float32), size=size)

@@ -62,6 +62,9 @@ class PhantomParams:
     microscopy_pixel_um: float = 2.0
     truth_pixel_um: float = 10.0
     msi_pixel_um: float = 30.0
+    # the MSI spot's side over the pixel pitch: 10 % wider than the square pixel the truth's footprint assumes
+    # (blur the analysis does not know of)
+    msi_footprint_factor: float = 1.1
     msi_mode: str = "processed"
     volume_voxel_mm: float = 0.2
     vessel_density_per_mm2: float = 170.0
