@@ -1,12 +1,15 @@
 """End-to-end: snakemake runs the whole graph on a tiny demo cohort in a temporary directory."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from nanohet.repro.verify import same_result
 
-from conftest import PARTIAL, SAMPLES, snakemake, write_cohort
+from conftest import PARTIAL, REPO, SAMPLES, snakemake, write_cohort
 
 pytestmark = pytest.mark.workflow
 
@@ -18,6 +21,23 @@ def test_dry_run_lists_every_stage(tmp_path):
                  "he_to_reference", "analysis_grid", "masks_on_msi", "quantify_section", "quantify_volume",
                  "cohort_table", "sample_figure", "cohort_figure", "validate_sample", "validation_tables"):
         assert rule in out, rule
+
+
+def test_the_default_and_the_larger_demo_plan_their_hierarchies(tmp_path):
+    """The shipped demo configs as a user runs them (the repository's config folder): the default demo plans its
+    24 sections, the larger one (config/demo_full.yaml) its 48, each with the variance validation."""
+    import re
+    import shutil
+
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    for extra, sections, volumes in (((), 24, 12), (("config/demo_full.yaml",), 48, 16)):
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "-n", "--configfile", "config/config.yaml", *extra]
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-3000:]
+        counts = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout, re.M))
+        assert int(counts["demo_sample"]) == sections and int(counts["validate_sample"]) == sections
+        assert int(counts["quantify_volume"]) == volumes and int(counts["validate_variance"]) == 1
 
 
 def test_registration_graph_from_the_config(tmp_path):
