@@ -111,8 +111,16 @@ def test_validation_doc_numbers_come_from_the_tables(tmp_path):
                      "3\tmsi\tgood\tTrue\t30\n")
     row = tool.sweep_block(sweep, sweep, "abc").splitlines()[-1]
     assert row == "| msi | good 1 / 1, gross 1 / 0 | good 1 / 1, gross 1 / 0 | 67% / 67% | 0 / 0 | 1 of 2 / 1 of 2 | 20 s |"
+    (tmp_path / "tables" / "variance_vs_truth.tsv").write_text(
+        "modality\tanalyte\tregion\tlevel\tconfigured_sd\tconfigured_share\trealised_share\testimated_share\t"
+        "share_ci_low\tshare_ci_high\tconfigured_in_ci\trealised_in_ci\tn_units\tnote\n"
+        "msi\tdrug\ttissue\tanimal\t0.25\t0.065\t0.034\t0.0331\t0\t0.28\tTrue\tTrue\t6\t\n"
+        "msi\tdrug\ttissue\tpixel\t\t0.9\t0.93\t0.95\t0.68\t0.92\tTrue\tFalse\t999\t\n")
+    rows = tool.variance_block(tmp_path).splitlines()[-2:]
+    assert rows == ["| msi | drug | tissue | animal | 0.25 | 0.065 | 0.034 | 0.033 [0.000, 0.280] | configured, realised |",
+                    "| msi | drug | tissue | pixel | - | 0.900 | 0.930 | 0.950 [0.680, 0.920] | configured |"]
     doc = (REPO / "docs" / "validation.md").read_text()
-    for name in ("demo", "sweep"):
+    for name in ("demo", "variance", "sweep"):
         assert f"<!-- BEGIN generated: {name} -->" in doc and f"<!-- END generated: {name} -->" in doc
     msi = tmp_path / "msi.tsv"
     msi.write_text("commit\tfile\tspectra\tibd_gb\ttargets\tplain_read_s\tmapped_read_s\tpyimzml_s\tpyimzml_parse_s\t"
