@@ -10,7 +10,7 @@ from nanohet.demo.design import hierarchical_sheet, sheet_text
 from nanohet.demo.hierarchy import configured_components, fold_levels, variance_truth
 from nanohet.errors import InputError
 from nanohet.io.samplesheet import check_demo_paths, load_sample_sheet, sample_rows
-from nanohet.quantify.variance import variance_components
+from nanohet.quantify.variance import design_table, variance_components
 from nanohet.settings import DemoSettings
 
 from conftest import REPO
@@ -116,10 +116,7 @@ def _simulated_summaries(level_sd: dict, animals: int, seed: int, pixel_cv: floa
 
 
 def _estimates(summaries: pd.DataFrame) -> pd.DataFrame:
-    table = pd.DataFrame({"group": summaries["group"], "animal": summaries["subject"],
-                          "tumour": summaries["tumour"], "mean": summaries["mean"],
-                          "variance": (summaries["cv"] * summaries["mean"]) ** 2, "n": summaries["n_pixels"]})
-    vc = variance_components(table, n_draws=2000)
+    vc = variance_components(design_table(summaries), n_draws=2000)
     return vc.assign(modality="msi", analyte="drug", region="tissue")
 
 

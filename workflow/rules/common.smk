@@ -264,13 +264,13 @@ def anatomical_volume_metrics():
             if sample_option(s, m, "mask")]
 
 
-def group_of(sample):
-    return SHEET.loc[SHEET["sample"] == sample, "group"].iloc[0]
-
-
 def sheet_value(sample, column):
-    """A sample's value of a column all its rows share (subject, tumour)."""
+    """A sample's value of a column all its rows share (subject, group, tumour)."""
     return str(SHEET.loc[SHEET["sample"] == sample, column].iloc[0])
+
+
+def group_of(sample):
+    return sheet_value(sample, "group")
 
 
 def sample_records():

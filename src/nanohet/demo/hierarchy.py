@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..quantify.variance import LEVELS, folded_into, variance_components
+from ..quantify.variance import LEVELS, design_table, folded_into, variance_components
 
 COLUMNS = ["modality", "analyte", "region", "level", "configured_sd", "configured_share", "realised_share",
            "estimated_share", "share_ci_low", "share_ci_high", "configured_in_ci", "realised_in_ci", "n_units",
@@ -90,11 +90,8 @@ def variance_truth(summaries: pd.DataFrame, estimates: pd.DataFrame, level_sd: d
         sub = sub.dropna(subset=["mean", "cv", "n_pixels", "uptake_factor"])
         if est.empty or sub.empty:
             continue
-        table = pd.DataFrame({"group": sub["group"], "animal": sub["subject"], "tumour": sub["tumour"],
-                              "mean": sub["mean"], "variance": (sub["cv"] * sub["mean"]) ** 2,
-                              "n": sub["n_pixels"].astype(float)})
         try:
-            realised = variance_components(table, n_draws=n_draws, seed=seed).set_index("level")
+            realised = variance_components(design_table(sub), n_draws=n_draws, seed=seed).set_index("level")
         except InputError as exc:
             rows.append(dict(zip(keys, key)) | {"level": "", "note": f"no realised truth: {exc}"})
             continue

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .spatial import homogenisation_scale
+
 SECTION_STAT_UNITS = {"tissue_area_mm2": "mm2", "necrotic_fraction": "fraction", "vessel_count": "count",
                       "vessel_density_per_mm2": "1/mm2", "vessel_area_fraction": "fraction"}
 
@@ -73,8 +75,6 @@ def pooled_scale_curves(scales: pd.DataFrame, samples: pd.DataFrame, target_cv: 
         ``group, modality, analyte, region, block_um, cv, n_blocks, n_sections, homogenisation_scale_um`` (the
         last the same on every row of a curve; NaN when it is never reached).
     """
-    from .spatial import homogenisation_scale
-
     columns = ["group", "modality", "analyte", "region", "block_um", "cv", "n_blocks", "n_sections",
                "homogenisation_scale_um"]
     df = scales.merge(samples[["sample", "group"]].drop_duplicates("sample"), on="sample", how="inner")

@@ -44,6 +44,15 @@ def folded_into(level: str, present) -> list:
     return out if level != "pixel" else []
 
 
+def design_table(sections: pd.DataFrame) -> pd.DataFrame:
+    """The table :func:`variance_components` takes, from one row per section with ``group``, ``subject`` (the
+    animal), ``tumour``, ``mean``, ``cv`` and ``n_pixels`` (as the cohort table reports them): the pixel
+    variance is ``(cv x mean)²``."""
+    return pd.DataFrame({"group": sections["group"], "animal": sections["subject"], "tumour": sections["tumour"],
+                         "mean": sections["mean"], "variance": (sections["cv"] * sections["mean"]) ** 2,
+                         "n": sections["n_pixels"].astype(float)})
+
+
 def _mean_squares(table: pd.DataFrame) -> dict:
     """Degrees of freedom, mean squares and balanced sizes of a nested design of section summaries.
 
@@ -200,9 +209,7 @@ def cohort_variance(cohort: pd.DataFrame, modalities=("fluorescence", "msi", "ms
             continue
         wide = wide.dropna(subset=["mean", "cv", "n_pixels"])
         unit = sub.loc[sub["metric"] == "mean", "unit"].iloc[0] if (sub["metric"] == "mean").any() else ""
-        table = pd.DataFrame({"group": wide["group"], "animal": wide["subject"], "tumour": wide["tumour"],
-                              "mean": wide["mean"], "variance": (wide["cv"] * wide["mean"]) ** 2,
-                              "n": wide["n_pixels"].astype(float)})
+        table = design_table(wide)
         base = {"modality": modality, "analyte": analyte, "region": region, "unit": f"({unit})^2",
                 "method": "nested ANOVA (balanced), generalized confidence intervals"}
         try:
