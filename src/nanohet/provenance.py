@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 # modules every step uses (settings, images, files, logging)
-CORE = ("__init__.py", "atomic.py", "errors.py", "image.py", "logs.py", "settings.py", "io", "steps/__init__.py")
+CORE = ("__init__.py", "_lazy.py", "atomic.py", "errors.py", "image.py", "logs.py", "settings.py", "io", "steps/__init__.py")
 
 
 def code_version(*parts: str) -> str:
