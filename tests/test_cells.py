@@ -201,3 +201,28 @@ def test_the_cells_step_tile_by_tile_and_at_a_working_resolution(tmp_path, tiny_
     assert len(c) == pytest.approx(len(one), rel=0.05)
     assert c["nanoparticle"].mean() == pytest.approx(one["nanoparticle"].mean(), rel=0.05)
     assert c["vessel_distance_um"].median() == pytest.approx(one["vessel_distance_um"].median(), abs=section.spacing[0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_label_peaks_are_scikit_images_peaks(seed):
+    """The watershed seeds of all labels at once (nanohet.microscopy.peaks) are scikit-image's peak_local_max with
+    labels, coordinate for coordinate and in its order: random clumps, single pixels, rounded distances (plateaus
+    and ties), 4- and 8-connected labels, several minimum distances."""
+    from skimage.feature import peak_local_max
+
+    from nanohet.microscopy.peaks import label_peaks
+
+    rng = np.random.default_rng(seed)
+    n = 256
+    clumps = ndimage.gaussian_filter((rng.random((n, n)) < 0.004).astype(float), 2.5) > 0.004 * (1 + rng.random())
+    foreground = clumps | (rng.random((n, n)) < 0.01)
+    distance = ndimage.distance_transform_edt(foreground).astype(np.float32)
+    distance = np.round(distance) if seed % 3 == 0 else ndimage.gaussian_filter(distance, 0.5 * (seed % 2))
+    labels = ndimage.label(foreground, structure=np.ones((3, 3)) if seed % 2 else None, output=np.int32)[0]
+    for min_distance in (1, 2, 3, 5):
+        expected = peak_local_max(distance, min_distance=min_distance, labels=labels, exclude_border=False)
+        found = label_peaks(distance, labels, min_distance)
+        assert found.shape == expected.shape and (found == expected).all(), min_distance
+    flat = np.where(labels > 0, 1.0 + labels % 3, 0.0).astype(np.float32)  # every label a plateau
+    assert (label_peaks(flat, labels, 3) == peak_local_max(flat, min_distance=3, labels=labels,
+                                                           exclude_border=False)).all()
