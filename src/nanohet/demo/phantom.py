@@ -126,10 +126,13 @@ class SectionTruth:
 
 
 def _irregular_radius(theta: np.ndarray, radius: float, rng, amplitude: float) -> np.ndarray:
-    r = np.ones_like(theta)
+    """An irregular outline's radius at the angles ``theta`` (radians): ``radius`` times 1 plus random harmonics
+    2-7; evaluated on a table of 4096 angles and interpolated (within 1e-6 of the radius)."""
+    table = np.linspace(-np.pi, np.pi, 4097)
+    r = np.ones_like(table)
     for k in range(2, 8):
-        r += rng.normal(0.0, amplitude / k ** 0.8) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-    return radius * r
+        r += rng.normal(0.0, amplitude / k ** 0.8) * np.cos(k * table + rng.uniform(0, 2 * np.pi))
+    return radius * np.interp(theta, table, r).astype(np.float32)
 
 
 def simulate_section(params: PhantomParams) -> SectionTruth:
@@ -238,10 +241,22 @@ def _macrophages(params: PhantomParams, rng, viable, rel) -> np.ndarray:
     for _ in range(params.macrophage_patches):
         k = rng.integers(len(ys_v))
         sigma = rng.uniform(60, 120) / p
-        patch = np.zeros((n, n), dtype=np.float32)
-        patch[ys_v[k], xs_v[k]] = 1.0
-        macrophages += ndimage.gaussian_filter(patch, sigma, truncate=3.0) * (2 * np.pi * sigma ** 2)
+        _add_gaussian_patch(macrophages, ys_v[k], xs_v[k], sigma)
     return np.clip(macrophages, 0, 1) * viable
+
+
+def _add_gaussian_patch(field: np.ndarray, y: int, x: int, sigma: float, truncate: float = 3.0) -> None:
+    """Add (in place) a Gaussian of SD ``sigma`` pixels and peak about 1 centred on pixel (y, x): the normalised
+    sampled kernel of ``scipy.ndimage.gaussian_filter`` (cut at ``truncate`` SDs) times 2 pi sigma², computed on
+    its support only (filtering a whole field per patch cost the demo 2 s a section); mass outside the field is
+    dropped."""
+    r = int(truncate * sigma + 0.5)
+    t = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    k /= k.sum()
+    y0, y1, x0, x1 = max(y - r, 0), min(y + r + 1, field.shape[0]), max(x - r, 0), min(x + r + 1, field.shape[1])
+    ky, kx = k[y0 - (y - r):y1 - (y - r)], k[x0 - (x - r):x1 - (x - r)]
+    field[y0:y1, x0:x1] += (np.outer(ky, kx) * (2 * np.pi * sigma ** 2)).astype(field.dtype)
 
 
 # ----------------------------------------------------------------------------- rendering
