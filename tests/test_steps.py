@@ -323,9 +323,8 @@ def test_a_chain_msi_to_he_to_fluorescence_is_composed_into_the_reference(tmp_pa
     quantify_steps.analysis_grid(str(out["fluorescence"]), 10.0, str(tmp_path / "grid.json"))
     register_steps.to_reference("msi", str(ions), [str(tmp_path / "he_to_fl.tfm"), str(tmp_path / "msi_to_he.tfm")],
                                 str(tmp_path / "grid.json"), str(tmp_path / "msi_to_reference.tfm"),
-                                str(tmp_path / "msi_in_reference.ome.tif"))
-    quantify_steps.masks_on_msi(str(masks), str(ions), str(tmp_path / "msi_to_reference.tfm"),
-                                str(tmp_path / "on_msi.ome.tif"))
+                                str(tmp_path / "msi_in_reference.ome.tif"), masks=str(masks),
+                                out_masks_on_msi=str(tmp_path / "on_msi.ome.tif"))
     qc = pd.read_csv(tmp_path / "msi_to_he_qc.tsv", sep="\t").iloc[0]
     assert qc.edge == "msi->he" and qc.fixed_image == "H&E tissue_distance" and not bool(qc.flagged)
     lm = pd.read_csv(tiny_sample["truth_dir"] / "landmarks_msi.csv", sep="\t")

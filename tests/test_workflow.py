@@ -18,7 +18,7 @@ def test_dry_run_lists_every_stage(tmp_path):
     write_cohort(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules").stdout
     for rule in ("demo_sample", "msi_extract", "microscopy_preprocess", "register_edge", "msi_to_reference",
-                 "he_to_reference", "analysis_grid", "masks_on_msi", "quantify_section", "quantify_volume",
+                 "he_to_reference", "quantify_section", "quantify_volume",
                  "cohort_table", "sample_figure", "cohort_figure", "validate_sample", "validation_tables"):
         assert rule in out, rule
 
@@ -300,7 +300,7 @@ def test_a_changed_threshold_reruns_quantification_only(finished_run):
         path.write_text(original)
     assert {"quantify_section", "cohort_table", "cohort_figure", "sample_figure", "validate_sample"} <= planned
     assert not planned & {"demo_sample", "msi_extract", "microscopy_preprocess", "register_edge", "msi_to_reference",
-                          "he_to_reference", "analysis_grid", "masks_on_msi", "quantify_volume"}, planned
+                          "he_to_reference", "quantify_volume"}, planned
     assert _planned_rules(workdir) == set()  # back to the original: nothing to do
 
 
@@ -434,7 +434,7 @@ def test_a_misregistered_sample_is_shown_everywhere_and_repaired_with_landmarks(
     sheet.write_text("\n".join(fixed) + "\n")
     planned = _planned_rules(tmp_path)
     assert "register_edge" in planned and not planned & {"demo_sample", "msi_extract", "microscopy_preprocess",
-                                                          "analysis_grid", "quantify_volume"}, planned
+                                                          "quantify_volume"}, planned
     snakemake(tmp_path, "--cores", "2")
     flags = pd.read_csv(tmp_path / "results/tables/qc_flags.tsv", sep="\t")
     assert not flags.flagged.any() and (flags.stage == "registration").sum() == 1

@@ -1,4 +1,4 @@
-# Fluorescence microscopy: channel roles, tissue, necrosis and vessel masks.
+# Fluorescence microscopy: channel roles, tissue, necrosis and vessel masks, and the analysis grid over them.
 
 
 rule microscopy_preprocess:
@@ -7,11 +7,13 @@ rule microscopy_preprocess:
     output:
         masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
         stats=f"{RESULTS}/microscopy/{{sample}}/section_stats.tsv",
+        grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
     params:
         microscopy=MICROSCOPY,
+        spacing_um=CONFIG.quantify.analysis_spacing_um,
         pixel_size=option("fluorescence", "pixel_size"),
         channels=option("fluorescence", "channels"),
-        code=code_version("microscopy", "steps/microscopy.py"),
+        code=code_version("microscopy", "quantify/grid.py", "steps/microscopy.py"),
     log:
         f"{LOGS}/microscopy_preprocess/{{sample}}.log",
     benchmark:

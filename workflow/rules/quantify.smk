@@ -1,51 +1,5 @@
-# Heterogeneity quantification: the analysis grid, masks on native MSI pixels, metrics per sample, and the
-# cohort tables.
-
-
-rule analysis_grid:
-    input:
-        reference=sample_path("fluorescence"),
-    output:
-        grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
-    params:
-        spacing_um=CONFIG.quantify.analysis_spacing_um,
-        pixel_size=option("fluorescence", "pixel_size"),
-        channels=option("fluorescence", "channels"),
-        working_um=CONFIG.microscopy.working_pixel_um,
-        code=code_version("quantify", "steps/quantify.py"),
-    log:
-        f"{LOGS}/analysis_grid/{{sample}}.log",
-    benchmark:
-        f"{BENCH}/analysis_grid/{{sample}}.tsv"
-    resources:
-        mem_mb=mem_mb(500, 3),
-        runtime=5,
-    conda:
-        ENV
-    script:
-        "../scripts/analysis_grid.py"
-
-
-rule masks_on_msi:
-    input:
-        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
-        ions=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
-        transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
-    output:
-        masks_on_msi=f"{RESULTS}/quantify/{{sample}}/masks_on_msi.ome.tif",
-    params:
-        code=code_version("quantify", "registration", "steps/quantify.py"),
-    log:
-        f"{LOGS}/masks_on_msi/{{sample}}.log",
-    benchmark:
-        f"{BENCH}/masks_on_msi/{{sample}}.tsv"
-    resources:
-        mem_mb=mem_mb(1500, 20),
-        runtime=lambda wc, attempt: 10 * attempt,
-    conda:
-        ENV
-    script:
-        "../scripts/masks_on_msi.py"
+# Heterogeneity quantification: metrics per sample (on the analysis grid, and on native MSI pixels with the
+# masks mapped onto them), and the cohort tables.
 
 
 rule quantify_section:

@@ -43,9 +43,11 @@ rule msi_to_reference:
         source=f"{RESULTS}/msi/{{sample}}/ion_images.ome.tif",
         grid=f"{RESULTS}/quantify/{{sample}}/analysis_grid.json",
         edges=lambda wc: chain_transforms(wc.sample, "msi"),
+        masks=f"{RESULTS}/microscopy/{{sample}}/masks.ome.tif",
     output:
         transform=f"{RESULTS}/registration/{{sample}}/msi_to_reference.tfm",
         registered=f"{RESULTS}/registration/{{sample}}/msi_in_reference.ome.tif",
+        masks_on_msi=f"{RESULTS}/quantify/{{sample}}/masks_on_msi.ome.tif",
     params:
         modality="msi",
         code=code_version("registration", "quantify", "steps/register.py"),

@@ -22,7 +22,7 @@ from ..quantify.grid import AnalysisGrid
 from ..quantify.metrics import distance_to_mask_um, gini_coefficient
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings
 from . import one_input, where
-from .quantify import control_levels
+from .microscopy import control_levels
 
 log = logging.getLogger("nanohet")
 

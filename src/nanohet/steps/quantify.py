@@ -19,12 +19,11 @@ from ..quantify.cohort import cohort_metrics, group_summary, pooled_scale_curves
 from ..quantify.comparisons import compare_groups
 from ..quantify.variance import cohort_variance
 from ..quantify.invivo import invivo_exvivo_correlations, join_invivo_exvivo
-from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
+from ..quantify.grid import AnalysisGrid
 from ..msi.calibration import read_calibrations
 from ..quantify.section import (SectionTables, check_thresholds_against_limits, grid_pair_rows, msi_metrics,
                                 nanoparticle_metrics, native_msi_metrics, pair_rows, region_map_image, region_maps)
 from ..msi.tissue import MIN_SEPARABILITY, msi_tissue_mask
-from ..microscopy.autofluorescence import pooled_levels
 from ..io.geojson import read_regions
 from ..io.pet import is_pet_series, read_pet_suv
 from ..io.spect import CountCalibration
@@ -32,6 +31,7 @@ from ..io.rtstruct import read_mask
 from ..quantify.volume import counting_volume_rows, percent_injected_dose_rows, volume_rows
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings, StatisticsSettings
 from . import one_input, read_section, section_geometry, where
+from .microscopy import control_levels
 
 log = logging.getLogger("nanohet")
 
@@ -45,12 +45,6 @@ def analysis_grid(reference: str, spacing_um: float, out_grid: str, pixel_size: 
     grid.write(out_grid)
     log.info("analysis grid over %s: %s pixels of %s µm (%d x %d reference pixels)", reference, grid.shape,
              grid.spacing, grid.factor, grid.factor)
-
-
-def masks_on_msi(masks: str, ions: str, transform: str, out_masks_on_msi: str) -> None:
-    """Microscopy masks and vessel distance per native MSI pixel (see :func:`~nanohet.quantify.grid.masks_on_msi_grid`)."""
-    write_ome_tiff(out_masks_on_msi, masks_on_msi_grid(read_ome_tiff(masks), read_ome_tiff(ions),
-                                                       sitk.ReadTransform(transform)))
 
 
 def section(fluorescence: str, masks: str, grid: str, msi: dict | MSISettings,
@@ -103,18 +97,6 @@ def section(fluorescence: str, masks: str, grid: str, msi: dict | MSISettings,
     if out_maps:
         write_ome_tiff(out_maps, region_maps(stack, m, analysis_grid, msi, quantify, dist,
                                              tables.marker_regions.get(analysis_grid.shape)))
-
-
-def control_levels(autofluorescence: list[str] | str | None, sample: str = "") -> dict | None:
-    """The autofluorescence to subtract from the nanoparticle channel: the controls' mean per region, or None
-    without controls (:func:`nanohet.microscopy.autofluorescence.pooled_levels`)."""
-    table = one_input(autofluorescence)
-    if not table:
-        return None
-    levels = pooled_levels(pd.read_csv(table, sep="\t"))
-    log.info("%s: nanoparticle autofluorescence from the controls subtracted: %.1f counts (viable), %.1f "
-             "(necrosis)", sample, levels["viable"], levels["necrosis"])
-    return levels
 
 
 def _limits(calibration: str | None, quantify: QuantifySettings, sample: str) -> dict:

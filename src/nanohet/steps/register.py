@@ -14,7 +14,7 @@ from ..atomic import atomic_path, write_table
 from ..errors import InputError
 from ..image import SectionImage
 from ..io.ometiff import read_ome_tiff, write_ome_tiff
-from ..quantify.grid import AnalysisGrid
+from ..quantify.grid import AnalysisGrid, masks_on_msi_grid
 from ..registration.graph import compose
 from ..registration.images import fluorescence_input, he_input, msi_input
 from ..registration.landmarks import read_landmarks
@@ -105,9 +105,12 @@ def _qc_figure(path: str, title: str, fix, mov, start, result, qc: dict) -> None
 
 def to_reference(modality: str, source: str, edges: list[str] | str, grid: str, out_transform: str,
                  out_registered: str, source_pixel_size: float | None = None,
-                 working_um: float | None = None) -> None:
+                 working_um: float | None = None, masks: str | None = None,
+                 out_masks_on_msi: str | None = None) -> None:
     """Compose a section's chain of edge transforms and resample it once onto the analysis grid (an H&E whole
-    slide read at the working resolution ``working_um``, ``microscopy.working_pixel_um``).
+    slide read at the working resolution ``working_um``, ``microscopy.working_pixel_um``); for MSI with
+    ``out_masks_on_msi``, also the microscopy ``masks`` and vessel distance on its native pixels
+    (:func:`nanohet.quantify.grid.masks_on_msi_grid`).
 
     Parameters
     ----------
@@ -133,6 +136,10 @@ def to_reference(modality: str, source: str, edges: list[str] | str, grid: str, 
     else:
         raise InputError(f"no resampling into the reference for modality {modality!r}")
     write_ome_tiff(out_registered, registered)
+    if out_masks_on_msi:
+        if modality != "msi" or not masks:
+            raise ValueError("masks on native pixels need modality msi and the masks")
+        write_ome_tiff(out_masks_on_msi, masks_on_msi_grid(read_ome_tiff(masks), stack, transform))
     with atomic_path(out_transform) as tmp:
         sitk.WriteTransform(transform, str(tmp))
 
@@ -158,6 +165,5 @@ def one_edge(modality: str, source, fluorescence, masks, registration: dict, mic
     quantify_steps.analysis_grid(str(fluorescence), QuantifySettings.coerce(quantify).analysis_spacing_um, str(grid),
                                  working_um=MicroscopySettings.coerce(microscopy).working_pixel_um)
     to_reference(modality, str(source), [str(edge_tx)], str(grid), str(out_transform), str(out_registered),
-                 source_pixel_size=he_pixel_size)
-    if out_masks_on_msi:
-        quantify_steps.masks_on_msi(str(masks), str(source), str(out_transform), str(out_masks_on_msi))
+                 source_pixel_size=he_pixel_size, masks=str(masks),
+                 out_masks_on_msi=str(out_masks_on_msi) if out_masks_on_msi else None)
