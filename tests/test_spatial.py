@@ -188,3 +188,20 @@ def test_pooled_scale_curve_levels_off_at_the_between_section_cv():
     one = pooled_scale_curves(scales[scales["sample"] == "s2"], samples, 0.01).set_index("block_um")
     s2 = scales[scales["sample"] == "s2"].set_index("block_um")
     assert np.allclose(one.cv, s2.cv)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_convolve_same_is_scipy_fftconvolve(dtype):
+    """nanohet.image.convolve_same (Gi*'s disc sums, SUVpeak's sphere, the demo's extravasation) equals
+    scipy.signal.fftconvolve(mode="same"): odd and even shapes, kernels larger than the image, 2-D and 3-D."""
+    from scipy import signal
+
+    from nanohet.image import convolve_same
+
+    rng = np.random.default_rng(7)
+    for image, kernel in [((100, 120), (7, 9)), ((64, 65), (64, 65)), ((30, 40, 50), (5, 6, 7)), ((10, 10), (21, 3))]:
+        a, k = rng.random(image).astype(dtype), rng.random(kernel).astype(dtype)
+        expected = signal.fftconvolve(a, k, mode="same")
+        found = convolve_same(a, k)
+        assert found.dtype == expected.dtype and found.shape == a.shape
+        np.testing.assert_allclose(found, expected, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-5)

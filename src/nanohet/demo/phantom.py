@@ -30,9 +30,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
-from ..image import SectionImage
+from ..image import SectionImage, convolve_same
 from .geometry import he_to_section
 
 # Ion species of the synthetic spectra: (name, m/z, kind). Masses are [M+H]+
@@ -161,7 +161,7 @@ def simulate_section(params: PhantomParams) -> SectionTruth:
     h = int(math.ceil(6 * lam))
     ky, kx = np.mgrid[-h:h + 1, -h:h + 1]
     kernel = np.exp(-np.hypot(ky, kx) / lam).astype(np.float32)
-    np_free = signal.fftconvolve(source, kernel, mode="same").clip(min=0) * tissue
+    np_free = convolve_same(source, kernel).clip(min=0) * tissue
     macrophages = _macrophages(params, rng, viable, rel)
     dose = params.group_uptake * params.uptake_factor * rng.lognormal(0.0, params.interpatient_log_sigma)
     np_free *= dose / max(float(np_free[viable].mean()), 1e-12)

@@ -21,9 +21,10 @@ Definitions and sources:
 from __future__ import annotations
 
 import numpy as np
-from scipy import fft, optimize, signal, stats
+from scipy import fft, optimize, stats
 
 from ..errors import InputError
+from ..image import convolve_same
 from ..parallel import available_cpus
 
 
@@ -100,9 +101,8 @@ def getis_ord_gi_star(values: np.ndarray, region: np.ndarray, radius_px: float) 
     mean = x[inside].mean()
     sd = np.sqrt((x[inside] ** 2).mean() - mean ** 2)
     # FFT convolution: a 50 µm disc at 10 µm is cheap either way, at finer pixels only the FFT is
-    with fft.set_workers(available_cpus()):
-        local_sum = signal.fftconvolve(x, disc, mode="same")
-        weight = np.round(signal.fftconvolve(inside.astype(np.float64), disc, mode="same"))  # integer counts
+    local_sum = convolve_same(x, disc, workers=available_cpus())
+    weight = np.round(convolve_same(inside.astype(np.float64), disc, workers=available_cpus()))  # integer counts
     with np.errstate(invalid="ignore", divide="ignore"):
         gi = (local_sum - mean * weight) / (sd * np.sqrt((n * weight - weight ** 2) / (n - 1)))
     return np.where(inside, gi, np.nan)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from ..errors import InputError
+from ..image import convolve_same
 
 
 def volume_metrics(image: sitk.Image, mask: sitk.Image) -> dict:
@@ -83,8 +84,8 @@ def intensity_peaks(values: np.ndarray, mask: np.ndarray, spacing_zyx,
         raise InputError("the region is empty")
     kernel = sphere_kernel(spacing_zyx, volume_mm3)
     finite = np.isfinite(values)
-    sums = signal.fftconvolve(np.where(finite, values, 0.0), kernel, mode="same")
-    counts = np.rint(signal.fftconvolve(finite.astype(np.float64), kernel, mode="same"))
+    sums = convolve_same(np.where(finite, values, 0.0), kernel)
+    counts = np.rint(convolve_same(finite.astype(np.float64), kernel))
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / counts, np.nan)
     inside = mask & finite
