@@ -93,7 +93,7 @@ def test_a_non_pet_series_is_refused(tmp_path):
 def test_the_volume_step_reports_suv_and_the_conversion(tmp_path):
     """The workflow's volume step on a PET DICOM series: every measure in SUVbw, SUVmax/mean/peak in range, the
     conversion recorded as rows (decayed dose, factor)."""
-    from nanohet.steps.quantify import volume
+    from nanohet.steps.volume import quantify_volume as volume
 
     out = tmp_path / "volume_metrics.tsv"
     volume(str(DRO / "DRO_5_0" / "PT"), str(DRO / "DRO_5_0" / "mask" / "DRO_mask.nii.gz"), str(out), "ga68")

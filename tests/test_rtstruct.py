@@ -82,7 +82,7 @@ def test_holes_structure_choice_and_errors(tmp_path):
 
 
 def test_the_volume_step_takes_an_rtstruct_mask(tmp_path):
-    from nanohet.steps.quantify import volume
+    from nanohet.steps.volume import quantify_volume as volume
 
     out = tmp_path / "m.tsv"
     volume(str(STS / "dicom" / "PET" / "image"), str(STS / "dicom" / "PET" / "mask" / "RS.dcm"), str(out), "sts",

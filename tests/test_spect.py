@@ -41,7 +41,7 @@ def test_counts_become_the_activity_at_the_start_of_the_scan():
 
 def test_injected_dose_fraction_and_suv_from_a_counting_volume(tmp_path):
     """The volume step on a NIfTI of counts: kBq/ml, %ID/g, %ID and SUVbw computed by hand."""
-    from nanohet.steps.quantify import volume
+    from nanohet.steps.volume import quantify_volume as volume
 
     rng = np.random.default_rng(5)
     spacing = (0.5, 0.5, 0.8)  # mm

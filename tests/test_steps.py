@@ -9,6 +9,7 @@ from conftest import CONFIG, IMZML, register_onto_fluorescence
 from nanohet.steps import microscopy as microscopy_steps
 from nanohet.steps import msi as msi_steps
 from nanohet.steps import quantify as quantify_steps
+from nanohet.steps import volume as volume_steps
 from nanohet.steps import register as register_steps
 from nanohet.errors import InputError
 from nanohet.io.ometiff import read_ome_tiff
@@ -95,7 +96,7 @@ def test_volume_with_empty_mask_names_files(tmp_path, tiny_sample):
     mask = sitk.ReadImage(str(tiny_sample["outputs"]["volume_mask"])) * 0
     sitk.WriteImage(mask, str(tmp_path / "empty.nii.gz"))
     with pytest.raises(InputError, match="empty.nii.gz.*sample s1.*empty"):
-        quantify_steps.volume(str(tiny_sample["outputs"]["volume"]), str(tmp_path / "empty.nii.gz"),
+        volume_steps.quantify_volume(str(tiny_sample["outputs"]["volume"]), str(tmp_path / "empty.nii.gz"),
                                  str(tmp_path / "v.tsv"), sample="s1")
     assert not (tmp_path / "v.tsv").exists()
 

@@ -13,7 +13,7 @@ rule quantify_volume:
         structure=option("volume", "structure"),
         dicom_series=option("volume", "dicom_series"),
         counting=counting_options,
-        code=code_version("quantify", "steps/quantify.py"),
+        code=code_version("quantify", "steps/volume.py"),
     log:
         f"{LOGS}/quantify_volume/{{sample}}.log",
     benchmark:
@@ -40,7 +40,7 @@ rule quantify_anatomical_volume:
         structure=lambda wc: sample_option(wc.sample, wc.vmodality, "structure"),
         dicom_series=lambda wc: sample_option(wc.sample, wc.vmodality, "dicom_series"),
         modality=lambda wc: wc.vmodality,
-        code=code_version("quantify", "steps/quantify.py"),
+        code=code_version("quantify", "steps/volume.py"),
     log:
         f"{LOGS}/quantify_anatomical_volume/{{sample}}_{{vmodality}}.log",
     benchmark:

@@ -1,4 +1,4 @@
-"""Uptake statistics of an in vivo volume (nanohet.steps.quantify.volume)."""
+"""Uptake statistics of an in vivo volume (nanohet.steps.volume.quantify_volume)."""
 from _adapter import run
 
-run(snakemake, "quantify", "volume")  # noqa: F821
+run(snakemake, "volume", "quantify_volume")  # noqa: F821

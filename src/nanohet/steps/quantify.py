@@ -7,13 +7,11 @@ import logging
 
 import numpy as np
 import pandas as pd
-import SimpleITK as sitk
 
 from ..atomic import write_table
 from ..errors import InputError
 from ..flags import sample_flags
 from ..io.ometiff import read_ome_tiff, write_ome_tiff
-from ..io.volumes import read_volume
 from ..quantify.availability import measure_availability
 from ..quantify.cohort import cohort_metrics, group_summary, pooled_scale_curves
 from ..quantify.comparisons import compare_groups
@@ -25,10 +23,6 @@ from ..quantify.section import (SectionTables, check_thresholds_against_limits, 
                                 nanoparticle_metrics, native_msi_metrics, pair_rows, region_map_image, region_maps)
 from ..msi.tissue import MIN_SEPARABILITY, msi_tissue_mask
 from ..io.geojson import read_regions
-from ..io.pet import is_pet_series, read_pet_suv
-from ..io.spect import CountCalibration
-from ..io.rtstruct import read_mask
-from ..quantify.volume import counting_volume_rows, percent_injected_dose_rows, volume_rows
 from ..settings import MicroscopySettings, MSISettings, QuantifySettings, StatisticsSettings
 from . import one_input, read_section, section_geometry, where
 from .microscopy import control_levels
@@ -146,49 +140,6 @@ def msi_section(ions: str, msi: dict | MSISettings, quantify: dict | QuantifySet
     write_table(pd.concat([tables.metrics(), pd.DataFrame(rows)], ignore_index=True), out_metrics)
     write_table(tables.scale_table(), out_scales)
     write_ome_tiff(out_maps, region_map_image(stack, tissue, None, stack.spacing, stack.origin, msi, quantify))
-
-
-VOLUME_ANALYTES = {"volume": "uptake", "ct": "attenuation", "mr": "signal"}
-
-
-def volume(volume: str, mask: str, out_metrics: str, sample: str = "",
-           quantify: dict | QuantifySettings | None = None, structure: str | None = None,
-           modality: str = "volume", dicom_series: str | None = None, counting: dict | None = None) -> None:
-    """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`):
-    the uptake volume (``modality`` volume: PET in SUV, SPECT), or a CT (Hounsfield units) or MR with a mask.
-    ``counting``: the volume row's :data:`nanohet.io.spect.SHEET_COLUMNS`; with a calibration factor the counts
-    become kBq/ml (and %ID/g, SUVbw where the dose and weight are given)."""
-    unit, conversion = {"ct": "HU"}.get(modality, "image units"), None
-    calibration = CountCalibration.from_row(counting, f"sample {sample}: {volume}")
-    if calibration is not None:
-        img = read_volume(volume, dicom_series)
-        counts = sitk.GetArrayFromImage(img)
-        kbq = sitk.GetImageFromArray(calibration.kbq_per_ml(counts, float(np.prod(img.GetSpacing())) / 1000.0))
-        kbq.CopyInformation(img)
-        img, unit = kbq, "kBq/ml"
-        log.info("%s: counts converted to kBq/ml with %s", volume, calibration)
-    elif is_pet_series(volume, dicom_series):  # PET DICOM: to SUVbw from its header, the conversion recorded
-        img, conversion = read_pet_suv(volume, dicom_series)
-        unit = "SUVbw"
-        log.info("%s: PET in %s (decay correction %s) converted to SUVbw: %s", volume, conversion.units,
-                 conversion.decay_correction, conversion)
-    else:
-        img = read_volume(volume, dicom_series)
-    msk = read_mask(mask, img, structure)
-    try:
-        rows = volume_rows(img, msk, QuantifySettings.coerce(quantify or {}), unit)
-    except InputError as exc:
-        raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
-    if calibration is not None:
-        rows += counting_volume_rows(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(msk) > 0,
-                                     float(np.prod(img.GetSpacing())) / 1000.0, calibration)
-    if conversion is not None:
-        rows += [{"region": "tumour", "ibsi": "", **r} for r in conversion.as_rows()]
-        rows += percent_injected_dose_rows(sitk.GetArrayFromImage(img).astype(np.float64),
-                                           sitk.GetArrayFromImage(msk) > 0, float(np.prod(img.GetSpacing())) / 1000.0,
-                                           conversion.weight_kg)
-    write_table(pd.DataFrame([{"sample": sample, "modality": modality, "analyte": VOLUME_ANALYTES[modality], **r}
-                              for r in rows]), out_metrics)
 
 
 def cohort(metrics: list[str], section: list[str], samples: list[dict], out_metrics: str, out_summary: str,

@@ -1,20 +1,25 @@
-"""Steps of ``workflow/rules/volume.smk``: rigid volume edges and each volume composed onto the reference grid."""
+"""Steps of ``workflow/rules/volume.smk``: rigid volume edges, each volume composed onto the reference grid, and the
+measures of each volume inside its tumour mask."""
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
 from ..atomic import atomic_path, write_table
 from ..errors import InputError
+from ..io.pet import is_pet_series, read_pet_suv
 from ..io.rtstruct import read_mask
+from ..io.spect import CountCalibration
 from ..io.volumes import frame_of_reference, read_volume, write_volume
 from ..registration.graph import compose
 from ..registration.qc import dice, volume_edge_qc
 from ..registration.volumes import register_rigid_3d, resample_to_grid, start_transform_3d
-from ..settings import VolumeRegistrationSettings
+from ..quantify.volume import counting_volume_rows, percent_injected_dose_rows, volume_rows
+from ..settings import QuantifySettings, VolumeRegistrationSettings
 
 log = logging.getLogger("nanohet")
 
@@ -79,3 +84,46 @@ def volume_to_reference(image: str, edges: list[str] | str, reference: str, out_
     if out_transform:
         with atomic_path(out_transform) as tmp:
             sitk.WriteTransform(transform, str(tmp))
+
+
+VOLUME_ANALYTES = {"volume": "uptake", "ct": "attenuation", "mr": "signal"}
+
+
+def quantify_volume(volume: str, mask: str, out_metrics: str, sample: str = "",
+           quantify: dict | QuantifySettings | None = None, structure: str | None = None,
+           modality: str = "volume", dicom_series: str | None = None, counting: dict | None = None) -> None:
+    """Every measure of an in vivo volume inside its tumour mask (:func:`nanohet.quantify.volume.volume_rows`):
+    the uptake volume (``modality`` volume: PET in SUV, SPECT), or a CT (Hounsfield units) or MR with a mask.
+    ``counting``: the volume row's :data:`nanohet.io.spect.SHEET_COLUMNS`; with a calibration factor the counts
+    become kBq/ml (and %ID/g, SUVbw where the dose and weight are given)."""
+    unit, conversion = {"ct": "HU"}.get(modality, "image units"), None
+    calibration = CountCalibration.from_row(counting, f"sample {sample}: {volume}")
+    if calibration is not None:
+        img = read_volume(volume, dicom_series)
+        counts = sitk.GetArrayFromImage(img)
+        kbq = sitk.GetImageFromArray(calibration.kbq_per_ml(counts, float(np.prod(img.GetSpacing())) / 1000.0))
+        kbq.CopyInformation(img)
+        img, unit = kbq, "kBq/ml"
+        log.info("%s: counts converted to kBq/ml with %s", volume, calibration)
+    elif is_pet_series(volume, dicom_series):  # PET DICOM: to SUVbw from its header, the conversion recorded
+        img, conversion = read_pet_suv(volume, dicom_series)
+        unit = "SUVbw"
+        log.info("%s: PET in %s (decay correction %s) converted to SUVbw: %s", volume, conversion.units,
+                 conversion.decay_correction, conversion)
+    else:
+        img = read_volume(volume, dicom_series)
+    msk = read_mask(mask, img, structure)
+    try:
+        rows = volume_rows(img, msk, QuantifySettings.coerce(quantify or {}), unit)
+    except InputError as exc:
+        raise InputError(f"{volume} with mask {mask} (sample {sample}): {exc}") from None
+    if calibration is not None:
+        rows += counting_volume_rows(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(msk) > 0,
+                                     float(np.prod(img.GetSpacing())) / 1000.0, calibration)
+    if conversion is not None:
+        rows += [{"region": "tumour", "ibsi": "", **r} for r in conversion.as_rows()]
+        rows += percent_injected_dose_rows(sitk.GetArrayFromImage(img).astype(np.float64),
+                                           sitk.GetArrayFromImage(msk) > 0, float(np.prod(img.GetSpacing())) / 1000.0,
+                                           conversion.weight_kg)
+    write_table(pd.DataFrame([{"sample": sample, "modality": modality, "analyte": VOLUME_ANALYTES[modality], **r}
+                              for r in rows]), out_metrics)
