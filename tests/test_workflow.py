@@ -17,9 +17,9 @@ pytestmark = pytest.mark.workflow
 def test_dry_run_lists_every_stage(tmp_path):
     write_cohort(tmp_path)
     out = snakemake(tmp_path, "-n", "--quiet", "rules").stdout
-    for rule in ("demo_sample", "msi_extract", "microscopy_preprocess", "register_edge", "msi_to_reference",
+    for rule in ("demo_cohort", "msi_extract", "microscopy_preprocess", "register_edge", "msi_to_reference",
                  "he_to_reference", "quantify_section", "quantify_volume",
-                 "cohort_table", "sample_figure", "cohort_figure", "validate_sample", "validation_tables"):
+                 "cohort_table", "sample_figure", "cohort_figure", "validate_cohort", "validate_variance"):
         assert rule in out, rule
 
 
@@ -36,7 +36,8 @@ def test_the_default_and_the_larger_demo_plan_their_hierarchies(tmp_path):
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
         assert res.returncode == 0, res.stderr[-3000:]
         counts = dict(re.findall(r"^(\w+)\s+(\d+)$", res.stdout, re.M))
-        assert int(counts["demo_sample"]) == sections and int(counts["validate_sample"]) == sections
+        assert int(counts["microscopy_preprocess"]) == sections and int(counts["msi_to_reference"]) == sections
+        assert int(counts["demo_cohort"]) == 1 and int(counts["validate_cohort"]) == 1
         assert int(counts["quantify_volume"]) == volumes and int(counts["validate_variance"]) == 1
 
 
@@ -298,8 +299,8 @@ def test_a_changed_threshold_reruns_quantification_only(finished_run):
         planned = _planned_rules(workdir)
     finally:
         path.write_text(original)
-    assert {"quantify_section", "cohort_table", "cohort_figure", "sample_figure", "validate_sample"} <= planned
-    assert not planned & {"demo_sample", "msi_extract", "microscopy_preprocess", "register_edge", "msi_to_reference",
+    assert {"quantify_section", "cohort_table", "cohort_figure", "sample_figure", "validate_cohort"} <= planned
+    assert not planned & {"demo_cohort", "msi_extract", "microscopy_preprocess", "register_edge", "msi_to_reference",
                           "he_to_reference", "quantify_volume"}, planned
     assert _planned_rules(workdir) == set()  # back to the original: nothing to do
 
@@ -433,7 +434,7 @@ def test_a_misregistered_sample_is_shown_everywhere_and_repaired_with_landmarks(
         fixed.append("\t".join(cells))
     sheet.write_text("\n".join(fixed) + "\n")
     planned = _planned_rules(tmp_path)
-    assert "register_edge" in planned and not planned & {"demo_sample", "msi_extract", "microscopy_preprocess",
+    assert "register_edge" in planned and not planned & {"demo_cohort", "msi_extract", "microscopy_preprocess",
                                                           "quantify_volume"}, planned
     snakemake(tmp_path, "--cores", "2")
     flags = pd.read_csv(tmp_path / "results/tables/qc_flags.tsv", sep="\t")

@@ -336,3 +336,66 @@ def all_outputs():
             f"{RESULTS}/figures/validation.png",
         ]
     return out
+
+
+# ---------------------------------------------------------------------------------------------- the demo cohort
+
+
+def demo_sample_records():
+    """demo_cohort: the keyword arguments of nanohet.steps.demo.demo_sample for every sample of the sheet."""
+    return [
+        {
+            "sample": s,
+            "group": group_of(s),
+            "subject": sheet_value(s, "subject"),
+            "tumour": sheet_value(s, "tumour"),
+            "truth_dir": f"{DEMO_TRUTH}/{s}",
+            **{f"out_{name}": f"{DEMO_DATA}/{s}/{name}{ext}" for name, ext in (
+                ("fluorescence", ".ome.tif"), ("he", ".ome.tif"), ("volume", ".nii.gz"), ("volume_mask", ".nii.gz"))},
+            "out_msi": f"{DEMO_DATA}/{s}/msi.imzML",
+        }
+        for s in SAMPLES
+    ]
+
+
+def demo_control_records():
+    """demo_cohort: the unlabelled control sections the sheet lists (control name, output path)."""
+    return [{"control": Path(rec["path"]).name.removesuffix(".ome.tif"), "out_fluorescence": rec["path"]}
+            for rec in control_records()]
+
+
+def demo_standard_records():
+    """demo_cohort: the calibration standards the sheet lists (name, their rows, output imzML)."""
+    paths = sorted({rec["path"] for rec in standard_records()})
+    return [{"standard": Path(p).stem, "rows": standard_rows_of(p), "out_imzml": p} for p in paths]
+
+
+def _validation_files(s):
+    """The files one demo section's validation reads (keyword arguments of nanohet.steps.demo.sample_validation)."""
+    truth = f"{DEMO_TRUTH}/{s}"
+    files = {
+        "truth": f"{truth}/truth.json",
+        "landmarks": f"{truth}/landmarks_msi.csv",
+        "truth_masks": f"{truth}/truth_masks.ome.tif",
+        "truth_fields": f"{truth}/truth_fields.ome.tif",
+        "truth_cells": f"{truth}/truth_cells.tsv",
+        "cell_metrics": f"{RESULTS}/cells/{s}/cell_metrics.tsv",
+        "transform": f"{RESULTS}/registration/{s}/msi_to_reference.tfm",
+        "metrics": f"{RESULTS}/quantify/{s}/metrics.tsv",
+        "fluorescence_masks": f"{RESULTS}/microscopy/{s}/masks.ome.tif",
+    }
+    if s in samples_with("volume"):
+        files["volume_metrics"] = f"{RESULTS}/quantify/{s}/volume_metrics.tsv"
+    if "he" in CHAINS[s]:
+        files["he_transform"] = f"{RESULTS}/registration/{s}/he_to_reference.tfm"
+    return files
+
+
+def validation_records():
+    """validate_cohort: per demo section (fluorescence and MSI), the files its validation reads."""
+    return [{"sample": s, **_validation_files(s)} for s in SECTION_MSI_SAMPLES]
+
+
+def validation_inputs(wc):
+    """validate_cohort's inputs: every section's validation files."""
+    return {"files": [f for s in SECTION_MSI_SAMPLES for f in _validation_files(s).values()]}

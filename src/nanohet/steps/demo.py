@@ -12,11 +12,7 @@ import SimpleITK as sitk
 from ..atomic import write_table
 from ..demo.cohort import (generate_control, generate_sample, generate_standard, level_effects, params_from_config,
                            standard_spikes)
-from ..demo.truth import truth_cell_values, truth_metrics
 from ..demo.phantom import NUCLEUS_RADIUS_UM
-from ..demo.validation import (compare_cells, compare_colocalisation, compare_masks, compare_metrics,
-                               compare_volume, demo_analytes, equal_response_rows, registration_errors,
-                               true_section_summaries)
 from ..msi.calibration import read_calibrations
 from ..io.ometiff import read_ome_tiff
 from ..settings import DemoSettings, MicroscopySettings, MSISettings, QuantifySettings
@@ -44,6 +40,23 @@ def demo_sample(sample: str, group: str, demo: dict | DemoSettings, out_fluoresc
              record["section"]["dose_factor"], record["msi_acquired_pixels"])
 
 
+def demo_cohort(samples: list[dict], demo: dict | DemoSettings, controls: list[dict] = (),
+                standards: list[dict] = (), roles: dict | None = None, threads: int = 1) -> None:
+    """Simulate the whole demo cohort, ``threads`` at a time: every sample (:func:`demo_sample`; ``samples``: each
+    one's keyword arguments but ``demo``), unlabelled control (:func:`demo_control`: ``control``,
+    ``out_fluorescence``) and calibration standard (:func:`demo_standard`: ``standard``, ``rows``, ``out_imzml``;
+    ``roles`` maps the analytes to their roles). Each draws from its own seed, so the data do not depend on
+    ``threads`` or on the order."""
+    from ..parallel import run_parallel
+
+    tasks = ([(demo_sample, {**rec, "demo": demo}) for rec in samples]
+             + [(demo_control, {**rec, "demo": demo}) for rec in controls]
+             + [(demo_standard, {**rec, "roles": roles or {}, "demo": demo}) for rec in standards])
+    log.info("simulating %d samples, %d controls and %d standards, %d at a time", len(samples), len(controls),
+             len(standards), max(1, min(threads, len(tasks))))
+    run_parallel(tasks, threads)
+
+
 def demo_control(control: str, demo: dict | DemoSettings, out_fluorescence: str) -> None:
     """Simulate one unlabelled control section of the sample sheet (:func:`nanohet.demo.cohort.generate_control`)."""
     params = params_from_config(demo, None, f"control {control}")
@@ -61,30 +74,33 @@ def demo_standard(standard: str, rows: list[dict], roles: dict, demo: dict | Dem
     generate_standard(out_imzml, spikes, params)
 
 
-def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, truth_fields: str, transform: str,
-                    metrics: str, msi: dict | MSISettings, quantify: dict | QuantifySettings, out_tre: str,
-                    out_compare: str, volume_metrics: list[str] | str | None = None,
-                    he_transform: list[str] | str | None = None, fluorescence_masks: str | None = None,
-                    calibration: list[str] | str | None = None, truth_cells: str | None = None,
-                    cell_metrics: str | None = None, microscopy: dict | None = None,
-                    out_summaries: str | None = None) -> None:
+def sample_validation(sample: str, truth: str, landmarks: str, truth_masks: str, truth_fields: str, transform: str,
+                      metrics: str, msi: dict | MSISettings, quantify: dict | QuantifySettings,
+                      volume_metrics: str | None = None, he_transform: str | None = None,
+                      fluorescence_masks: str | None = None, calibration: str | None = None,
+                      truth_cells: str | None = None, cell_metrics: str | None = None,
+                      microscopy: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Registration error and recovered-versus-true metrics of one demo sample (:mod:`nanohet.demo.validation`),
     with the ``fluorescence_masks`` against the true ones and, for the analytes the ``calibration`` table
-    calibrates, the mean the equal-response assumption would have given; ``out_summaries``: the true fields'
-    section summaries (:func:`nanohet.demo.validation.true_section_summaries`)."""
+    calibrates, the mean the equal-response assumption would have given. Returns the registration errors, the
+    comparisons and the true fields' section summaries (:func:`nanohet.demo.validation.true_section_summaries`,
+    what the cohort's variance decomposition is checked against)."""
+    # the validation imports the quantification (SciPy's statistics and optimisers): not in the simulation's job
+    from ..demo.truth import truth_cell_values, truth_metrics
+    from ..demo.validation import (compare_cells, compare_colocalisation, compare_masks, compare_metrics,
+                                   compare_volume, demo_analytes, equal_response_rows, registration_errors,
+                                   true_section_summaries)
+
     msi, quantify = MSISettings.coerce(msi), QuantifySettings.coerce(quantify)
-    volume_metrics, he_transform, calibration = one_input(volume_metrics), one_input(he_transform), one_input(calibration)
     record = json.loads(Path(truth).read_text())
     masks = read_ome_tiff(truth_masks)
     tre = registration_errors(sample, record, pd.read_csv(landmarks, sep="\t"), masks, sitk.ReadTransform(transform),
                               sitk.ReadTransform(he_transform) if he_transform else None)
-    write_table(tre, out_tre)
     analytes = demo_analytes(msi)
     thresholds = {field: quantify.coverage_thresholds.get(name) for field, (_, name, _) in analytes.items()}
     true = truth_metrics(read_ome_tiff(truth_fields), masks, float(record["params"]["msi_pixel_um"]), quantify,
                          thresholds)
-    if out_summaries:  # the true section summaries the cohort's variance decomposition is checked against
-        write_table(pd.DataFrame(true_section_summaries(sample, true, analytes, record)), out_summaries)
+    summaries = pd.DataFrame(true_section_summaries(sample, true, analytes, record))
     recovered = pd.read_csv(metrics, sep="\t")
     rows = compare_metrics(sample, true, recovered, analytes)
     rows += compare_colocalisation(sample, true["pairs"], recovered, analytes)
@@ -101,30 +117,42 @@ def validate_sample(sample: str, truth: str, landmarks: str, truth_masks: str, t
         names = {name: name for _, name, _ in analytes.values()}
         rows += compare_cells(sample, cells, pd.read_csv(cell_metrics, sep="\t"), analytes,
                               {n: quantify.coverage_thresholds.get(n) for n in names})
-    write_table(pd.DataFrame(rows), out_compare)
+    return tre, pd.DataFrame(rows), summaries
 
 
-def validation_tables(tre: list[str], compare: list[str], out_tre: str, out_compare: str, out_figure: str) -> None:
-    """Cohort registration-error and metrics-vs-truth tables, and their figure."""
+def validate_cohort(samples: list[dict], msi: dict | MSISettings, quantify: dict | QuantifySettings,
+                    out_tre: str, out_compare: str, out_summaries: str, out_figure: str,
+                    calibration: list[str] | str | None = None, microscopy: dict | None = None,
+                    threads: int = 1) -> None:
+    """Every demo sample's validation (:func:`sample_validation`; ``samples``: each one's input paths, as its
+    keyword arguments), ``threads`` samples at a time, into the cohort's registration-error and metrics-vs-truth
+    tables, their figure, and the true section summaries."""
     from ..figures.validation import validation_figure
+    from ..parallel import run_parallel
 
-    tre_df = pd.concat([pd.read_csv(f, sep="\t") for f in tre], ignore_index=True)
-    comp = pd.concat([pd.read_csv(f, sep="\t") for f in compare], ignore_index=True)
+    calibration = one_input(calibration)
+    tasks = [(sample_validation, {**rec, "msi": msi, "quantify": quantify, "calibration": calibration,
+                                  "microscopy": microscopy}) for rec in samples]
+    results = run_parallel(tasks, threads)
+    tre_df, comp, summaries = (pd.concat([r[i] for r in results], ignore_index=True) for i in range(3))
     write_table(tre_df, out_tre)
     write_table(comp, out_compare)
+    write_table(summaries, out_summaries)
     # the figure from the tables as written (the values a reader of the tables sees)
     validation_figure(out_figure, pd.read_csv(out_tre, sep="\t"), pd.read_csv(out_compare, sep="\t"))
+    log.info("validated %d samples (%d at a time)", len(samples), max(1, min(threads, len(samples))))
     for edge, sub in tre_df[tre_df.points == "dense_tissue_grid"].groupby("edge"):
         log.info("%s registration error (dense grid): median %.2f px (worst sample), p95 %.2f px of the moving image",
                  edge, sub["median_px"].max(), sub["p95_px"].max())
 
 
-def validate_variance(summaries: list[str], variance: str, level_sd: dict, out_table: str) -> None:
+def validate_variance(summaries: str, variance: str, level_sd: dict, out_table: str) -> None:
     """The cohort's variance shares against the demo's configured and realised truth
-    (:func:`nanohet.demo.hierarchy.variance_truth`)."""
+    (:func:`nanohet.demo.hierarchy.variance_truth`); ``summaries``: the true section summaries
+    (:func:`validate_cohort`)."""
     from ..demo.hierarchy import variance_truth
 
-    true = pd.concat([pd.read_csv(f, sep="\t") for f in summaries], ignore_index=True)
+    true = pd.read_csv(summaries, sep="\t")
     table = variance_truth(true, pd.read_csv(variance, sep="\t"), dict(level_sd))
     write_table(table, out_table)
     for rec in table[table["level"].astype(str) != ""].to_dict("records"):
