@@ -25,7 +25,7 @@ if DEMO:
             roles={a.name: a.role for a in CONFIG.msi.analytes},
             demo=CONFIG.demo.to_dict(),
             code=code_version("demo", "parallel.py", "steps/demo.py"),
-        threads: 8
+        threads: 2  # the demo budget's 2 cores; a Slurm node of the tests has no more
         log:
             f"{LOGS}/demo_cohort.log",
         benchmark:
@@ -66,7 +66,7 @@ if DEMO:
             microscopy={"cell_expand_um": CONFIG.microscopy.cell_expand_um},
             code=code_version("demo", "quantify", "registration", "microscopy", "figures", "parallel.py",
                               "steps/demo.py"),
-        threads: 8
+        threads: 2  # the demo budget's 2 cores; a Slurm node of the tests has no more
         log:
             f"{LOGS}/validate_cohort.log",
         benchmark:
