@@ -370,6 +370,21 @@ def demo_standard_records():
     return [{"standard": Path(p).stem, "rows": standard_rows_of(p), "out_imzml": p} for p in paths]
 
 
+# what demo_sample writes into each sample's truth folder besides its data files
+DEMO_TRUTH_FILES = ("truth.json", "landmarks_msi.csv", "truth_cells.tsv", "truth_maps.ome.tif",
+                    "truth_masks.ome.tif", "truth_fields.ome.tif")
+
+
+def demo_outputs():
+    """demo_cohort's outputs: every file of the records above (an imzML with its .ibd) and every truth file."""
+    out = []
+    for rec in demo_sample_records() + demo_control_records() + demo_standard_records():
+        for key, path in rec.items():
+            if key.startswith("out_"):
+                out += [path, path.removesuffix(".imzML") + ".ibd"] if path.endswith(".imzML") else [path]
+    return out + [f"{DEMO_TRUTH}/{s}/{f}" for s in SAMPLES for f in DEMO_TRUTH_FILES]
+
+
 def _validation_files(s):
     """The files one demo section's validation reads (keyword arguments of nanohet.steps.demo.sample_validation)."""
     truth = f"{DEMO_TRUTH}/{s}"

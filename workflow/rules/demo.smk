@@ -5,19 +5,11 @@ if DEMO:
     DEMO_DATA = CONFIG.demo.data_dir
     DEMO_TRUTH = CONFIG.demo.truth_dir
 
-    DEMO_DATA_FILES = ("fluorescence.ome.tif", "he.ome.tif", "msi.imzML", "msi.ibd", "volume.nii.gz",
-                       "volume_mask.nii.gz")
-    DEMO_TRUTH_FILES = ("truth.json", "landmarks_msi.csv", "truth_cells.tsv", "truth_maps.ome.tif",
-                        "truth_masks.ome.tif", "truth_fields.ome.tif")
-
     # one job simulates the cohort (samples, controls, standards) in parallel: ~40 small jobs of their own would
     # each spend more time starting Python than simulating
     rule demo_cohort:
         output:
-            [f"{DEMO_DATA}/{s}/{f}" for s in SAMPLES for f in DEMO_DATA_FILES]
-            + [f"{DEMO_TRUTH}/{s}/{f}" for s in SAMPLES for f in DEMO_TRUTH_FILES]
-            + [rec["out_fluorescence"] for rec in demo_control_records()]
-            + [f for rec in demo_standard_records() for f in (rec["out_imzml"], rec["out_imzml"][:-6] + ".ibd")],
+            demo_outputs(),
         params:
             samples=demo_sample_records(),
             controls=demo_control_records(),
