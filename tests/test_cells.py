@@ -226,3 +226,19 @@ def test_label_peaks_are_scikit_images_peaks(seed):
     flat = np.where(labels > 0, 1.0 + labels % 3, 0.0).astype(np.float32)  # every label a plateau
     assert (label_peaks(flat, labels, 3) == peak_local_max(flat, min_distance=3, labels=labels,
                                                            exclude_border=False)).all()
+
+
+def test_per_sample_cell_measures():
+    """Fraction reached at the threshold (at or above), between-cell CV, the macrophages' ratio and the share of
+    nuclei over 1.5 times the median nuclear area (two merged nuclei), on a table with known answers."""
+    from nanohet.steps.cells import cell_measures
+
+    table = pd.DataFrame({"nucleus_area_um2": [80.0, 80, 80, 80, 80, 80, 80, 200],
+                          "drug": [0.0, 1, 2, 2, 3, 4, 4, np.nan],
+                          "macrophage": [True, True, False, False, False, False, False, False]})
+    rows = {(r["analyte"], r["metric"]): r["value"] for r in cell_measures(table, {"drug": "dox"}, {"dox": 2.0}, "s1")}
+    assert rows[("cells", "n_cells")] == 8 and rows[("cells", "large_nucleus_fraction")] == 1 / 8
+    assert rows[("dox", "fraction_of_cells_reached")] == 5 / 7  # the NaN cell is not counted
+    finite = np.array([0.0, 1, 2, 2, 3, 4, 4])
+    assert rows[("dox", "cell_cv")] == pytest.approx(finite.std() / finite.mean())
+    assert rows[("dox", "macrophage_to_other_ratio")] == pytest.approx(0.5 / (15 / 5))  # means over finite values

@@ -139,6 +139,28 @@ def test_true_cells_are_the_rendered_nuclei(tiny_sample):
     assert np.allclose(values.nanoparticle[inner], 3.0 * NP_COUNTS_PER_UNIT) and np.allclose(values.drug[inner], 3.0)
 
 
+@pytest.mark.parametrize("seed", [3, 17, 2024])
+def test_nuclei_are_a_hard_core_process_of_the_configured_density(seed):
+    """Simple sequential inhibition: no two centres closer than the distance, the intensity of each region kept (a
+    tenth as many in the sparse half), and a density the distance cannot hold ends with fewer points, not a hang."""
+    from scipy.spatial import cKDTree
+
+    from nanohet.demo.phantom import _hard_core_points
+
+    rng = np.random.default_rng(seed)
+    p, n = 2.0, 600  # 1.2 mm square
+    density = np.full((n, n), 4000.0)
+    density[:, n // 2:] = 400.0
+    points = np.argwhere(_hard_core_points(rng, density, p, 8.0) > 0) * p
+    nearest = cKDTree(points).query(points, k=2)[0][:, 1]
+    assert nearest.min() >= 8.0
+    dense, sparse = (points[:, 1] < n // 2 * p).sum(), (points[:, 1] >= n // 2 * p).sum()
+    area = (n // 2 * p / 1000) * (n * p / 1000)  # mm² of each half
+    assert dense / area == pytest.approx(4000, rel=0.06) and sparse / area == pytest.approx(400, rel=0.2)
+    crowded = np.argwhere(_hard_core_points(rng, np.full((100, 100), 40000.0), p, 8.0) > 0)
+    assert 0 < len(crowded) < 40000 * 0.04 and cKDTree(crowded * p).query(crowded * p, k=2)[0][:, 1].min() >= 8
+
+
 def test_true_colocalisation_and_its_comparison():
     """Pearson and Spearman of true fields (both orders of each pair), and the recovered rows matched to them."""
     import pandas as pd

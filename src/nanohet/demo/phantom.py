@@ -274,11 +274,60 @@ NUCLEUS_SIGMA_UM = 2.5  # the rendered nucleus: a Gaussian of this SD around its
 NUCLEUS_RADIUS_UM = 2 * NUCLEUS_SIGMA_UM  # where its stain falls to about an eighth of the centre's
 
 
+def _hard_core_points(rng, density_per_mm2: np.ndarray, p: float, min_distance_um: float,
+                      tries: int = 30) -> np.ndarray:
+    """Points (1 on a pixel, float32) of intensity ``density_per_mm2`` no two closer than ``min_distance_um``.
+
+    The points of a Poisson process of that intensity, taken one by one in random order, each kept where no kept
+    point lies within the distance, else moved to a random place within two distances around where it was drawn
+    (accepted with the ratio of the densities there and at the draw) and tried again, up to ``tries`` times
+    before it is dropped: sequential inhibition (Diggle, *Statistical Analysis of Spatial and Spatio-Temporal
+    Point Patterns*, 3rd ed. 2013, section 5.8) with local moves, so the density is kept at scales over a few
+    distances and a density the distance cannot hold gives fewer points rather than a hang.
+    """
+    density = np.asarray(density_per_mm2, dtype=np.float64)
+    out = np.zeros(density.shape, dtype=np.float32)
+    candidates = np.argwhere(_point_process(rng, density, p) > 0)
+    candidates = candidates[rng.permutation(len(candidates))]
+    d = min_distance_um / p  # pixels
+    h, w = density.shape
+    reach = int(np.ceil(2 * d))
+    buckets: dict = {}
+
+    def free(y, x):
+        by, bx = int(y // d), int(x // d)
+        return not any((y - qy) ** 2 + (x - qx) ** 2 < d * d
+                       for cy in (by - 1, by, by + 1) for cx in (bx - 1, bx, bx + 1)
+                       for qy, qx in buckets.get((cy, cx), ()))
+
+    moves = rng.integers(-reach, reach + 1, size=(len(candidates), tries, 2))
+    accept = rng.random((len(candidates), tries))
+    for k, (y0, x0) in enumerate(candidates):
+        y, x = int(y0), int(x0)
+        for t in range(tries + 1):
+            if free(y, x):
+                buckets.setdefault((int(y // d), int(x // d)), []).append((y, x))
+                out[y, x] = 1.0
+                break
+            if t < tries:  # a move the density accepts; else the next try stays where it is
+                ny, nx = int(y0 + moves[k, t, 0]), int(x0 + moves[k, t, 1])
+                if 0 <= ny < h and 0 <= nx < w and accept[k, t] * density[y0, x0] < density[ny, nx]:
+                    y, x = ny, nx
+    return out
+
+
+# Nuclei of neighbouring cells do not overlap in a section: no two nucleus centres closer than this (a Poisson
+# process put a third of the nuclei within 5.5 µm of another, closer than any stain-based method separates, and the
+# merged nuclei biased per-cell fractions towards sparse tissue).
+NUCLEUS_MIN_DISTANCE_UM = 8.0
+
+
 def nuclei_points(truth: SectionTruth, rng) -> np.ndarray:
-    """The true nucleus centres (1 on the pixel of each, float32): a point process of 4000 per mm² in viable
-    tissue and 400 per mm² in necrosis. :func:`render_fluorescence` draws them first from its ``rng``."""
-    return _point_process(rng, np.where(truth.viable, 4000.0, np.where(truth.necrosis, 400.0, 0.0)),
-                          truth.spacing_um)
+    """The true nucleus centres (1 on the pixel of each, float32): a hard-core point process
+    (:data:`NUCLEUS_MIN_DISTANCE_UM`) of 4000 per mm² in viable tissue and 400 per mm² in necrosis.
+    :func:`render_fluorescence` draws them first from its ``rng``."""
+    return _hard_core_points(rng, np.where(truth.viable, 4000.0, np.where(truth.necrosis, 400.0, 0.0)),
+                             truth.spacing_um, NUCLEUS_MIN_DISTANCE_UM)
 
 
 def render_fluorescence(truth: SectionTruth, rng, nuclei: np.ndarray | None = None) -> SectionImage:

@@ -94,8 +94,14 @@ def cells_anndata(table: pd.DataFrame, analytes: list[str], path: str, pixel_siz
 def cell_measures(table: pd.DataFrame, analytes: dict[str, str], thresholds: dict, sample: str) -> list[dict]:
     """Per-sample measures of the cells: count, and per analyte (column -> name) the fraction of cells reached
     (mean at or above its coverage threshold), the between-cell CV and Gini, and the macrophages' mean over
-    the other cells' (where cells are called macrophages)."""
+    the other cells' (where cells are called macrophages); and ``large_nucleus_fraction``, the fraction of nuclei
+    over 1.5 times the median nuclear area: nuclei too close to be split are counted as one large cell, so a high
+    fraction warns that per-cell fractions lean towards sparse tissue."""
     rows = [{"analyte": "cells", "metric": "n_cells", "value": len(table), "unit": "cells"}]
+    if "nucleus_area_um2" in table and len(table):
+        area = table["nucleus_area_um2"].to_numpy(dtype=np.float64)
+        rows.append({"analyte": "cells", "metric": "large_nucleus_fraction",
+                     "value": float((area > 1.5 * np.median(area)).mean()), "unit": "fraction"})
     for column, name in analytes.items():
         v = table[column].to_numpy(dtype=np.float64)
         v = v[np.isfinite(v)]
