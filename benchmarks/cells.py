@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from nanohet.memory import reuse_freed_memory
 from nanohet.microscopy.cells import cell_table, cell_territories, segment_nuclei
 from nanohet.quantify.metrics import distance_to_mask_um
 
@@ -61,6 +62,7 @@ def child(size: int) -> None:
     vessels = np.zeros(tissue.shape, dtype=bool)
     vessels[::400, :] = True  # a few lines of vessel for the distance map
     gc.collect()
+    reuse_freed_memory()  # as every workflow step does (nanohet.memory)
     reset_peak_memory()  # making the section does not count
     start = time.perf_counter()
     nuclei = segment_nuclei(channels["DAPI"], PIXEL_UM, mask=tissue)

@@ -37,6 +37,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _out import peak_memory_gb, reset_peak_memory, write_rows  # noqa: E402
 
+from nanohet.memory import reuse_freed_memory  # noqa: E402
 from nanohet.settings import MicroscopySettings  # noqa: E402
 
 PIXEL_UM = 0.5
@@ -147,6 +148,7 @@ def write_slide(path: Path, size: int) -> Path:
 def child(step: str, workdir: Path, working_um: float) -> None:
     slide = workdir.parent / "slide.ome.tif"
     MICROSCOPY["working_pixel_um"] = working_um
+    reuse_freed_memory()  # as every workflow step does (nanohet.memory)
     reset_peak_memory()
     start = time.perf_counter()
     if step == "masks":

@@ -118,8 +118,11 @@ def features(args) -> int:
     import yaml
 
     from .atomic import write_table
+    from .memory import reuse_freed_memory
     from .quantify.features import image_features, read_image_and_labels
     from .settings import QuantifySettings
+
+    reuse_freed_memory()  # as the workflow's steps
 
     quantify = QuantifySettings()
     if args.config:

@@ -14,6 +14,7 @@ import inspect
 from ..io.ometiff import read_ome_tiff
 from ..io.slide import Slide
 from ..logs import run_step
+from ..memory import reuse_freed_memory
 
 
 def step_arguments(smk, func) -> dict:
@@ -38,6 +39,7 @@ def step_arguments(smk, func) -> dict:
 def run_rule(smk, module: str, function: str):
     """Run ``nanohet.steps.<module>.<function>`` for a Snakemake job, logging to the job's log file."""
     func = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    reuse_freed_memory()  # large temporaries reuse freed memory, not fresh pages (nanohet.memory)
     return run_step(smk.log[0], func, **step_arguments(smk, func))
 
 
