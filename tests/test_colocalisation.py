@@ -156,3 +156,15 @@ def test_costes_threshold_is_where_stepping_down_first_reaches_zero_correlation(
     want = (x < last_positive) | (y < slope * last_positive + intercept)
     np.testing.assert_array_equal(got, want)
     assert _pearson(x[got], y[got]) > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_doubled_ranks_are_twice_scipys_average_ranks(seed):
+    from scipy import stats
+
+    from nanohet.quantify.colocalisation import doubled_ranks
+
+    rng = np.random.default_rng(seed)
+    for x in (rng.normal(size=1001), rng.integers(0, 20, size=777).astype(float), np.ones(5), np.array([2.5])):
+        ranks = doubled_ranks(x)
+        assert ranks.dtype == np.int32 and np.array_equal(ranks, 2 * stats.rankdata(x))

@@ -177,3 +177,17 @@ def test_features_command_on_the_phantom_and_on_a_labelled_section(tmp_path):
     write_ome_tiff(tmp_path / "empty.ome.tif", SectionImage(np.zeros((1, 120, 120), np.uint8), ["r"], (10.0, 10.0)))
     res = run(tmp_path / "img.ome.tif", tmp_path / "empty.ome.tif")
     assert res.returncode == 2 and "empty mask" in res.stderr and "img.ome.tif" in res.stderr
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_percentiles_of_sorted_values_are_numpys(seed):
+    """One sort for every percentile: bit for bit np.percentile (linear), with ties, one value, large ranges."""
+    from nanohet.quantify.ibsi import sorted_percentiles
+
+    rng = np.random.default_rng(seed)
+    percents = [0, 10, 25, 50, 75, 90, 100, 33.3]
+    for k in range(300):
+        x = rng.normal(size=int(rng.integers(1, 500))) * 10 ** rng.uniform(-4, 4)
+        if k % 3 == 0:
+            x = np.round(x)
+        assert np.array_equal(sorted_percentiles(np.sort(x), percents), np.percentile(x, percents))

@@ -21,7 +21,7 @@ Definitions and sources:
 from __future__ import annotations
 
 import numpy as np
-from scipy import fft, stats
+from scipy import fft
 
 from ..errors import InputError
 from ..parallel import available_cpus
@@ -212,16 +212,25 @@ def shifted_correlations(maps: dict[str, np.ndarray], region: np.ndarray,
     def at(full, sh, sign=1):
         return full[(sign * sh[:, 0]) % ny, (sign * sh[:, 1]) % nx]
 
-    f_m = fft.rfft2(first.astype(np.float64), workers=workers)
-    n_full = fft.irfft2(f_m * np.conj(f_m), s=shape, workers=workers)
+    def correlate(fx, conj_fy):  # sum_x X(x) Y(x - s) at every s from X's spectrum and Y's conjugate one
+        product = fx * conj_fy
+        return fft.irfft2(product, s=shape, workers=workers, overwrite_x=True)
+
+    conj_m = np.conj(fft.rfft2(first.astype(np.float64), workers=workers))  # the mask's spectrum only conjugated
+    n_full = correlate(np.conj(conj_m), conj_m)
     n = {pair: np.rint(at(n_full, sh)) for pair, sh in shifts.items()}
     del n_full
     spectra, sums = {}, {}  # sums[(k, pair)]: (sum, sum of squares) of map k's centred values at that pair's shifts
     for k, values in maps.items():
-        c = np.where(first, np.asarray(values, np.float64) - np.asarray(values, np.float64)[first].mean(), 0.0)
+        values = np.asarray(values, np.float64)
+        c = np.where(first, values - values[first].mean(), 0.0)
         spectra[k] = fft.rfft2(c, workers=workers)
-        sum_full = fft.irfft2(spectra[k] * np.conj(f_m), s=shape, workers=workers)
-        sq_full = fft.irfft2(fft.rfft2(c * c, workers=workers) * np.conj(f_m), s=shape, workers=workers)
+        sum_full = correlate(spectra[k], conj_m)
+        c *= c  # the squares; the centred values are in their spectrum
+        squares = fft.rfft2(c, workers=workers)
+        del c
+        sq_full = correlate(squares, conj_m)
+        del squares
         for (a, b), sh in shifts.items():  # as the first map: sum_x X(x) m(x - s); as the second: at -s
             if k in (a, b):
                 sign = 1 if k == a else -1
@@ -229,7 +238,7 @@ def shifted_correlations(maps: dict[str, np.ndarray], region: np.ndarray,
         del sum_full, sq_full
     out = {}
     for (a, b), sh in shifts.items():
-        sum_ab = at(fft.irfft2(spectra[a] * np.conj(spectra[b]), s=shape, workers=workers), sh)
+        sum_ab = at(correlate(spectra[a], np.conj(spectra[b])), sh)
         (sum_a, sum_aa), (sum_b, sum_bb), count = sums[(a, (a, b))], sums[(b, (a, b))], n[(a, b)]
         with np.errstate(invalid="ignore", divide="ignore"):
             cov = sum_ab - sum_a * sum_b / count
@@ -243,8 +252,8 @@ def colocalisation(a: np.ndarray, b: np.ndarray, region: np.ndarray, *, n_shifts
                    shifted_r: np.ndarray | None = None) -> dict[str, float]:
     """Every colocalisation measure of maps ``a`` and ``b`` (same grid) over ``region``.
 
-    ``ranks`` optionally gives the ranks (average for ties) of a's and b's values over the region's pixels where
-    both are finite, in the order of ``a[inside]``: a caller measuring many pairs over one set ranks each map
+    ``ranks`` optionally gives the ranks (average for ties; any positive multiple, e.g. :func:`doubled_ranks`) of
+    a's and b's values over the region's pixels where both are finite, in the order of ``a[inside]``: a caller measuring many pairs over one set ranks each map
     once (:func:`ranks_over`). ``shifted_r`` optionally gives r at the shifts of :func:`shift_offsets`
     ``(a.shape, n_shifts, min_shift_px, seed)``, computed for many pairs at once (:func:`shifted_correlations`).
 
@@ -258,7 +267,7 @@ def colocalisation(a: np.ndarray, b: np.ndarray, region: np.ndarray, *, n_shifts
     x, y = _pair(a, b, region)
     r = _pearson(x, y)
     if ranks is None:
-        ranks = (stats.rankdata(x), stats.rankdata(y))
+        ranks = (doubled_ranks(x), doubled_ranks(y))
     elif len(ranks[0]) != x.size or len(ranks[1]) != y.size:
         raise ValueError("the ranks do not cover the pixels of the pair")
     out = {"pearson": r, "spearman": _pearson(*ranks),  # Spearman's rho: Pearson's r of the ranks
@@ -275,10 +284,29 @@ def colocalisation(a: np.ndarray, b: np.ndarray, region: np.ndarray, *, n_shifts
     return out
 
 
+def doubled_ranks(x: np.ndarray) -> np.ndarray:
+    """Twice the ranks of ``x`` (1-D), ties given their average rank (as ``scipy.stats.rankdata``): integers, so
+    they fit int32 below a billion values; Pearson's r of doubled ranks is Spearman's rho. An unstable sort
+    suffices since tied values share one rank (3 times faster than rankdata's stable sort on 10 million values).
+    """
+    order = np.argsort(x)
+    ordered = x[order]
+    n = x.size
+    dtype = np.int32 if 2 * n + 1 < 2 ** 31 else np.int64
+    first = np.concatenate(([True], ordered[1:] != ordered[:-1]))  # where each distinct value starts
+    del ordered
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], n)  # one past the last
+    group = np.cumsum(first, dtype=dtype) - 1
+    out = np.empty(n, dtype=dtype)
+    out[order] = (starts + ends + 1).astype(dtype)[group]  # 2 x the mean of ranks start + 1 .. end
+    return out
+
+
 def ranks_over(maps: dict[str, np.ndarray], region: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The pixels of ``region`` where every map is finite, and each map's ranks over them (for
-    :func:`colocalisation`'s ``ranks`` when a pair's own pixel set is this one)."""
+    """The pixels of ``region`` where every map is finite, and each map's doubled ranks over them
+    (:func:`doubled_ranks`; for :func:`colocalisation`'s ``ranks`` when a pair's own pixel set is this one)."""
     common = region.copy()
     for values in maps.values():
         common &= np.isfinite(values)
-    return common, {name: stats.rankdata(values[common]) for name, values in maps.items()}
+    return common, {name: doubled_ranks(values[common]) for name, values in maps.items()}

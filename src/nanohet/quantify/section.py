@@ -73,6 +73,14 @@ def at_analysis_scale(values: np.ndarray, region: np.ndarray, spacing_um: float,
     return values, region, spacing_um
 
 
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box (slices) holding every True pixel of ``mask`` (the whole array for an empty mask). The
+    spatial and texture measures see only region pixels and zero-padded neighbourhoods, so cropping to it changes
+    no value and spares the transforms of the empty margin."""
+    box = ndimage.find_objects(mask.astype(np.int8, copy=False))
+    return box[0] if box and box[0] is not None else tuple(slice(None) for _ in mask.shape)
+
+
 TEXTURE_UNITS = {
     "joint_average": "grey level", "sum_average": "grey level", "difference_average": "grey level",
     "dissimilarity": "grey level", "joint_variance": "grey level^2", "sum_variance": "grey level^2",
@@ -93,6 +101,8 @@ def texture_rows(values: np.ndarray, region: np.ndarray, levels: int) -> list[di
     GLSZM (KOBO). Rows are NaN for a region with fewer than 2 finite pixels.
     """
     inside = region & np.isfinite(values)
+    box = bounding_box(inside)
+    values, inside = values[box], inside[box]
     names = [f"glcm_{k}" for k in GLCM_CODES] + [f"glszm_{k}" for k in GLSZM_CODES]
     if values.ndim == 2:
         names.append("dhi")
@@ -127,6 +137,8 @@ def spatial_rows(values: np.ndarray, region: np.ndarray, spacing_um: float, q: Q
     inside = region & np.isfinite(values)
     if inside.sum() < 3:
         return rows
+    box = bounding_box(inside)
+    values, inside = values[box], inside[box]
     hot, cold, _ = hotspots(values, inside, float(q.hotspot_radius_um) / spacing_um, float(q.hotspot_fdr))
     n = float(inside.sum())
     found = {"moran_i": morans_i(values, inside), "geary_c": gearys_c(values, inside),
@@ -162,11 +174,11 @@ def colocalisation_rows(sample: str, maps: dict[str, np.ndarray], tissue: np.nda
     as metric rows whose analyte is ``"<a>:<b>"`` (in the order of ``maps``)."""
     names = list(maps)
     rows = []
-    common, ranks = ranks_over(maps, tissue)  # each map ranked once for Spearman, where all maps are finite
     n_shifts, min_shift = int(q.colocalisation_shifts), max(int(float(q.colocalisation_min_shift_um) / spacing_um), 1)
     pairs = {(a, b): shift_offsets(tissue.shape, n_shifts, min_shift, seed=i)
              for i, a in enumerate(names) for b in names[i + 1:]}
     shifted = shifted_correlations(maps, tissue, {k: v for k, v in pairs.items() if v.size}) if n_shifts else {}
+    common, ranks = ranks_over(maps, tissue)  # each map ranked once for Spearman, where all maps are finite
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             pair = tissue & np.isfinite(maps[a]) & np.isfinite(maps[b])

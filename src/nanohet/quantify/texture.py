@@ -109,13 +109,19 @@ def glcm_matrices(levels, mask, n_levels: int | None = None, *, dimensions: int 
     directions = DIRECTIONS_2D if dimensions == 2 else DIRECTIONS_3D
     n_slices = lv.shape[0] if dimensions == 2 else 1
     out = np.zeros((n_slices, len(directions), ng, ng))
-    z_index = np.broadcast_to(np.arange(lv.shape[0])[:, None, None], lv.shape) if dimensions == 2 else None
+    # each voxel's code: level - 1 inside the mask, the extra level ng outside; a pair's bin (code_a, code_b) of an
+    # (ng + 1)² matrix per slice, so pairs with a voxel outside fall in the extra row or column, dropped at the end
+    # (no selection of the pairs: a bincount over every position)
+    side = ng + 1
+    dtype = np.int32 if n_slices * side * side < 2 ** 31 else np.int64
+    code = np.where(m, lv - 1, ng).astype(dtype)
+    if dimensions == 2 and n_slices > 1:
+        code += (np.arange(n_slices, dtype=dtype) * side)[:, None, None]  # the slice in the row's code
     for k, offset in enumerate(directions):
         a, b = _pair_views(lv.shape, offset)
-        both = m[a] & m[b]
-        i, j = lv[a][both] - 1, lv[b][both] - 1
-        z = z_index[a][both] if dimensions == 2 else np.zeros_like(i)
-        counts = np.bincount((z * ng + i) * ng + j, minlength=n_slices * ng * ng).reshape(n_slices, ng, ng)
+        bins = code[a] * side
+        bins += code[b] % side if dimensions == 2 and n_slices > 1 else code[b]
+        counts = np.bincount(bins.ravel(), minlength=n_slices * side * side).reshape(n_slices, side, side)[:, :ng, :ng]
         out[:, k] = counts + counts.transpose(0, 2, 1)
     return out
 
