@@ -76,8 +76,15 @@ def costes_thresholds(x: np.ndarray, y: np.ndarray, n_bins: int = 4096) -> tuple
     lo, hi = float(x.min()), float(x.max())
     edges = np.linspace(lo, hi, int(n_bins) + 1)
     bins = np.searchsorted(edges, entry, side="right")  # entry < edges[j]  <=>  bins <= j
-    terms = (np.ones_like(a), a, b, a * a, b * b, a * b)
-    binned = np.array([np.bincount(bins, weights=w, minlength=edges.size + 1) for w in terms])
+    def terms(a, b):  # the six sums behind r, one pixel array at a time (each is as large as the region)
+        yield None  # the count
+        yield a
+        yield b
+        yield a * a
+        yield b * b
+        yield a * b
+
+    binned = np.array([np.bincount(bins, weights=w, minlength=edges.size + 1) for w in terms(a, b)])
     before = np.cumsum(binned, axis=1)  # before[:, j]: the sums over the pixels with entry < edges[j]
 
     def pearson(sums):
@@ -95,7 +102,9 @@ def costes_thresholds(x: np.ndarray, y: np.ndarray, n_bins: int = 4096) -> tuple
         return hi, slope * hi + intercept
     inside = np.flatnonzero(bins == j + 1)  # the pixels entering between edges[j] and edges[j + 1]
     order = inside[np.argsort(entry[inside], kind="stable")]
-    steps = before[:, j][:, None] + np.cumsum(np.array([w[order] for w in terms]), axis=1)
+    a, b = a[order], b[order]
+    steps = before[:, j][:, None] + np.cumsum(
+        np.array([np.ones(order.size) if w is None else w for w in terms(a, b)]), axis=1)
     # r of the sets below t as t steps down through the bin: S_m holds the first m of its pixels, m = 0 .. K - 1
     r_sets = np.concatenate([[r_edges[j]], pearson(steps)[:-1]])
     m = int(np.flatnonzero(np.isfinite(r_sets) & (r_sets <= 0))[-1])  # the first set met with r <= 0
@@ -224,18 +233,18 @@ def shifted_correlations(maps: dict[str, np.ndarray], region: np.ndarray,
     for k, values in maps.items():
         values = np.asarray(values, np.float64)
         c = np.where(first, values - values[first].mean(), 0.0)
-        spectra[k] = fft.rfft2(c, workers=workers)
-        sum_full = correlate(spectra[k], conj_m)
-        c *= c  # the squares; the centred values are in their spectrum
-        squares = fft.rfft2(c, workers=workers)
-        del c
+        squares = fft.rfft2(c * c, workers=workers)
         sq_full = correlate(squares, conj_m)
         del squares
-        for (a, b), sh in shifts.items():  # as the first map: sum_x X(x) m(x - s); as the second: at -s
-            if k in (a, b):
-                sign = 1 if k == a else -1
-                sums[(k, (a, b))] = (at(sum_full, sh, sign), at(sq_full, sh, sign))
-        del sum_full, sq_full
+        mine = [((a, b), sh, 1 if k == a else -1) for (a, b), sh in shifts.items() if k in (a, b)]
+        squares_at = {pair: at(sq_full, sh, sign) for pair, sh, sign in mine}  # as the first map: at s; second: -s
+        del sq_full
+        spectra[k] = fft.rfft2(c, workers=workers)
+        del c
+        sum_full = correlate(spectra[k], conj_m)
+        for pair, sh, sign in mine:
+            sums[(k, pair)] = (at(sum_full, sh, sign), squares_at[pair])
+        del sum_full
     out = {}
     for (a, b), sh in shifts.items():
         sum_ab = at(correlate(spectra[a], np.conj(spectra[b])), sh)
