@@ -159,11 +159,11 @@ def test_masks_are_mapped_back_onto_the_native_msi_grid(tmp_path, tiny_sample, t
     assert np.isfinite(dist).all() and 5 < np.median(dist) < 100
 
 
-# Known misses: none since the demo draws each acquisition from its own random stream (the H&E geometries of
-# these seeds changed with it). Before, seed 24 stalled more than 2 pixels from the truth and was flagged (pose
-# margin 0.026; on 1.2 mm sections the margin does not separate a good fit from a miss, see docs/validation.md).
-# A seed listed here must miss and be flagged.
-KNOWN_HE_MISSES = ()
+# Known misses: seed 26 since the phantom's nuclei are a hard-core process (a78be23; the DAPI image at the 10 µm
+# working pixels is more even): it ends 2.9 px off and is flagged (pose margin 0.007). Earlier seed 24 was the
+# miss (pose margin 0.026; on 1.2 mm sections the margin does not separate a good fit from a miss, see
+# docs/validation.md). A seed listed here must miss and be flagged.
+KNOWN_HE_MISSES = (26,)
 
 
 def _register_tiny_he(tmp_path, **params):
@@ -263,7 +263,9 @@ def test_landmarks_start_the_he_registration_of_a_mirrored_section(tmp_path, see
     qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t").iloc[0]
     assert qc.initialisation == "landmarks" and bool(qc.flipped) and not bool(qc.flagged)
     assert qc.landmark_points == 5 and qc.landmark_check == "init points"
-    assert qc.landmark_tre_median_um < 25.0  # the clicks themselves are ±10 µm off in each image
+    # the clicks themselves are ±10 µm off in each image: a perfect fit leaves Rayleigh distances of sigma 14 µm
+    # (median 17 µm), and the median of five exceeds 35 µm with probability 0.001 (25 µm: 0.07)
+    assert qc.landmark_tre_median_um < 35.0
     e = target_registration_error(sitk.ReadTransform(str(tmp_path / "he.tfm")), x, section_to_he(x, geom))
     assert np.median(e) / truth.spacing[0] < 2.0
 
