@@ -6,7 +6,9 @@ a fresh process through what the ``cells`` rule runs: :func:`nanohet.microscopy.
 tissue), :func:`~nanohet.microscopy.cells.cell_territories` and :func:`~nanohet.microscopy.cells.cell_table`
 with two channels and the vessel distance. Wall time and peak resident memory (from after the section is made)
 are printed against the issue's targets (3 minutes, 4 GB on 2 cores), with the share of planted nuclei found
-(a detected centroid within 3 µm).
+(a detected centroid within 3 µm). The section is held in memory whole and the C allocator keeps its defaults, as
+in a script calling the library; the workflow's ``cells`` step reads a slide tile by tile and keeps freed blocks
+for reuse (``nanohet.memory``): its numbers are the ``cells`` rows of ``benchmarks/wholeslide.py``.
 
 Usage: .venv/bin/python benchmarks/cells.py [--size 10000] [--out cells.tsv]
 """
@@ -24,7 +26,6 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from nanohet.memory import reuse_freed_memory
 from nanohet.microscopy.cells import cell_table, cell_territories, segment_nuclei
 from nanohet.quantify.metrics import distance_to_mask_um
 
@@ -62,7 +63,6 @@ def child(size: int) -> None:
     vessels = np.zeros(tissue.shape, dtype=bool)
     vessels[::400, :] = True  # a few lines of vessel for the distance map
     gc.collect()
-    reuse_freed_memory()  # as every workflow step does (nanohet.memory)
     reset_peak_memory()  # making the section does not count
     start = time.perf_counter()
     nuclei = segment_nuclei(channels["DAPI"], PIXEL_UM, mask=tissue)
