@@ -76,7 +76,7 @@ def at_analysis_scale(values: np.ndarray, region: np.ndarray, spacing_um: float,
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     """The smallest box (slices) holding every True pixel of ``mask`` (the whole array for an empty mask). The
     spatial and texture measures see only region pixels and zero-padded neighbourhoods, so cropping to it changes
-    no value and spares the transforms of the empty margin."""
+    no value (beyond the rounding of other FFT lengths) and spares the transforms of the empty margin."""
     box = ndimage.find_objects(mask.astype(np.int8, copy=False))
     return box[0] if box and box[0] is not None else tuple(slice(None) for _ in mask.shape)
 
